@@ -1,0 +1,85 @@
+-- The metering core. Times are Unix seconds (UTC); quantities are integer millionths.
+
+CREATE TABLE creators (
+    id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    custom_domain TEXT,
+    branding TEXT NOT NULL DEFAULT '{}',
+    stripe_account_id TEXT,
+    rate_limit_per_second BIGINT,
+    rate_limit_burst BIGINT,
+    created_at BIGINT NOT NULL
+);
+
+-- Keys are stored as SHA-256 hex of the full key; the prefix is kept to tell them apart.
+CREATE TABLE api_keys (
+    key_hash TEXT PRIMARY KEY,
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    kind TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE meters (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    key TEXT NOT NULL,
+    -- Position in the creator's meter list: meters are never renumbered.
+    position BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    aggregation TEXT NOT NULL,
+    reset TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, key)
+);
+
+CREATE TABLE tiers (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    key TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    -- The tier's definition as JSON (name, price, caps, features).
+    definition TEXT NOT NULL,
+    is_default BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, key)
+);
+
+CREATE TABLE customers (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    id TEXT NOT NULL,
+    tier_key TEXT,
+    -- Billing-cycle anchor: when the current tier was assigned.
+    assigned_at BIGINT NOT NULL,
+    email TEXT,
+    stripe_customer_id TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, id)
+);
+
+-- Usage per hour: period totals are the sum (or max) of a period's buckets, and the same
+-- rows serve hourly time series.
+CREATE TABLE usage_buckets (
+    creator_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    meter_key TEXT NOT NULL,
+    period_start BIGINT NOT NULL,
+    bucket_start BIGINT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, customer_id, meter_key, period_start, bucket_start)
+);
+
+CREATE INDEX usage_buckets_by_period ON usage_buckets (creator_id, period_start);
+
+CREATE TABLE idempotency_keys (
+    creator_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    -- The first answer, repeated for every retry.
+    result TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, key)
+);
+
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);

@@ -1,0 +1,59 @@
+//! `/v1/admin/…`: the platform owner's API (admin token).
+
+use actix_web::{get, patch, post, web, HttpResponse};
+
+use crate::creators::model::{CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats};
+use crate::creators::service;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::AdminAuth;
+use crate::http::body::ApiJson;
+use crate::startup::AppState;
+
+/// Create a creator. The answer holds its secret and publishable keys, shown this once.
+#[utoipa::path(post, path = "/v1/admin/creators", tag = "admin", request_body = NewCreator,
+    responses((status = 201, body = CreatedCreator), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("admin_token" = [])))]
+#[post("/v1/admin/creators")]
+pub async fn create_creator(
+    state: web::Data<AppState>,
+    _: AdminAuth,
+    ApiJson(body): ApiJson<NewCreator>,
+) -> Result<HttpResponse, ApiError> {
+    state.ensure_ready()?;
+    let created = service::create(&state, body).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// List every creator (without keys).
+#[utoipa::path(get, path = "/v1/admin/creators", tag = "admin",
+    responses((status = 200, body = [CreatorView])), security(("admin_token" = [])))]
+#[get("/v1/admin/creators")]
+pub async fn list_creators(state: web::Data<AppState>, _: AdminAuth) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::list(&state).await?))
+}
+
+/// Change a creator's per-key rate limit.
+#[utoipa::path(patch, path = "/v1/admin/creators/{slug}", tag = "admin", request_body = CreatorPatch,
+    params(("slug" = String, Path, description = "Creator slug")),
+    responses((status = 200, body = CreatorView), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+#[patch("/v1/admin/creators/{slug}")]
+pub async fn update_creator(
+    state: web::Data<AppState>,
+    _: AdminAuth,
+    slug: web::Path<String>,
+    ApiJson(body): ApiJson<CreatorPatch>,
+) -> Result<HttpResponse, ApiError> {
+    state.ensure_ready()?;
+    Ok(HttpResponse::Ok().json(service::update(&state, &slug, body).await?))
+}
+
+/// Platform-wide figures.
+#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin",
+    responses((status = 200, body = PlatformStats), (status = 503, body = ErrorBody)),
+    security(("admin_token" = [])))]
+#[get("/v1/admin/stats")]
+pub async fn stats(state: web::Data<AppState>, _: AdminAuth) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::stats(&state).await?))
+}

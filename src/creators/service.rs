@@ -1,0 +1,99 @@
+//! Creating creators and changing what the platform owner controls about them. A new
+//! creator is written to the store with its key hashes, then joins the registry with its
+//! own tenant actor.
+
+use std::sync::Arc;
+
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::creators::keys::{self, KeyKind};
+use crate::creators::model::{CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::KeyRow;
+use crate::tenants::actor::TenantHandle;
+use crate::tenants::config::TenantConfig;
+use crate::tenants::registry::Creator;
+use crate::tenants::state::Tenant;
+
+pub async fn create(state: &AppState, body: NewCreator) -> Result<CreatedCreator, ApiError> {
+    let id = format!("cr_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
+    let (row, rate_limit) = body.parse(id, state.usage.now())?;
+    let secret_key = keys::generate(KeyKind::Secret);
+    let publishable_key = keys::generate(KeyKind::Publishable);
+    let key_rows: Vec<KeyRow> = [(&secret_key, KeyKind::Secret), (&publishable_key, KeyKind::Publishable)]
+        .into_iter()
+        .map(|(key, kind)| KeyRow {
+            key_hash: keys::hash_hex(key),
+            creator_id: row.id.clone(),
+            kind: kind.as_str().into(),
+            prefix: keys::display_prefix(key),
+        })
+        .collect();
+    state.store.insert_creator(&row, &key_rows).await?;
+    let tenant = Arc::new(Tenant::new(
+        Arc::from(row.id.as_str()),
+        Arc::from(row.slug.as_str()),
+        TenantConfig::default(),
+    ));
+    let creator = Creator {
+        actor: TenantHandle::start(tenant.clone(), state.settings.clone()),
+        tenant,
+    };
+    state.registry.add_creator(creator, rate_limit);
+    for (key, kind) in [(&secret_key, KeyKind::Secret), (&publishable_key, KeyKind::Publishable)] {
+        state.registry.add_key(&row.id, keys::hash(key), kind);
+    }
+    tracing::info!(creator = %row.slug, "creator created");
+    Ok(CreatedCreator {
+        creator: CreatorView::from_row(&row, rate_limit),
+        secret_key,
+        publishable_key,
+    })
+}
+
+pub async fn list(state: &AppState) -> Result<Vec<CreatorView>, ApiError> {
+    let rows = state.store.load_creators().await?;
+    Ok(rows
+        .iter()
+        .map(|row| CreatorView::from_row(row, state.registry.rate_limit(&row.id)))
+        .collect())
+}
+
+pub async fn update(state: &AppState, slug: &str, patch: CreatorPatch) -> Result<CreatorView, ApiError> {
+    let creator = state
+        .registry
+        .creator_by_slug(slug)
+        .ok_or_else(|| ApiError::not_found("creator_not_found", format!("no creator `{slug}`")))?;
+    let id = &creator.tenant.id;
+    let rate_limit = patch.rate_limit;
+    state
+        .store
+        .update_creator_rate_limit(
+            id,
+            rate_limit.map(|r| i64::from(r.per_second)),
+            rate_limit.and_then(|r| r.burst).map(i64::from),
+        )
+        .await?;
+    state.registry.set_rate_limit(id, rate_limit);
+    let row = state
+        .store
+        .load_creators()
+        .await?
+        .into_iter()
+        .find(|row| *row.id == **id)
+        .ok_or_else(|| ApiError::not_found("creator_not_found", format!("no creator `{slug}`")))?;
+    Ok(CreatorView::from_row(&row, rate_limit))
+}
+
+pub async fn stats(state: &AppState) -> Result<PlatformStats, ApiError> {
+    let counts = state.store.platform_counts().await?;
+    Ok(PlatformStats {
+        creators: counts.creators,
+        customers: counts.customers,
+        meters: counts.meters,
+        tiers: counts.tiers,
+        live_counters: state.registry.live_counters(),
+        store_up: state.usage.health.is_up(),
+    })
+}

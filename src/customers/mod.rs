@@ -1,0 +1,3 @@
+//! Customers: a creator's end users, their tier, usage and entitlements.
+pub mod model;
+pub mod routes;

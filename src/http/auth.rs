@@ -1,0 +1,106 @@
+//! Who is calling. `AdminAuth` accepts only the platform owner's token; `CreatorAuth`
+//! accepts only a creator's secret key and applies that key's rate limit. Keys are found
+//! by their SHA-256 and compared again in constant time; the admin token likewise.
+
+use std::future::{ready, Ready};
+
+use actix_web::{web, FromRequest, HttpRequest};
+use governor::clock::{Clock, DefaultClock};
+
+use crate::creators::keys::{self, KeyKind};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::telemetry::metric_names;
+use crate::tenants::registry::Creator;
+
+/// The platform owner.
+pub struct AdminAuth;
+
+/// A creator, authenticated by one of its secret keys.
+pub struct CreatorAuth(pub Creator);
+
+fn state(req: &HttpRequest) -> &web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered by startup")
+}
+
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_key", "send the key as `Authorization: Bearer <key>`")
+        })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("invalid_key", "the Authorization header must be `Bearer <key>`")
+        })
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::unauthorized("invalid_key", "the key is not valid")
+}
+
+fn wrong_kind(expected: &str) -> ApiError {
+    ApiError::forbidden("wrong_key_kind", format!("this endpoint needs {expected}"))
+}
+
+fn authenticate_admin(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
+    let state = state(req);
+    let token = bearer(req)?;
+    let hash = keys::hash(token);
+    if keys::same(&hash, &state.admin_token_hash) {
+        return Ok(AdminAuth);
+    }
+    if state.registry.key(&hash).is_some() {
+        return Err(wrong_kind("the admin token"));
+    }
+    Err(invalid_key())
+}
+
+fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
+    let state = state(req);
+    let key = bearer(req)?;
+    state.ensure_ready()?;
+    let hash = keys::hash(key);
+    let Some(entry) = state.registry.key(&hash).filter(|e| keys::same(&e.hash, &hash)) else {
+        if keys::same(&hash, &state.admin_token_hash) {
+            return Err(wrong_kind("a creator's secret key"));
+        }
+        return Err(invalid_key());
+    };
+    if entry.kind != KeyKind::Secret {
+        return Err(wrong_kind("a secret key (sk_…); publishable keys are for embeds"));
+    }
+    if let Some(limiter) = &entry.limiter {
+        if let Err(not_until) = limiter.check() {
+            metrics::counter!(metric_names::RATE_LIMITED).increment(1);
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64));
+        }
+    }
+    Ok(CreatorAuth(entry.creator))
+}
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate_admin(req))
+    }
+}
+
+impl FromRequest for CreatorAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate_creator(req))
+    }
+}

@@ -1,0 +1,34 @@
+//! HTTP: the route table, extractors (the authenticated creator, bodies) and the
+//! operations endpoints. Handlers live with their domain (`meters/routes.rs`, …).
+
+pub mod auth;
+pub mod body;
+pub mod ops;
+
+use actix_web::web;
+
+use crate::{creators, customers, meters, tiers, usage};
+
+/// Every route of the daemon.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics)
+        .service(ops::openapi)
+        .service(creators::routes::create_creator)
+        .service(creators::routes::list_creators)
+        .service(creators::routes::update_creator)
+        .service(creators::routes::stats)
+        .service(meters::routes::create_meter)
+        .service(meters::routes::list_meters)
+        .service(meters::routes::get_meter)
+        .service(tiers::routes::create_tier)
+        .service(tiers::routes::list_tiers)
+        .service(tiers::routes::get_tier)
+        .service(tiers::routes::update_tier)
+        .service(customers::routes::put_customer)
+        .service(customers::routes::get_usage)
+        .service(customers::routes::get_entitlement)
+        .service(usage::routes::post_events)
+        .service(usage::routes::post_check);
+}

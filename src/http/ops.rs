@@ -1,0 +1,68 @@
+//! Operations endpoints, without a key: liveness, readiness, Prometheus metrics and the
+//! OpenAPI document.
+
+use std::sync::OnceLock;
+
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    pub status: &'static str,
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Status { status: "ok" })
+}
+
+/// Ready: counters are loaded and the store is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.ensure_ready()?;
+    if !state.usage.health.is_up() {
+        return Err(ApiError::store_unavailable());
+    }
+    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    ::metrics::gauge!(crate::telemetry::metric_names::LIVE_COUNTERS)
+        .set(state.registry.live_counters() as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+#[get("/openapi.json")]
+pub async fn openapi() -> HttpResponse {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| {
+        use utoipa::OpenApi;
+        crate::openapi::ApiDoc::openapi()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.as_str())
+}
+
+/// Unknown routes answer in the same error shape as everything else.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("route_not_found", "no such endpoint"))
+}

@@ -1,0 +1,31 @@
+//! Staryer: a usage-metering and monetization daemon. Creators define meters and tiers;
+//! their apps post usage events; Staryer answers each with allow, warn or block from
+//! memory, and acknowledges counted events only once they are committed to the store.
+//!
+//! # Layout
+//!
+//! An event's path, by folder: `http` (routes, auth, bodies) → `usage` (parse, decide,
+//! count) → `store` (group commit). Around it:
+//!
+//! - `config`, `startup`, `telemetry`, `error`, `clock`: the daemon's frame.
+//! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
+//! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
+//!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
+//! - `openapi`: the generated API document.
+//! - `demo`: the `staryer demo` walkthrough.
+
+pub mod clock;
+pub mod config;
+pub mod creators;
+pub mod customers;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod meters;
+pub mod openapi;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tenants;
+pub mod tiers;
+pub mod usage;

@@ -1,0 +1,3 @@
+//! Meters: what a creator counts.
+pub mod model;
+pub mod routes;

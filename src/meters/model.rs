@@ -1,0 +1,100 @@
+//! Meters: what is counted. A meter's key is a slug unique within its creator; meters are
+//! never renumbered, so a meter's position is a stable index for counters and caps.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::usage::decide::Aggregation;
+use crate::usage::period::{rfc3339, Reset};
+
+/// A meter's index in its creator's meter list.
+pub type MeterId = u32;
+
+#[derive(Debug, Clone)]
+pub struct Meter {
+    pub key: Arc<str>,
+    pub name: String,
+    pub unit: String,
+    pub aggregation: Aggregation,
+    pub reset: Reset,
+    pub created_at: i64,
+}
+
+/// `POST /v1/meters`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMeter {
+    /// Slug: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit.
+    pub key: String,
+    pub name: Option<String>,
+    pub unit: Option<String>,
+    pub aggregation: Aggregation,
+    pub reset: Reset,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeterView {
+    pub key: String,
+    pub name: String,
+    pub unit: String,
+    pub aggregation: Aggregation,
+    pub reset: Reset,
+    pub created_at: String,
+}
+
+impl From<&Meter> for MeterView {
+    fn from(meter: &Meter) -> Self {
+        MeterView {
+            key: meter.key.to_string(),
+            name: meter.name.clone(),
+            unit: meter.unit.clone(),
+            aggregation: meter.aggregation,
+            reset: meter.reset,
+            created_at: rfc3339(meter.created_at),
+        }
+    }
+}
+
+/// Checks a slug used as a meter or tier key.
+pub fn parse_slug(what: &str, text: &str) -> Result<Arc<str>, ApiError> {
+    let valid = (1..=64).contains(&text.len())
+        && text.as_bytes()[0].is_ascii_alphanumeric()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(Arc::from(text))
+    } else {
+        Err(ApiError::invalid(
+            "invalid_key",
+            format!("{what} must be 1–64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit"),
+        ))
+    }
+}
+
+/// Checks a free-text name (at most 200 characters).
+pub fn parse_name(what: &str, text: &str) -> Result<String, ApiError> {
+    if text.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            format!("{what} must be at most 200 characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+impl NewMeter {
+    pub fn parse(self, now: i64) -> Result<Meter, ApiError> {
+        let key = parse_slug("key", &self.key)?;
+        Ok(Meter {
+            name: parse_name("name", self.name.as_deref().unwrap_or(&self.key))?,
+            unit: parse_name("unit", self.unit.as_deref().unwrap_or("units"))?,
+            key,
+            aggregation: self.aggregation,
+            reset: self.reset,
+            created_at: now,
+        })
+    }
+}

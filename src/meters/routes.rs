@@ -1,0 +1,52 @@
+//! `/v1/meters`: thin handlers over the tenant actor (writes) and the config snapshot (reads).
+
+use actix_web::{get, post, web, HttpResponse};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::CreatorAuth;
+use crate::http::body::ApiJson;
+use crate::meters::model::{MeterView, NewMeter};
+use crate::startup::AppState;
+
+/// Create a meter.
+#[utoipa::path(post, path = "/v1/meters", tag = "meters", request_body = NewMeter,
+    responses((status = 201, body = MeterView), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/meters")]
+pub async fn create_meter(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    ApiJson(body): ApiJson<NewMeter>,
+) -> Result<HttpResponse, ApiError> {
+    let meter = body.parse(state.usage.now())?;
+    let created = creator.actor.create_meter(meter).await?;
+    Ok(HttpResponse::Created().json(MeterView::from(&*created)))
+}
+
+/// List the creator's meters.
+#[utoipa::path(get, path = "/v1/meters", tag = "meters",
+    responses((status = 200, body = [MeterView])), security(("secret_key" = [])))]
+#[get("/v1/meters")]
+pub async fn list_meters(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
+    let config = creator.tenant.config();
+    let meters: Vec<MeterView> = config.meters.iter().map(|m| MeterView::from(&**m)).collect();
+    HttpResponse::Ok().json(meters)
+}
+
+/// One meter.
+#[utoipa::path(get, path = "/v1/meters/{key}", tag = "meters",
+    params(("key" = String, Path, description = "Meter key")),
+    responses((status = 200, body = MeterView), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/meters/{key}")]
+pub async fn get_meter(
+    CreatorAuth(creator): CreatorAuth,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let config = creator.tenant.config();
+    let id = config
+        .meter_id(&key)
+        .ok_or_else(|| ApiError::not_found("meter_not_found", format!("no meter `{key}`")))?;
+    Ok(HttpResponse::Ok().json(MeterView::from(&**config.meter(id))))
+}

@@ -1,0 +1,214 @@
+//! Building and running the daemon: store, flusher, registry, HTTP server. `App::build`
+//! binds its own listener (port 0 in tests) and starts loading the tenants in the
+//! background; `/readyz` says ready once they are loaded. `App::run_until_stopped` serves
+//! until a signal (or `stop`), then drains the group commit and closes the store.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App as ActixApp, HttpServer};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::creators::keys::{self, KeyHash};
+use crate::error::ApiError;
+use crate::store::{FlushHandle, Store, StoreHealth};
+use crate::telemetry;
+use crate::tenants::actor::ActorSettings;
+use crate::tenants::loader;
+use crate::tenants::registry::Registry;
+use crate::usage::service::UsageService;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub usage: UsageService,
+    pub store: Store,
+    pub settings: ActorSettings,
+    pub admin_token_hash: KeyHash,
+    pub ready: Arc<AtomicBool>,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// 503 until the tenants are loaded.
+    pub fn ensure_ready(&self) -> Result<(), ApiError> {
+        if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ApiError::unavailable(
+                "not_ready",
+                "the daemon is loading its counters; retry shortly",
+            ))
+        }
+    }
+}
+
+pub struct App {
+    server: Server,
+    port: u16,
+    flusher: FlushHandle,
+    store: Store,
+}
+
+impl App {
+    /// Connects the store (running migrations), binds the listener and starts loading.
+    /// Must run inside an actix system (the actors live there).
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        let admin_token_hash = keys::hash(&admin_token(&config)?);
+        let write_timeout = Duration::from_millis(config.database.write_timeout_ms);
+        let store = Store::connect(
+            &config.database_url(),
+            config.database.max_connections,
+            write_timeout,
+        )
+        .await
+        .context("connecting to the database")?;
+        tracing::info!(dialect = ?store.dialect(), "store connected and migrated");
+        let health = StoreHealth::up();
+        health.spawn_monitor(
+            store.clone(),
+            Duration::from_millis(config.database.health_interval_ms),
+        );
+        let flusher = FlushHandle::spawn(
+            store.clone(),
+            health.clone(),
+            config.ingest.queue_capacity,
+            config.ingest.max_batch_writes,
+        );
+        let settings = ActorSettings {
+            store: store.clone(),
+            clock: clock.clone(),
+            key_retention_secs: config.ingest.idempotency_retention_hours as i64 * 3_600,
+            maintenance_interval: Duration::from_secs(config.ingest.maintenance_interval_secs.max(1)),
+        };
+        if config.stripe.secret_key.is_empty() {
+            tracing::info!("stripe.secret_key is not set: billing is off");
+        }
+        let registry = Arc::new(Registry::default());
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState {
+            registry: registry.clone(),
+            usage: UsageService {
+                flusher: flusher.clone(),
+                health,
+                clock,
+            },
+            store: store.clone(),
+            settings: settings.clone(),
+            admin_token_hash,
+            ready: ready.clone(),
+            metrics: telemetry::prometheus(),
+            max_body_bytes: config.server.max_body_bytes,
+        });
+
+        let listener = TcpListener::bind(&config.server.bind)
+            .with_context(|| format!("binding {}", config.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            ActixApp::new()
+                .app_data(state.clone())
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(crate::http::routes)
+                .default_service(web::to(crate::http::ops::not_found))
+        })
+        .listen(listener)?;
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        tracing::info!("listening on {}:{port}", listener_host(&config.server.bind));
+
+        actix_rt::spawn(async move {
+            let started = std::time::Instant::now();
+            match loader::load_all(&registry, &settings).await {
+                Ok(counters) => {
+                    ready.store(true, Ordering::Release);
+                    tracing::info!(
+                        counters,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "counters loaded; ready"
+                    );
+                }
+                Err(err) => tracing::error!(error = %err, "loading tenants failed; not ready"),
+            }
+        });
+
+        Ok(App {
+            server: server.run(),
+            port,
+            flusher,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server gracefully from elsewhere (tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or `handle().stop`), then commits what is queued and
+    /// closes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        tracing::info!("stopping: draining the commit queue");
+        self.flusher.drain().await;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn listener_host(bind: &str) -> &str {
+    bind.rsplit_once(':').map_or(bind, |(host, _)| host)
+}
+
+/// The configured admin token, or the one kept in `data_dir/admin_token`, generated and
+/// printed once on first start.
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if !config.admin.token.is_empty() {
+        return Ok(config.admin.token.clone());
+    }
+    let path = config.data_dir.join("admin_token");
+    if path.exists() {
+        return Ok(std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_string());
+    }
+    let token = keys::generate_admin_token();
+    write_private(&path, &token)?;
+    println!(
+        "Generated the admin token (shown once; kept in {}):\n\n    {token}\n",
+        path.display()
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

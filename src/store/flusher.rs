@@ -1,0 +1,215 @@
+//! Group commit. Every ingest request hands its bucket deltas and idempotency keys to the
+//! one flusher and waits; the flusher takes everything that queued up while the previous
+//! transaction ran, merges deltas that land in the same hourly bucket, writes them all in
+//! one transaction and answers every waiting request at once. Throughput grows with load
+//! while each answer still means "committed".
+//!
+//! The queue is bounded: a full queue is back-pressure (the caller answers 503), never a
+//! silent drop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Store, StoreError, StoreHealth};
+use crate::telemetry::metric_names;
+
+/// One usage delta for one hourly bucket.
+#[derive(Debug, Clone)]
+pub struct BucketWrite {
+    pub creator_id: Arc<str>,
+    pub customer_id: Arc<str>,
+    pub meter_key: Arc<str>,
+    pub period_start: i64,
+    pub bucket_start: i64,
+    /// Millionths: added for sum/count meters, maxed for max meters.
+    pub value: i64,
+    pub is_max: bool,
+}
+
+/// An idempotency key and the first answer it stands for.
+#[derive(Debug, Clone)]
+pub struct KeyWrite {
+    pub creator_id: Arc<str>,
+    pub key: Arc<str>,
+    pub result: String,
+    pub created_at: i64,
+}
+
+/// What one request needs committed together.
+pub struct FlushJob {
+    pub buckets: Vec<BucketWrite>,
+    pub keys: Vec<KeyWrite>,
+}
+
+type Outcome = Result<(), Arc<str>>;
+
+enum Message {
+    Job(FlushJob, oneshot::Sender<Outcome>),
+    /// Commit everything queued, then answer (graceful shutdown).
+    Drain(oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the commit queue is full")]
+    QueueFull,
+    #[error("the store failed: {0}")]
+    Store(Arc<str>),
+}
+
+/// The cloneable face of the flusher task.
+#[derive(Clone)]
+pub struct FlushHandle {
+    tx: mpsc::Sender<Message>,
+}
+
+impl FlushHandle {
+    pub fn spawn(
+        store: Store,
+        health: StoreHealth,
+        queue_capacity: usize,
+        max_batch_writes: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(queue_capacity);
+        tokio::spawn(run(store, health, rx, max_batch_writes));
+        FlushHandle { tx }
+    }
+
+    /// Queues the job and waits until it is committed (or failed).
+    pub async fn commit(&self, job: FlushJob) -> Result<(), SubmitError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .try_send(Message::Job(job, done))
+            .map_err(|_| SubmitError::QueueFull)?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(SubmitError::Store(cause)),
+            Err(_) => Err(SubmitError::Store("flusher stopped".into())),
+        }
+    }
+
+    /// Commits everything queued so far; used at shutdown.
+    pub async fn drain(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Drain(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(err: StoreError) -> Self {
+        SubmitError::Store(err.to_string().into())
+    }
+}
+
+async fn run(
+    store: Store,
+    health: StoreHealth,
+    mut rx: mpsc::Receiver<Message>,
+    max_batch_writes: usize,
+) {
+    let mut waiting: Vec<oneshot::Sender<Outcome>> = Vec::new();
+    let mut merged = MergedWrites::default();
+    while let Some(first) = rx.recv().await {
+        let mut drained = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Job(job, done) => {
+                    merged.add(job);
+                    waiting.push(done);
+                }
+                Message::Drain(done) => drained.push(done),
+            }
+            if merged.writes < max_batch_writes {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !waiting.is_empty() {
+            let outcome = commit(&store, &health, &mut merged).await;
+            for done in waiting.drain(..) {
+                let _ = done.send(outcome.clone());
+            }
+        }
+        for done in drained {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn commit(store: &Store, health: &StoreHealth, merged: &mut MergedWrites) -> Outcome {
+    let (sums, maxes, keys) = merged.take();
+    let started = Instant::now();
+    metrics::histogram!(metric_names::FLUSH_BATCH_SIZE)
+        .record((sums.len() + maxes.len() + keys.len()) as f64);
+    let result = store.commit_usage(&sums, &maxes, &keys).await;
+    metrics::histogram!(metric_names::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+    result.map_err(|err| {
+        metrics::counter!(metric_names::STORE_ERRORS).increment(1);
+        let cause = err.to_string();
+        health.mark_down(&cause);
+        Arc::from(cause)
+    })
+}
+
+type BucketKey = (Arc<str>, Arc<str>, Arc<str>, i64, i64);
+
+/// Deltas of many requests, merged per bucket (a multi-row upsert may touch a row once).
+#[derive(Default)]
+struct MergedWrites {
+    buckets: HashMap<BucketKey, (i64, bool)>,
+    keys: Vec<KeyWrite>,
+    /// Writes taken so far, before merging (bounds one transaction).
+    writes: usize,
+}
+
+impl MergedWrites {
+    fn add(&mut self, job: FlushJob) {
+        self.writes += job.buckets.len() + job.keys.len();
+        for write in job.buckets {
+            let key = (
+                write.creator_id,
+                write.customer_id,
+                write.meter_key,
+                write.period_start,
+                write.bucket_start,
+            );
+            let slot = self.buckets.entry(key).or_insert((0, write.is_max));
+            slot.0 = if write.is_max {
+                slot.0.max(write.value)
+            } else {
+                slot.0 + write.value
+            };
+        }
+        self.keys.extend(job.keys);
+    }
+
+    fn take(&mut self) -> (Vec<BucketWrite>, Vec<BucketWrite>, Vec<KeyWrite>) {
+        let mut sums = Vec::new();
+        let mut maxes = Vec::new();
+        for ((creator_id, customer_id, meter_key, period_start, bucket_start), (value, is_max)) in
+            self.buckets.drain()
+        {
+            let write = BucketWrite {
+                creator_id,
+                customer_id,
+                meter_key,
+                period_start,
+                bucket_start,
+                value,
+                is_max,
+            };
+            if is_max {
+                maxes.push(write);
+            } else {
+                sums.push(write);
+            }
+        }
+        self.writes = 0;
+        (sums, maxes, std::mem::take(&mut self.keys))
+    }
+}

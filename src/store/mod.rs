@@ -1,0 +1,671 @@
+//! The durable store: one `Store` over SQLite or PostgreSQL, chosen by URL. It owns every
+//! SQL statement in the daemon. Every method that touches a creator's rows takes the
+//! creator id first, so no caller can read another creator's rows by accident.
+//!
+//! Both databases go through sqlx's `Any` driver with the same SQL, written with `$n`
+//! placeholders (which both accept, numbered in order of appearance); the one dialect
+//! difference is the two-argument maximum (`MAX` vs `GREATEST`).
+
+pub mod flusher;
+pub mod health;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+pub use flusher::{BucketWrite, FlushHandle, FlushJob, KeyWrite};
+pub use health::StoreHealth;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Rows per multi-row INSERT (6 binds each stays far below both databases' limits).
+const ROWS_PER_STATEMENT: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot take the request now (down, locked, timed out); retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique key is taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+}
+
+impl StoreError {
+    fn from_sqlx(err: sqlx::Error, what: &'static str) -> Self {
+        if let Some(db) = err.as_database_error() {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(what);
+            }
+        }
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+fn unavailable(err: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    write_timeout: Duration,
+}
+
+// --- rows -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct CreatorRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub custom_domain: Option<String>,
+    pub branding: String,
+    pub stripe_account_id: Option<String>,
+    pub rate_limit_per_second: Option<i64>,
+    pub rate_limit_burst: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub key_hash: String,
+    pub creator_id: String,
+    pub kind: String,
+    /// The key's first characters, to tell keys apart without revealing them.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MeterRow {
+    pub key: String,
+    pub position: i64,
+    pub name: String,
+    pub unit: String,
+    pub aggregation: String,
+    pub reset: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TierRow {
+    pub key: String,
+    pub position: i64,
+    pub definition: String,
+    pub is_default: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomerRow {
+    pub id: String,
+    pub tier_key: Option<String>,
+    pub assigned_at: i64,
+    pub email: Option<String>,
+    pub stripe_customer_id: Option<String>,
+}
+
+/// One period's total for one customer and meter, as sum and as max of its buckets.
+#[derive(Debug, Clone)]
+pub struct PeriodTotalRow {
+    pub customer_id: String,
+    pub meter_key: String,
+    pub period_start: i64,
+    pub sum: i64,
+    pub max: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyResultRow {
+    pub key: String,
+    pub result: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct PlatformCounts {
+    pub creators: i64,
+    pub customers: i64,
+    pub meters: i64,
+    pub tiers: i64,
+}
+
+impl Store {
+    /// Connects, applies pragmas and runs this database's migrations.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        write_timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let options: AnyConnectOptions = url.parse().map_err(unavailable)?;
+        let timeout_ms = write_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(write_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    let pragmas = match dialect {
+                        // WAL with NORMAL sync survives a killed process (the contract);
+                        // the busy timeout turns a locked file into an error, not a hang.
+                        Dialect::Sqlite => vec![
+                            "PRAGMA journal_mode = WAL".to_string(),
+                            "PRAGMA synchronous = NORMAL".to_string(),
+                            "PRAGMA foreign_keys = ON".to_string(),
+                            format!("PRAGMA busy_timeout = {timeout_ms}"),
+                        ],
+                        Dialect::Postgres => {
+                            vec![format!("SET statement_timeout = {timeout_ms}")]
+                        }
+                    };
+                    for pragma in pragmas {
+                        sqlx::query(&pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(Store {
+            pool,
+            dialect,
+            write_timeout,
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A round trip, bounded by the write timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(self.write_timeout, ping).await {
+            Ok(result) => result.map(|_| ()).map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
+        }
+    }
+
+    // --- creators and keys ----------------------------------------------------------------
+
+    pub async fn insert_creator(
+        &self,
+        creator: &CreatorRow,
+        keys: &[KeyRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO creators (id, slug, name, custom_domain, branding, stripe_account_id, \
+             rate_limit_per_second, rate_limit_burst, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&creator.id)
+        .bind(&creator.slug)
+        .bind(&creator.name)
+        .bind(&creator.custom_domain)
+        .bind(&creator.branding)
+        .bind(&creator.stripe_account_id)
+        .bind(creator.rate_limit_per_second)
+        .bind(creator.rate_limit_burst)
+        .bind(creator.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "a creator with this slug"))?;
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO api_keys (key_hash, creator_id, kind, prefix, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.key_hash)
+            .bind(&key.creator_id)
+            .bind(&key.kind)
+            .bind(&key.prefix)
+            .bind(creator.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    pub async fn update_creator_rate_limit(
+        &self,
+        creator_id: &str,
+        per_second: Option<i64>,
+        burst: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE creators SET rate_limit_per_second = $1, rate_limit_burst = $2 WHERE id = $3",
+        )
+        .bind(per_second)
+        .bind(burst)
+        .bind(creator_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn load_creators(&self) -> Result<Vec<CreatorRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, slug, name, custom_domain, branding, stripe_account_id, \
+             rate_limit_per_second, rate_limit_burst, created_at FROM creators ORDER BY created_at, slug",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CreatorRow {
+                    id: r.try_get("id")?,
+                    slug: r.try_get("slug")?,
+                    name: r.try_get("name")?,
+                    custom_domain: r.try_get("custom_domain")?,
+                    branding: r.try_get("branding")?,
+                    stripe_account_id: r.try_get("stripe_account_id")?,
+                    rate_limit_per_second: r.try_get("rate_limit_per_second")?,
+                    rate_limit_burst: r.try_get("rate_limit_burst")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    pub async fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query("SELECT key_hash, creator_id, kind, prefix FROM api_keys")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    key_hash: r.try_get("key_hash")?,
+                    creator_id: r.try_get("creator_id")?,
+                    kind: r.try_get("kind")?,
+                    prefix: r.try_get("prefix")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    pub async fn platform_counts(&self) -> Result<PlatformCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM creators) AS creators, \
+             (SELECT COUNT(*) FROM customers) AS customers, \
+             (SELECT COUNT(*) FROM meters) AS meters, \
+             (SELECT COUNT(*) FROM tiers) AS tiers",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let get = |name| row.try_get::<i64, _>(name).map_err(unavailable);
+        Ok(PlatformCounts {
+            creators: get("creators")?,
+            customers: get("customers")?,
+            meters: get("meters")?,
+            tiers: get("tiers")?,
+        })
+    }
+
+    // --- meters and tiers -----------------------------------------------------------------
+
+    pub async fn insert_meter(&self, creator_id: &str, meter: &MeterRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meters (creator_id, key, position, name, unit, aggregation, reset, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(creator_id)
+        .bind(&meter.key)
+        .bind(meter.position)
+        .bind(&meter.name)
+        .bind(&meter.unit)
+        .bind(&meter.aggregation)
+        .bind(&meter.reset)
+        .bind(meter.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "a meter with this key"))?;
+        Ok(())
+    }
+
+    pub async fn load_meters(&self, creator_id: &str) -> Result<Vec<MeterRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, position, name, unit, aggregation, reset, created_at FROM meters \
+             WHERE creator_id = $1 ORDER BY position",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(MeterRow {
+                    key: r.try_get("key")?,
+                    position: r.try_get("position")?,
+                    name: r.try_get("name")?,
+                    unit: r.try_get("unit")?,
+                    aggregation: r.try_get("aggregation")?,
+                    reset: r.try_get("reset")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    /// Inserts or replaces a tier; when it becomes the default, no other tier stays one.
+    pub async fn save_tier(
+        &self,
+        creator_id: &str,
+        tier: &TierRow,
+        is_new: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        if tier.is_default {
+            sqlx::query("UPDATE tiers SET is_default = 0 WHERE creator_id = $1")
+                .bind(creator_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        let statement = if is_new {
+            "INSERT INTO tiers (creator_id, key, position, definition, is_default, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        } else {
+            "UPDATE tiers SET position = $3, definition = $4, is_default = $5, created_at = $6, \
+             updated_at = $7 WHERE creator_id = $1 AND key = $2"
+        };
+        sqlx::query(statement)
+            .bind(creator_id)
+            .bind(&tier.key)
+            .bind(tier.position)
+            .bind(&tier.definition)
+            .bind(i64::from(tier.is_default))
+            .bind(tier.created_at)
+            .bind(tier.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "a tier with this key"))?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    pub async fn load_tiers(&self, creator_id: &str) -> Result<Vec<TierRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, position, definition, is_default, created_at, updated_at FROM tiers \
+             WHERE creator_id = $1 ORDER BY position",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(TierRow {
+                    key: r.try_get("key")?,
+                    position: r.try_get("position")?,
+                    definition: r.try_get("definition")?,
+                    is_default: r.try_get::<i64, _>("is_default")? != 0,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    // --- customers ------------------------------------------------------------------------
+
+    pub async fn upsert_customer(
+        &self,
+        creator_id: &str,
+        customer: &CustomerRow,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO customers (creator_id, id, tier_key, assigned_at, email, stripe_customer_id, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (creator_id, id) DO UPDATE SET tier_key = excluded.tier_key, \
+             assigned_at = excluded.assigned_at, email = excluded.email, \
+             stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at",
+        )
+        .bind(creator_id)
+        .bind(&customer.id)
+        .bind(&customer.tier_key)
+        .bind(customer.assigned_at)
+        .bind(&customer.email)
+        .bind(&customer.stripe_customer_id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn load_customers(&self, creator_id: &str) -> Result<Vec<CustomerRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tier_key, assigned_at, email, stripe_customer_id FROM customers \
+             WHERE creator_id = $1",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CustomerRow {
+                    id: r.try_get("id")?,
+                    tier_key: r.try_get("tier_key")?,
+                    assigned_at: r.try_get("assigned_at")?,
+                    email: r.try_get("email")?,
+                    stripe_customer_id: r.try_get("stripe_customer_id")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    // --- usage ----------------------------------------------------------------------------
+
+    /// Totals of every period that starts at or after `since`, and of endless periods
+    /// (start 0): what can still receive events.
+    pub async fn load_period_totals(
+        &self,
+        creator_id: &str,
+        since: i64,
+    ) -> Result<Vec<PeriodTotalRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT customer_id, meter_key, period_start, CAST(SUM(value) AS BIGINT) AS total, \
+             MAX(value) AS peak FROM usage_buckets \
+             WHERE creator_id = $1 AND (period_start >= $2 OR period_start = 0) \
+             GROUP BY customer_id, meter_key, period_start",
+        )
+        .bind(creator_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PeriodTotalRow {
+                    customer_id: r.try_get("customer_id")?,
+                    meter_key: r.try_get("meter_key")?,
+                    period_start: r.try_get("period_start")?,
+                    sum: r.try_get("total")?,
+                    max: r.try_get("peak")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    pub async fn load_idempotency_keys(
+        &self,
+        creator_id: &str,
+        since: i64,
+    ) -> Result<Vec<KeyResultRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, result, created_at FROM idempotency_keys \
+             WHERE creator_id = $1 AND created_at >= $2",
+        )
+        .bind(creator_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyResultRow {
+                    key: r.try_get("key")?,
+                    result: r.try_get("result")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    /// Deletes a creator's idempotency keys older than `before`; returns how many went.
+    pub async fn prune_idempotency_keys(
+        &self,
+        creator_id: &str,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE creator_id = $1 AND created_at < $2")
+            .bind(creator_id)
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+
+    /// One group commit: every bucket delta and idempotency key in one transaction, bounded
+    /// by the write timeout. Buckets must be merged already (one row per bucket key).
+    pub async fn commit_usage(
+        &self,
+        sums: &[BucketWrite],
+        maxes: &[BucketWrite],
+        keys: &[KeyWrite],
+    ) -> Result<(), StoreError> {
+        let write = async {
+            let mut tx = self.pool.begin().await?;
+            let max_fn = match self.dialect {
+                Dialect::Sqlite => "MAX",
+                Dialect::Postgres => "GREATEST",
+            };
+            let sum_tail = "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
+                            DO UPDATE SET value = usage_buckets.value + excluded.value"
+                .to_string();
+            let max_tail = format!(
+                "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
+                 DO UPDATE SET value = {max_fn}(usage_buckets.value, excluded.value)"
+            );
+            for (rows, tail) in [(sums, &sum_tail), (maxes, &max_tail)] {
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_row_insert(
+                        "INSERT INTO usage_buckets (creator_id, customer_id, meter_key, period_start, \
+                         bucket_start, value) VALUES ",
+                        6,
+                        chunk.len(),
+                        tail,
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for row in chunk {
+                        query = query
+                            .bind(&*row.creator_id)
+                            .bind(&*row.customer_id)
+                            .bind(&*row.meter_key)
+                            .bind(row.period_start)
+                            .bind(row.bucket_start)
+                            .bind(row.value);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let sql = multi_row_insert(
+                    "INSERT INTO idempotency_keys (creator_id, key, result, created_at) VALUES ",
+                    4,
+                    chunk.len(),
+                    "ON CONFLICT (creator_id, key) DO NOTHING",
+                );
+                let mut query = sqlx::query(&sql);
+                for key in chunk {
+                    query = query
+                        .bind(&*key.creator_id)
+                        .bind(&*key.key)
+                        .bind(&key.result)
+                        .bind(key.created_at);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable("write timed out".into())),
+        }
+    }
+}
+
+/// `head ($1, …, $n), (…), … tail` with placeholders numbered in order.
+fn multi_row_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+    sql.push_str(head);
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            n += 1;
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${n}");
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn multi_row_inserts_number_placeholders_in_order() {
+        assert_eq!(
+            super::multi_row_insert("INSERT INTO t (a, b) VALUES ", 2, 2, "ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! The actors that own each tenant's lifecycle (actix). A `TenantActor` per creator is the
+//! single writer of its configuration and customer assignments: each change is written to
+//! the store first, then swapped into memory, one message at a time (`AtomicResponse`), so
+//! positions and defaults never race. It also prunes expired idempotency keys. A
+//! `MeterActor` per meter rolls its periods over: counters of periods that can no longer
+//! receive events (ended more than 35 days ago) leave memory.
+//!
+//! Callers hold a `TenantHandle` with named async methods, never a raw mailbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::clock::SharedClock;
+use crate::customers::model::{Customer, CustomerUpdate};
+use crate::error::ApiError;
+use crate::meters::model::{Meter, MeterId};
+use crate::store::{CustomerRow, MeterRow, Store, TierRow};
+use crate::tenants::state::{CommitState, Tenant};
+use crate::tiers::model::{NewTier, Tier, TierDefinition, TierPatch};
+use crate::usage::model::MAX_PAST_SECS;
+
+/// How long a caller waits for the tenant actor before answering 503.
+const ACTOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings every tenant actor shares.
+#[derive(Clone)]
+pub struct ActorSettings {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub key_retention_secs: i64,
+    pub maintenance_interval: Duration,
+}
+
+pub struct TenantActor {
+    tenant: Arc<Tenant>,
+    settings: ActorSettings,
+    meters: Vec<Addr<MeterActor>>,
+}
+
+impl TenantActor {
+    fn start_meter_actor(&mut self, meter: MeterId) {
+        self.meters.push(
+            MeterActor {
+                tenant: self.tenant.clone(),
+                meter,
+                clock: self.settings.clock.clone(),
+                interval: self.settings.maintenance_interval,
+            }
+            .start(),
+        );
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        for meter in 0..self.tenant.config().meters.len() {
+            self.start_meter_actor(meter as MeterId);
+        }
+        ctx.run_interval(self.settings.maintenance_interval, |_, ctx| {
+            ctx.address().do_send(PruneKeys);
+        });
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Meter>, ApiError>")]
+struct CreateMeter(Meter);
+
+impl Handler<CreateMeter> for TenantActor {
+    type Result = AtomicResponse<Self, Result<Arc<Meter>, ApiError>>;
+
+    fn handle(&mut self, CreateMeter(meter): CreateMeter, _: &mut Self::Context) -> Self::Result {
+        let tenant = self.tenant.clone();
+        let store = self.settings.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let config = tenant.config();
+                if config.meter_id(&meter.key).is_some() {
+                    return Err(ApiError::conflict(
+                        "already_exists",
+                        format!("meter `{}` already exists", meter.key),
+                    ));
+                }
+                let row = MeterRow {
+                    key: meter.key.to_string(),
+                    position: config.meters.len() as i64,
+                    name: meter.name.clone(),
+                    unit: meter.unit.clone(),
+                    aggregation: meter.aggregation.as_str().into(),
+                    reset: meter.reset.as_str().into(),
+                    created_at: meter.created_at,
+                };
+                store.insert_meter(&tenant.id, &row).await?;
+                let next = config.with_meter(meter);
+                let created = next.meters.last().cloned().expect("just added");
+                tenant.set_config(next);
+                Ok(created)
+            }
+            .into_actor(self)
+            .map(|result, actor, _| {
+                if result.is_ok() {
+                    let id = actor.tenant.config().meters.len() - 1;
+                    actor.start_meter_actor(id as MeterId);
+                }
+                result
+            }),
+        ))
+    }
+}
+
+enum TierChange {
+    Create(NewTier),
+    Patch(Arc<str>, TierPatch),
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Tier>, ApiError>")]
+struct SaveTier(TierChange);
+
+impl Handler<SaveTier> for TenantActor {
+    type Result = AtomicResponse<Self, Result<Arc<Tier>, ApiError>>;
+
+    fn handle(&mut self, SaveTier(change): SaveTier, _: &mut Self::Context) -> Self::Result {
+        let tenant = self.tenant.clone();
+        let store = self.settings.store.clone();
+        let now = self.settings.clock.now();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let config = tenant.config();
+                let (key, definition, is_default, created_at, is_new) = match change {
+                    TierChange::Create(new) => {
+                        let key = crate::meters::model::parse_slug("key", &new.key)?;
+                        if config.tier_id(&key).is_some() {
+                            return Err(ApiError::conflict(
+                                "already_exists",
+                                format!("tier `{key}` already exists"),
+                            ));
+                        }
+                        let definition =
+                            TierDefinition::parse(&new.name, new.price, new.caps, new.features)?;
+                        (key, definition, new.default, now, true)
+                    }
+                    TierChange::Patch(key, patch) => {
+                        let current = config
+                            .tier_id(&key)
+                            .map(|id| config.tier(id).clone())
+                            .ok_or_else(|| tier_not_found(&key))?;
+                        let old = &current.definition;
+                        let definition = TierDefinition::parse(
+                            patch.name.as_deref().unwrap_or(&old.name),
+                            patch.price.unwrap_or_else(|| old.price.clone()),
+                            patch.caps.unwrap_or_else(|| old.caps.clone()),
+                            patch.features.unwrap_or_else(|| old.features.clone()),
+                        )?;
+                        let is_default = patch.default.unwrap_or(current.is_default);
+                        (current.key.clone(), definition, is_default, current.created_at, false)
+                    }
+                };
+                let tier = Tier::build(key, definition, is_default, &config, created_at, now)?;
+                let row = TierRow {
+                    key: tier.key.to_string(),
+                    position: config.tier_id(&tier.key).unwrap_or(config.tiers.len() as u32)
+                        as i64,
+                    definition: serde_json::to_string(&tier.definition)
+                        .map_err(|e| ApiError::internal(&e))?,
+                    is_default: tier.is_default,
+                    created_at: tier.created_at,
+                    updated_at: tier.updated_at,
+                };
+                store.save_tier(&tenant.id, &row, is_new).await?;
+                let next = config.with_tier(tier);
+                let saved = next.tier(next.tier_id(&row.key).expect("just saved")).clone();
+                tenant.set_config(next);
+                Ok(saved)
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+pub fn tier_not_found(key: &str) -> ApiError {
+    ApiError::not_found("tier_not_found", format!("no tier `{key}`"))
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Customer, ApiError>")]
+struct UpsertCustomer(CustomerUpdate);
+
+impl Handler<UpsertCustomer> for TenantActor {
+    type Result = AtomicResponse<Self, Result<Customer, ApiError>>;
+
+    fn handle(&mut self, UpsertCustomer(update): UpsertCustomer, _: &mut Self::Context) -> Self::Result {
+        let tenant = self.tenant.clone();
+        let store = self.settings.store.clone();
+        let now = self.settings.clock.now();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let config = tenant.config();
+                let tier = config
+                    .tier_id(&update.tier)
+                    .ok_or_else(|| tier_not_found(&update.tier))?;
+                // A new tier starts a new billing cycle; the same tier keeps its anchor.
+                let anchor = match tenant.customers.get(&*update.id) {
+                    Some(state) if state.declared && state.tier == Some(tier) => state.anchor,
+                    _ => now,
+                };
+                let row = CustomerRow {
+                    id: update.id.to_string(),
+                    tier_key: Some(update.tier.to_string()),
+                    assigned_at: anchor,
+                    email: update.email.clone(),
+                    stripe_customer_id: update.stripe_customer_id.clone(),
+                };
+                store.upsert_customer(&tenant.id, &row, now).await?;
+                let mut state = tenant.customers.entry(update.id.clone()).or_default();
+                state.tier = Some(tier);
+                state.anchor = anchor;
+                state.declared = true;
+                Ok(Customer {
+                    customer_id: row.id,
+                    tier: Some(row.tier_key.unwrap_or_default()),
+                    assigned_at: Some(crate::usage::period::rfc3339(anchor)),
+                    email: row.email,
+                    stripe_customer_id: row.stripe_customer_id,
+                })
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+/// Forgets idempotency keys past their retention, in the store and in memory.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PruneKeys;
+
+impl Handler<PruneKeys> for TenantActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: PruneKeys, _: &mut Self::Context) -> Self::Result {
+        let tenant = self.tenant.clone();
+        let store = self.settings.store.clone();
+        let before = self.settings.clock.now() - self.settings.key_retention_secs;
+        AtomicResponse::new(Box::pin(
+            async move {
+                match store.prune_idempotency_keys(&tenant.id, before).await {
+                    Ok(pruned) => {
+                        tenant.keys.retain(|_, record| {
+                            record.created_at >= before || record.state() == CommitState::Pending
+                        });
+                        if pruned > 0 {
+                            tracing::debug!(creator = %tenant.slug, pruned, "idempotency keys pruned");
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
+                }
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+/// Owns one meter's period roll-over.
+pub struct MeterActor {
+    tenant: Arc<Tenant>,
+    meter: MeterId,
+    clock: SharedClock,
+    interval: Duration,
+}
+
+impl Actor for MeterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.interval, |actor, _| {
+            // An event may be dated 35 days back, so a period stays until it ended before that.
+            let closed_before = actor.clock.now() - MAX_PAST_SECS;
+            let config = actor.tenant.config();
+            let evicted = actor
+                .tenant
+                .evict_closed_periods(&config, actor.meter, closed_before);
+            if evicted > 0 {
+                tracing::debug!(
+                    creator = %actor.tenant.slug,
+                    meter = %config.meter(actor.meter).key,
+                    evicted,
+                    "closed periods left memory"
+                );
+            }
+        });
+    }
+}
+
+/// The cloneable face of a tenant actor.
+#[derive(Clone)]
+pub struct TenantHandle {
+    addr: Addr<TenantActor>,
+}
+
+impl TenantHandle {
+    pub fn start(tenant: Arc<Tenant>, settings: ActorSettings) -> Self {
+        let addr = TenantActor {
+            tenant,
+            settings,
+            meters: Vec::new(),
+        }
+        .start();
+        TenantHandle { addr }
+    }
+
+    async fn ask<M>(&self, message: M) -> Result<M::Result, ApiError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        TenantActor: Handler<M>,
+    {
+        self.addr
+            .send(message)
+            .timeout(ACTOR_TIMEOUT)
+            .await
+            .map_err(|_| ApiError::unavailable("busy", "the creator's actor is busy; retry later"))
+    }
+
+    pub async fn create_meter(&self, meter: Meter) -> Result<Arc<Meter>, ApiError> {
+        self.ask(CreateMeter(meter)).await?
+    }
+
+    pub async fn create_tier(&self, tier: NewTier) -> Result<Arc<Tier>, ApiError> {
+        self.ask(SaveTier(TierChange::Create(tier))).await?
+    }
+
+    pub async fn update_tier(&self, key: Arc<str>, patch: TierPatch) -> Result<Arc<Tier>, ApiError> {
+        self.ask(SaveTier(TierChange::Patch(key, patch))).await?
+    }
+
+    pub async fn upsert_customer(&self, update: CustomerUpdate) -> Result<Customer, ApiError> {
+        self.ask(UpsertCustomer(update)).await?
+    }
+
+    /// Prunes expired idempotency keys now (also runs on the maintenance interval).
+    pub async fn prune_keys(&self) -> Result<(), ApiError> {
+        self.ask(PruneKeys).await
+    }
+}

@@ -1,0 +1,249 @@
+//! One creator's live state: its configuration snapshot, its customers with their tier
+//! assignment and counters, and the idempotency keys it has seen. The hot path reads and
+//! updates this without locks of its own (one shard read lock of a `DashMap` and one
+//! compare-and-swap per event); the tenant actor is the only writer of configuration and
+//! assignments, and the meter actors the only ones that drop closed periods.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use tokio::sync::watch;
+
+use crate::meters::model::MeterId;
+use crate::tenants::config::TenantConfig;
+use crate::telemetry::metric_names;
+use crate::tiers::model::TierId;
+use crate::usage::decide::{decide, Counter, CounterOverflow, Outcome};
+use crate::usage::model::EventResult;
+use crate::usage::period::{period_containing, Period};
+use crate::usage::quantity::Quantity;
+
+/// Commit state of the request that first used an idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitState {
+    Pending,
+    Committed,
+    Failed,
+}
+
+/// An idempotency key's first answer, and whether that answer is durable yet.
+pub struct KeyRecord {
+    pub result: Arc<EventResult>,
+    pub created_at: i64,
+    /// `None` once known committed (loaded from the store).
+    pub commit: Option<watch::Receiver<CommitState>>,
+}
+
+impl KeyRecord {
+    pub fn state(&self) -> CommitState {
+        self.commit
+            .as_ref()
+            .map_or(CommitState::Committed, |rx| *rx.borrow())
+    }
+}
+
+/// A customer's assignment and counters (one per meter and period still open to events).
+#[derive(Debug, Default)]
+pub struct CustomerState {
+    pub tier: Option<TierId>,
+    /// Billing-cycle anchor (Unix seconds). 0 without an assignment, which makes a
+    /// billing cycle a calendar month.
+    pub anchor: i64,
+    /// Whether the creator declared the customer (`PUT /v1/customers/{id}`).
+    pub declared: bool,
+    pub counters: Vec<CounterSlot>,
+}
+
+#[derive(Debug)]
+pub struct CounterSlot {
+    pub meter: MeterId,
+    pub period_start: i64,
+    pub used: Counter,
+}
+
+impl CustomerState {
+    fn slot(&self, meter: MeterId, period_start: i64) -> Option<&CounterSlot> {
+        self.counters
+            .iter()
+            .find(|slot| slot.meter == meter && slot.period_start == period_start)
+    }
+
+    /// Usage of `meter` in the period starting at `period_start`.
+    pub fn used(&self, meter: MeterId, period_start: i64) -> Quantity {
+        self.slot(meter, period_start)
+            .map_or(Quantity::ZERO, |slot| slot.used.get())
+    }
+
+    fn ensure_slot(&mut self, meter: MeterId, period_start: i64) -> &CounterSlot {
+        let at = match self
+            .counters
+            .iter()
+            .position(|slot| slot.meter == meter && slot.period_start == period_start)
+        {
+            Some(at) => at,
+            None => {
+                self.counters.push(CounterSlot {
+                    meter,
+                    period_start,
+                    used: Counter::default(),
+                });
+                metrics::gauge!(metric_names::LIVE_COUNTERS).increment(1.0);
+                self.counters.len() - 1
+            }
+        };
+        &self.counters[at]
+    }
+}
+
+/// What applying one event did, enough to answer it, write it and take it back.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub outcome: Outcome,
+    pub customer_id: Arc<str>,
+    pub period: Period,
+    /// Usage before the event.
+    pub before: Quantity,
+    /// The cap's limit on the customer's tier, if any.
+    pub limit: Option<Quantity>,
+}
+
+pub struct Tenant {
+    pub id: Arc<str>,
+    pub slug: Arc<str>,
+    config: ArcSwap<TenantConfig>,
+    pub customers: DashMap<Arc<str>, CustomerState>,
+    pub keys: DashMap<Arc<str>, KeyRecord>,
+}
+
+impl Tenant {
+    pub fn new(id: Arc<str>, slug: Arc<str>, config: TenantConfig) -> Self {
+        Tenant {
+            id,
+            slug,
+            config: ArcSwap::from_pointee(config),
+            customers: DashMap::new(),
+            keys: DashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> Arc<TenantConfig> {
+        self.config.load_full()
+    }
+
+    /// Replaces the configuration (tenant actor only).
+    pub fn set_config(&self, config: TenantConfig) {
+        self.config.store(Arc::new(config));
+    }
+
+    /// The period of `meter` that contains `at`, for this customer's anchor.
+    fn period(config: &TenantConfig, state: Option<&CustomerState>, meter: MeterId, at: i64) -> Period {
+        let anchor = state.map_or(0, |s| s.anchor);
+        period_containing(config.meter(meter).reset, at, anchor)
+    }
+
+    /// Decides the event and counts it when the decision says so, atomically.
+    pub fn apply(
+        &self,
+        config: &TenantConfig,
+        customer_id: &str,
+        meter: MeterId,
+        value: Quantity,
+        at: i64,
+    ) -> Result<Applied, CounterOverflow> {
+        let meter_def = config.meter(meter);
+        let aggregation = meter_def.aggregation;
+        let value = aggregation.effective_value(value);
+        loop {
+            if let Some(state) = self.customers.get(customer_id) {
+                let period = Self::period(config, Some(&state), meter, at);
+                if let Some(slot) = state.slot(meter, period.start) {
+                    let cap = config
+                        .effective_tier(state.tier)
+                        .and_then(|tier| tier.cap(meter));
+                    let (outcome, before) = slot.used.apply(aggregation, cap, value)?;
+                    return Ok(Applied {
+                        outcome,
+                        customer_id: state.key().clone(),
+                        period,
+                        before,
+                        limit: cap.map(|c| c.limit),
+                    });
+                }
+            }
+            // First event of this customer, or of this meter and period: make the slot
+            // under the shard's write lock, then decide under the read lock as usual.
+            let mut state = self.customers.entry(Arc::from(customer_id)).or_default();
+            let period = Self::period(config, Some(&state), meter, at);
+            state.ensure_slot(meter, period.start);
+        }
+    }
+
+    /// The decision the event would get now, counting nothing; with the cap's limit.
+    pub fn check(
+        &self,
+        config: &TenantConfig,
+        customer_id: &str,
+        meter: MeterId,
+        value: Quantity,
+        now: i64,
+    ) -> Result<(Outcome, Option<Quantity>), CounterOverflow> {
+        let aggregation = config.meter(meter).aggregation;
+        let state = self.customers.get(customer_id);
+        let period = Self::period(config, state.as_deref(), meter, now);
+        let (tier, used) = state
+            .as_deref()
+            .map_or((None, Quantity::ZERO), |s| (s.tier, s.used(meter, period.start)));
+        let cap = config.effective_tier(tier).and_then(|t| t.cap(meter));
+        let outcome = decide(aggregation, cap, used, aggregation.effective_value(value))?;
+        Ok((outcome, cap.map(|c| c.limit)))
+    }
+
+    /// Takes back a counted event whose write failed.
+    pub fn undo(&self, config: &TenantConfig, meter: MeterId, value: Quantity, applied: &Applied) {
+        let aggregation = config.meter(meter).aggregation;
+        if let Some(state) = self.customers.get(&*applied.customer_id) {
+            if let Some(slot) = state.slot(meter, applied.period.start) {
+                slot.used.undo(
+                    aggregation,
+                    aggregation.effective_value(value),
+                    applied.before,
+                    applied.outcome.used,
+                );
+            }
+        }
+    }
+
+    /// Sets a counter from the store (start-up).
+    pub fn load_counter(&self, customer_id: &str, meter: MeterId, period_start: i64, used: Quantity) {
+        let mut state = self.customers.entry(Arc::from(customer_id)).or_default();
+        state.ensure_slot(meter, period_start).used.load(used);
+    }
+
+    /// Drops `meter`'s counters of periods that ended before `closed_before`; returns how
+    /// many went.
+    pub fn evict_closed_periods(&self, config: &TenantConfig, meter: MeterId, closed_before: i64) -> usize {
+        let reset = config.meter(meter).reset;
+        let mut evicted = 0;
+        for mut state in self.customers.iter_mut() {
+            let anchor = state.anchor;
+            let before = state.counters.len();
+            state.counters.retain(|slot| {
+                slot.meter != meter
+                    || period_containing(reset, slot.period_start, anchor)
+                        .end
+                        .is_none_or(|end| end >= closed_before)
+            });
+            evicted += before - state.counters.len();
+        }
+        if evicted > 0 {
+            metrics::gauge!(metric_names::LIVE_COUNTERS).decrement(evicted as f64);
+        }
+        evicted
+    }
+
+    /// Counters held in memory.
+    pub fn live_counters(&self) -> usize {
+        self.customers.iter().map(|s| s.counters.len()).sum()
+    }
+}

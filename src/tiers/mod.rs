@@ -1,0 +1,3 @@
+//! Tiers: plans with caps and entitlements.
+pub mod model;
+pub mod routes;

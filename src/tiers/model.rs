@@ -1,0 +1,207 @@
+//! Tiers: plans with a price, caps per meter and feature entitlements. The definition is
+//! kept as JSON in the store; in memory each tier also carries its caps indexed by meter
+//! position, so the hot path never looks a cap up by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::meters::model::{parse_name, parse_slug};
+use crate::tenants::config::TenantConfig;
+use crate::usage::decide::{Cap, OnExceed};
+use crate::usage::period::rfc3339;
+use crate::usage::quantity::{Quantity, SCALE};
+
+/// A tier's index in its creator's tier list.
+pub type TierId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Month,
+    Year,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Integer minor units (cents).
+    pub amount: i64,
+    /// ISO 4217, lower case (`usd`).
+    pub currency: String,
+    pub interval: Interval,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapSpec {
+    pub limit: Quantity,
+    /// Fraction of the limit past which events answer `warn`; default 0.8.
+    #[serde(default = "default_warn_at")]
+    pub warn_at: Quantity,
+    #[serde(default)]
+    pub on_exceed: OnExceed,
+}
+
+fn default_warn_at() -> Quantity {
+    Quantity::from_micros(800_000)
+}
+
+/// What a tier is, as stored and as answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierDefinition {
+    pub name: String,
+    pub price: Price,
+    pub caps: BTreeMap<String, CapSpec>,
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub key: Arc<str>,
+    pub definition: TierDefinition,
+    pub is_default: bool,
+    /// Caps indexed by meter position (`None`: no cap on that meter).
+    pub caps_by_meter: Vec<Option<Cap>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Tier {
+    pub fn cap(&self, meter: u32) -> Option<&Cap> {
+        self.caps_by_meter.get(meter as usize).and_then(Option::as_ref)
+    }
+
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.definition.features.iter().any(|f| f == feature)
+    }
+
+    /// Resolves the definition's caps against the creator's meters.
+    pub fn build(
+        key: Arc<str>,
+        definition: TierDefinition,
+        is_default: bool,
+        config: &TenantConfig,
+        created_at: i64,
+        updated_at: i64,
+    ) -> Result<Tier, ApiError> {
+        let mut caps_by_meter = vec![None; config.meters.len()];
+        for (meter_key, spec) in &definition.caps {
+            let meter = config.meter_id(meter_key).ok_or_else(|| {
+                ApiError::not_found("meter_not_found", format!("no meter `{meter_key}`"))
+            })?;
+            caps_by_meter[meter as usize] = Some(Cap {
+                limit: spec.limit,
+                warn_at_millionths: spec.warn_at.micros(),
+                on_exceed: spec.on_exceed,
+            });
+        }
+        Ok(Tier {
+            key,
+            definition,
+            is_default,
+            caps_by_meter,
+            created_at,
+            updated_at,
+        })
+    }
+}
+
+/// `POST /v1/tiers`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTier {
+    pub key: String,
+    pub name: String,
+    pub price: Price,
+    #[serde(default)]
+    pub caps: BTreeMap<String, CapSpec>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Make this the creator's default tier (the one customers without a tier are on).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// `PATCH /v1/tiers/{key}`: the fields given replace the tier's.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierPatch {
+    pub name: Option<String>,
+    pub price: Option<Price>,
+    pub caps: Option<BTreeMap<String, CapSpec>>,
+    pub features: Option<Vec<String>>,
+    pub default: Option<bool>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TierView {
+    pub key: String,
+    pub name: String,
+    pub price: Price,
+    pub caps: BTreeMap<String, CapSpec>,
+    pub features: Vec<String>,
+    pub default: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Tier> for TierView {
+    fn from(tier: &Tier) -> Self {
+        TierView {
+            key: tier.key.to_string(),
+            name: tier.definition.name.clone(),
+            price: tier.definition.price.clone(),
+            caps: tier.definition.caps.clone(),
+            features: tier.definition.features.clone(),
+            default: tier.is_default,
+            created_at: rfc3339(tier.created_at),
+            updated_at: rfc3339(tier.updated_at),
+        }
+    }
+}
+
+impl TierDefinition {
+    /// Validates every field; caps' meters are resolved later by `Tier::build`.
+    pub fn parse(
+        name: &str,
+        price: Price,
+        caps: BTreeMap<String, CapSpec>,
+        features: Vec<String>,
+    ) -> Result<TierDefinition, ApiError> {
+        let name = parse_name("name", name)?;
+        if price.amount < 0 {
+            return Err(ApiError::invalid("invalid_price", "price.amount must not be negative"));
+        }
+        let currency = price.currency.to_ascii_lowercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(ApiError::invalid(
+                "invalid_price",
+                "price.currency must be a three-letter ISO 4217 code",
+            ));
+        }
+        for (meter, cap) in &caps {
+            if cap.warn_at.micros() > SCALE {
+                return Err(ApiError::invalid(
+                    "invalid_cap",
+                    format!("caps.{meter}.warn_at must be a fraction between 0 and 1"),
+                ));
+            }
+        }
+        let mut clean_features = Vec::with_capacity(features.len());
+        for feature in features {
+            parse_slug("each feature", &feature)?;
+            if !clean_features.contains(&feature) {
+                clean_features.push(feature);
+            }
+        }
+        Ok(TierDefinition {
+            name,
+            price: Price { currency, ..price },
+            caps,
+            features: clean_features,
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! `/v1/tiers`: thin handlers over the tenant actor (writes) and the config snapshot (reads).
+
+use std::sync::Arc;
+
+use actix_web::{get, patch, post, web, HttpResponse};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::CreatorAuth;
+use crate::http::body::ApiJson;
+use crate::tenants::actor::tier_not_found;
+use crate::tiers::model::{NewTier, TierPatch, TierView};
+
+/// Create a tier. Caps name existing meters; `default: true` makes it the tier of every
+/// customer without an assignment.
+#[utoipa::path(post, path = "/v1/tiers", tag = "tiers", request_body = NewTier,
+    responses((status = 201, body = TierView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/tiers")]
+pub async fn create_tier(
+    CreatorAuth(creator): CreatorAuth,
+    ApiJson(body): ApiJson<NewTier>,
+) -> Result<HttpResponse, ApiError> {
+    let tier = creator.actor.create_tier(body).await?;
+    Ok(HttpResponse::Created().json(TierView::from(&*tier)))
+}
+
+/// List the creator's tiers.
+#[utoipa::path(get, path = "/v1/tiers", tag = "tiers",
+    responses((status = 200, body = [TierView])), security(("secret_key" = [])))]
+#[get("/v1/tiers")]
+pub async fn list_tiers(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
+    let config = creator.tenant.config();
+    let tiers: Vec<TierView> = config.tiers.iter().map(|t| TierView::from(&**t)).collect();
+    HttpResponse::Ok().json(tiers)
+}
+
+/// One tier.
+#[utoipa::path(get, path = "/v1/tiers/{key}", tag = "tiers",
+    params(("key" = String, Path, description = "Tier key")),
+    responses((status = 200, body = TierView), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/tiers/{key}")]
+pub async fn get_tier(
+    CreatorAuth(creator): CreatorAuth,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let config = creator.tenant.config();
+    let id = config.tier_id(&key).ok_or_else(|| tier_not_found(&key))?;
+    Ok(HttpResponse::Ok().json(TierView::from(&**config.tier(id))))
+}
+
+/// Change a tier: the fields given replace the tier's. New caps apply to the next event.
+#[utoipa::path(patch, path = "/v1/tiers/{key}", tag = "tiers", request_body = TierPatch,
+    params(("key" = String, Path, description = "Tier key")),
+    responses((status = 200, body = TierView), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[patch("/v1/tiers/{key}")]
+pub async fn update_tier(
+    CreatorAuth(creator): CreatorAuth,
+    key: web::Path<String>,
+    ApiJson(body): ApiJson<TierPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let tier = creator
+        .actor
+        .update_tier(Arc::from(key.as_str()), body)
+        .await?;
+    Ok(HttpResponse::Ok().json(TierView::from(&*tier)))
+}

@@ -1,0 +1,93 @@
+//! `POST /v1/events` and `POST /v1/check`: thin handlers that parse the body (borrowing
+//! from it), check each event and hand them to the usage service.
+
+use actix_web::{post, web, HttpResponse};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::CreatorAuth;
+use crate::http::body::{parse_json, Body};
+use crate::startup::AppState;
+use crate::usage::model::{
+    BatchResults, CheckQuery, EventBatch, EventResult, EventsRequest, RawCheck, RawEvent,
+    RawEventsBody, UsageEvent,
+};
+
+/// Post one usage event, or a batch of up to 1,000. A 2xx answer means every counted event
+/// is durable. A batch with any invalid event is refused whole (nothing counted).
+#[utoipa::path(
+    post, path = "/v1/events", tag = "usage",
+    request_body(content = inline(EventsBodySchema), description = "One event, or {\"events\": [...]}"),
+    responses(
+        (status = 200, description = "One result for one event", body = EventResult),
+        (status = 200, description = "Results in order for a batch", body = BatchResults),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
+    security(("secret_key" = []))
+)]
+#[post("/v1/events")]
+pub async fn post_events(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    Body(body): Body,
+) -> Result<HttpResponse, ApiError> {
+    let request = parse_json::<RawEventsBody>(&body)?.into_request()?;
+    let config = creator.tenant.config();
+    let now = state.usage.now();
+    let (raw, batch): (Vec<RawEvent>, bool) = match request {
+        EventsRequest::Single(event) => (vec![event], false),
+        EventsRequest::Batch(events) => (events, true),
+    };
+    let events = raw
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            UsageEvent::parse(event, &config, now).map_err(|e| if batch { e.at_index(index) } else { e })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results = state
+        .usage
+        .record(&creator.tenant, &config, &events, batch)
+        .await?;
+    Ok(if batch {
+        HttpResponse::Ok().json(BatchResults { results })
+    } else {
+        HttpResponse::Ok().json(results.pop())
+    })
+}
+
+/// For the OpenAPI document: the two accepted shapes of `POST /v1/events`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+enum EventsBodySchema<'a> {
+    Single(RawEvent<'a>),
+    Batch(EventBatch<'a>),
+}
+
+/// The decision an event would get now; nothing is counted. Answers from memory, also
+/// while the store is down.
+#[utoipa::path(
+    post, path = "/v1/check", tag = "usage",
+    request_body = RawCheck,
+    responses(
+        (status = 200, body = EventResult),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ),
+    security(("secret_key" = []))
+)]
+#[post("/v1/check")]
+pub async fn post_check(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    Body(body): Body,
+) -> Result<HttpResponse, ApiError> {
+    let raw = parse_json::<RawCheck>(&body)?;
+    let config = creator.tenant.config();
+    let query = CheckQuery::parse(raw, &config)?;
+    let result = state.usage.check(&creator.tenant, &config, &query)?;
+    Ok(HttpResponse::Ok().json(result))
+}

@@ -1,0 +1,331 @@
+//! Where an event goes: checked events are decided and counted in memory, their deltas go
+//! to the group commit, and the answer waits for the commit. If the commit fails, every
+//! count the request made is taken back and its idempotency keys forgotten, so a retry
+//! starts clean: nothing is ever half-counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::mapref::entry::Entry;
+use tokio::sync::watch;
+
+use crate::clock::SharedClock;
+use crate::customers::model::{Entitlement, MeterUsage, Usage};
+use crate::error::ApiError;
+use crate::store::flusher::SubmitError;
+use crate::store::{BucketWrite, FlushHandle, FlushJob, KeyWrite, StoreHealth};
+use crate::telemetry::metric_names;
+use crate::tenants::config::TenantConfig;
+use crate::tenants::state::{Applied, CommitState, KeyRecord, Tenant};
+use crate::usage::decide::{CounterOverflow, Decision};
+use crate::usage::model::{CheckQuery, EventResult, UsageEvent};
+use crate::usage::period::{hour_bucket, period_containing, rfc3339};
+
+/// Longest wait for another request that holds the same idempotency key.
+const KEY_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct UsageService {
+    pub flusher: FlushHandle,
+    pub health: StoreHealth,
+    pub clock: SharedClock,
+}
+
+/// The counts one request made, kept until its commit answers.
+struct Pending<'a> {
+    tenant: &'a Tenant,
+    config: &'a TenantConfig,
+    applied: Vec<(usize, Applied)>,
+    new_keys: Vec<Arc<str>>,
+    commit: Option<(watch::Sender<CommitState>, watch::Receiver<CommitState>)>,
+}
+
+impl Pending<'_> {
+    /// Takes back every count and forgets every key this request made.
+    fn roll_back(self, events: &[UsageEvent<'_>]) {
+        for (index, applied) in &self.applied {
+            let event = &events[*index];
+            self.tenant
+                .undo(self.config, event.meter, event.value, applied);
+        }
+        if let Some((tx, rx)) = &self.commit {
+            for key in &self.new_keys {
+                self.tenant.keys.remove_if(key, |_, record| {
+                    record.commit.as_ref().is_some_and(|c| c.same_channel(rx))
+                });
+            }
+            let _ = tx.send(CommitState::Failed);
+        }
+    }
+}
+
+impl UsageService {
+    /// Now, per the daemon's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Decides, counts and durably commits `events`; answers one result per event in order.
+    /// `events` come checked; `batch` says whether errors should name an index.
+    pub async fn record(
+        &self,
+        tenant: &Tenant,
+        config: &TenantConfig,
+        events: &[UsageEvent<'_>],
+        batch: bool,
+    ) -> Result<Vec<EventResult>, ApiError> {
+        let started = Instant::now();
+        if !self.health.is_up() {
+            return Err(ApiError::store_unavailable());
+        }
+        wait_for_other_holders(tenant, events).await?;
+        let now = self.clock.now();
+        let mut pending = Pending {
+            tenant,
+            config,
+            applied: Vec::new(),
+            new_keys: Vec::new(),
+            commit: events
+                .iter()
+                .any(|e| e.idempotency_key.is_some())
+                .then(|| watch::channel(CommitState::Pending)),
+        };
+        let mut results = Vec::with_capacity(events.len());
+        let mut buckets = Vec::new();
+        let mut keys = Vec::new();
+        let mut decisions = [0u64; 3];
+        for (index, event) in events.iter().enumerate() {
+            let result = match &event.idempotency_key {
+                None => self.count(&mut pending, index, event, &mut buckets),
+                Some(key) => match tenant.keys.entry(Arc::from(&**key)) {
+                    Entry::Occupied(record) => {
+                        metrics::counter!(metric_names::DUPLICATES).increment(1);
+                        let mut first = (*record.get().result).clone();
+                        first.duplicate = true;
+                        Ok(first)
+                    }
+                    Entry::Vacant(slot) => {
+                        self.count(&mut pending, index, event, &mut buckets).map(|result| {
+                            let receiver = pending.commit.as_ref().map(|(_, rx)| rx.clone());
+                            keys.push(KeyWrite {
+                                creator_id: tenant.id.clone(),
+                                key: slot.key().clone(),
+                                result: serde_json::to_string(&result)
+                                    .expect("a result always serializes"),
+                                created_at: now,
+                            });
+                            pending.new_keys.push(slot.key().clone());
+                            slot.insert(KeyRecord {
+                                result: Arc::new(result.clone()),
+                                created_at: now,
+                                commit: receiver,
+                            });
+                            result
+                        })
+                    }
+                },
+            };
+            match result {
+                Ok(result) => {
+                    if !result.duplicate {
+                        decisions[result.decision as usize] += 1;
+                    }
+                    results.push(result);
+                }
+                Err(err) => {
+                    pending.roll_back(events);
+                    return Err(if batch { err.at_index(index) } else { err });
+                }
+            }
+        }
+        metrics::histogram!(metric_names::DECISION_SECONDS).record(started.elapsed().as_secs_f64());
+        for (decision, n) in [Decision::Allow, Decision::Warn, Decision::Block]
+            .into_iter()
+            .zip(decisions)
+        {
+            if n > 0 {
+                metrics::counter!(metric_names::EVENTS, "decision" => decision.as_str()).increment(n);
+            }
+        }
+        if buckets.is_empty() && keys.is_empty() {
+            return Ok(results);
+        }
+        match self.flusher.commit(FlushJob { buckets, keys }).await {
+            Ok(()) => {
+                if let Some((tx, _)) = &pending.commit {
+                    let _ = tx.send(CommitState::Committed);
+                }
+                Ok(results)
+            }
+            Err(err) => {
+                pending.roll_back(events);
+                Err(match err {
+                    SubmitError::QueueFull => {
+                        metrics::counter!(metric_names::QUEUE_FULL).increment(1);
+                        ApiError::unavailable(
+                            "overloaded",
+                            "too many events are waiting to be committed; nothing was counted, retry later",
+                        )
+                    }
+                    SubmitError::Store(_) => ApiError::store_unavailable(),
+                })
+            }
+        }
+    }
+
+    /// Decides and counts one event; a counted event adds a bucket delta.
+    fn count(
+        &self,
+        pending: &mut Pending<'_>,
+        index: usize,
+        event: &UsageEvent<'_>,
+        buckets: &mut Vec<BucketWrite>,
+    ) -> Result<EventResult, ApiError> {
+        let config = pending.config;
+        let applied = pending
+            .tenant
+            .apply(config, &event.customer_id, event.meter, event.value, event.at)
+            .map_err(overflow)?;
+        let meter = config.meter(event.meter);
+        let outcome = applied.outcome;
+        let result = EventResult {
+            customer_id: applied.customer_id.to_string(),
+            meter: meter.key.to_string(),
+            decision: outcome.decision,
+            used: outcome.used,
+            limit: applied.limit,
+            remaining: applied.limit.map(|limit| limit.saturating_sub(outcome.used)),
+            overage: outcome.overage,
+            duplicate: false,
+        };
+        if outcome.counted {
+            buckets.push(BucketWrite {
+                creator_id: pending.tenant.id.clone(),
+                customer_id: applied.customer_id.clone(),
+                meter_key: meter.key.clone(),
+                period_start: applied.period.start,
+                bucket_start: hour_bucket(event.at),
+                value: meter.aggregation.effective_value(event.value).micros(),
+                is_max: meter.aggregation == crate::usage::decide::Aggregation::Max,
+            });
+            pending.applied.push((index, applied));
+        }
+        Ok(result)
+    }
+
+    /// The decision an event would get now; nothing is counted.
+    pub fn check(
+        &self,
+        tenant: &Tenant,
+        config: &TenantConfig,
+        query: &CheckQuery<'_>,
+    ) -> Result<EventResult, ApiError> {
+        let (outcome, limit) = tenant
+            .check(config, &query.customer_id, query.meter, query.value, self.clock.now())
+            .map_err(overflow)?;
+        metrics::counter!(metric_names::CHECKS, "decision" => outcome.decision.as_str())
+            .increment(1);
+        Ok(EventResult {
+            customer_id: query.customer_id.to_string(),
+            meter: config.meter(query.meter).key.to_string(),
+            decision: outcome.decision,
+            used: outcome.used,
+            limit,
+            remaining: limit.map(|l| l.saturating_sub(outcome.used)),
+            overage: outcome.overage,
+            duplicate: false,
+        })
+    }
+
+    /// The customer's usage of every meter in the current periods.
+    pub fn usage(&self, tenant: &Tenant, customer_id: &str) -> Result<Usage, ApiError> {
+        let config = tenant.config();
+        let state = tenant
+            .customers
+            .get(customer_id)
+            .ok_or_else(|| customer_not_found(customer_id))?;
+        let now = self.clock.now();
+        let tier = config.effective_tier(state.tier);
+        let meters = config
+            .meters
+            .iter()
+            .enumerate()
+            .map(|(id, meter)| {
+                let id = id as u32;
+                let period = period_containing(meter.reset, now, state.anchor);
+                let used = state.used(id, period.start);
+                let limit = tier.and_then(|t| t.cap(id)).map(|c| c.limit);
+                MeterUsage {
+                    meter: meter.key.to_string(),
+                    used,
+                    limit,
+                    remaining: limit.map(|l| l.saturating_sub(used)),
+                    period_start: rfc3339(period.start),
+                    period_end: period.end.map(rfc3339),
+                }
+            })
+            .collect();
+        Ok(Usage {
+            customer_id: customer_id.to_string(),
+            tier: tier.map(|t| t.key.to_string()),
+            meters,
+        })
+    }
+
+    /// Whether the customer's tier grants `feature`.
+    pub fn entitlement(
+        &self,
+        tenant: &Tenant,
+        customer_id: &str,
+        feature: &str,
+    ) -> Result<Entitlement, ApiError> {
+        let config = tenant.config();
+        let state = tenant
+            .customers
+            .get(customer_id)
+            .ok_or_else(|| customer_not_found(customer_id))?;
+        let entitled = config
+            .effective_tier(state.tier)
+            .is_some_and(|tier| tier.has_feature(feature));
+        Ok(Entitlement {
+            feature: feature.to_string(),
+            entitled,
+        })
+    }
+}
+
+fn customer_not_found(customer_id: &str) -> ApiError {
+    ApiError::not_found("customer_not_found", format!("no customer `{customer_id}`"))
+}
+
+fn overflow(_: CounterOverflow) -> ApiError {
+    ApiError::invalid(
+        "counter_overflow",
+        "counting this value would pass the largest count a meter holds",
+    )
+}
+
+/// Waits until no other in-flight request holds one of these idempotency keys, so that a
+/// retry racing its original answers with the original's committed result.
+async fn wait_for_other_holders(tenant: &Tenant, events: &[UsageEvent<'_>]) -> Result<(), ApiError> {
+    let holders: Vec<watch::Receiver<CommitState>> = events
+        .iter()
+        .filter_map(|e| e.idempotency_key.as_deref())
+        .filter_map(|key| {
+            let record = tenant.keys.get(key)?;
+            (record.state() == CommitState::Pending)
+                .then(|| record.commit.clone())
+                .flatten()
+        })
+        .collect();
+    for mut holder in holders {
+        let settled = tokio::time::timeout(KEY_WAIT, holder.wait_for(|s| *s != CommitState::Pending)).await;
+        if settled.is_err() {
+            return Err(ApiError::unavailable(
+                "busy",
+                "another request with the same idempotency key is still in flight",
+            ));
+        }
+    }
+    Ok(())
+}
