@@ -72,8 +72,15 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
 /// Explains a failed parse; only the failing (rare) path pays for finding the field.
 fn json_error<'a, T: Deserialize<'a>>(bytes: &'a [u8], err: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
+    let malformed = |syntax: &serde_json::Error| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {syntax}"))
+    };
     if err.classify() != Category::Data {
-        return ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {err}"));
+        return malformed(err);
+    }
+    // A wrong shape can be reported before a syntax error further on: JSON comes first.
+    if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return malformed(&syntax);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let Err(located) = serde_path_to_error::deserialize::<_, T>(&mut deserializer) else {
@@ -89,9 +96,12 @@ fn json_error<'a, T: Deserialize<'a>>(bytes: &'a [u8], err: &serde_json::Error) 
     };
     let path = located.path().to_string();
     let mut error = ApiError::invalid(code, format!("{path}: {cause}"));
-    error.index = located.path().iter().find_map(|segment| match segment {
-        serde_path_to_error::Segment::Seq { index } => Some(*index),
-        _ => None,
-    });
+    // `events[3]…`: the offending event of a batch.
+    let mut segments = located.path().iter();
+    if matches!(segments.next(), Some(serde_path_to_error::Segment::Map { key }) if key == "events") {
+        if let Some(serde_path_to_error::Segment::Seq { index }) = segments.next() {
+            error.index = Some(*index);
+        }
+    }
     error
 }

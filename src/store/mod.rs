@@ -205,11 +205,18 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// A round trip, bounded by the write timeout.
+    /// Whether the store would take a write now, bounded by the write timeout: a write
+    /// that touches no row still takes the write lock (a locked SQLite file still reads).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        let ping = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM idempotency_keys WHERE 1 = 0")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await
+        };
         match tokio::time::timeout(self.write_timeout, ping).await {
-            Ok(result) => result.map(|_| ()).map_err(unavailable),
+            Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
         }
     }

@@ -1,0 +1,219 @@
+//! Durability: acknowledged events survive SIGKILL of the real binary; while the store is
+//! down, ingest answers 503 (nothing counted) and checks and reads answer from memory; the
+//! daemon recovers by itself when the store returns.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::helpers::{assert_error, ok_json, spawn_app, Backend, ADMIN_TOKEN};
+use crate::on_both_databases;
+
+on_both_databases!(
+    acknowledged_events_survive_a_sigkill_of_the_daemon,
+    a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers,
+);
+
+/// The real binary, on its own port and data directory.
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Daemon {
+    async fn start(data_dir: &std::path::Path, database_url: &str, port: u16) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_staryer"))
+            .env("STARYER__DATA_DIR", data_dir)
+            .env("STARYER__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("STARYER__ADMIN__TOKEN", ADMIN_TOKEN)
+            .env("STARYER__DATABASE__URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the staryer binary starts");
+        let daemon = Daemon {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(r) = client.get(format!("{}/readyz", daemon.base)).send().await {
+                if r.status() == 200 {
+                    return daemon;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the daemon never became ready");
+    }
+
+    fn sigkill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn post(client: &reqwest::Client, url: String, key: &str, body: Value) -> Value {
+    ok_json(client.post(url).bearer_auth(key).json(&body).send().await.unwrap(), 200).await
+}
+
+async fn acknowledged_events_survive_a_sigkill_of_the_daemon(backend: Backend) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = backend.fresh_database().await;
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let daemon = Daemon::start(data_dir.path(), &database_url, port).await;
+    let created = ok_json(
+        client
+            .post(format!("{}/v1/admin/creators", daemon.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"slug": "acme"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let key = created["secret_key"].as_str().unwrap().to_string();
+    let meter = client
+        .post(format!("{}/v1/meters", daemon.base))
+        .bearer_auth(&key)
+        .json(&json!({"key": "calls", "aggregation": "sum", "reset": "month"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(meter.status(), 201);
+    // Acknowledged one by one, in batches, and concurrently.
+    for _ in 0..20 {
+        post(&client, format!("{}/v1/events", daemon.base), &key, json!({"customer_id": "c1", "meter": "calls", "value": 1.5})).await;
+    }
+    let batch: Vec<Value> = (0..100).map(|_| json!({"customer_id": "c1", "meter": "calls"})).collect();
+    post(&client, format!("{}/v1/events", daemon.base), &key, json!({"events": batch})).await;
+    let concurrent = (0..50).map(|_| {
+        post(&client, format!("{}/v1/events", daemon.base), &key, json!({"customer_id": "c1", "meter": "calls", "value": 2}))
+    });
+    let last = futures::future::join_all(concurrent).await;
+    assert!(last.iter().all(|r| r["decision"] == "allow"));
+    daemon.sigkill();
+
+    let daemon = Daemon::start(data_dir.path(), &database_url, port).await;
+    let usage = ok_json(
+        client
+            .get(format!("{}/v1/customers/c1/usage", daemon.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(usage["meters"][0]["used"], 20.0 * 1.5 + 100.0 + 100.0);
+}
+
+/// Makes the store refuse writes, and gives them back.
+enum Outage {
+    /// Another connection holds SQLite's write lock.
+    SqliteLock(sqlx::SqliteConnection),
+    /// The test database refuses connections and its sessions are ended.
+    PostgresClosed { admin: sqlx::PgConnection, database: String },
+}
+
+impl Outage {
+    async fn begin(database_url: &str, backend: &Backend) -> Outage {
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+                sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+                Outage::SqliteLock(conn)
+            }
+            Backend::Postgres(server) => {
+                let database = database_url.rsplit_once('/').unwrap().1.to_string();
+                let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+                sqlx::query(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&database)
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                Outage::PostgresClosed { admin, database }
+            }
+        }
+    }
+
+    async fn end(self) {
+        match self {
+            Outage::SqliteLock(mut conn) => {
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            Outage::PostgresClosed { mut admin, database } => {
+                sqlx::query(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backend: Backend) {
+    let app = spawn_app(backend.clone()).await;
+    let creator = app.creator_with_cap("acme", 10, "block").await;
+    let event = json!({"customer_id": "c1", "meter": "calls", "value": 1, "idempotency_key": "during-outage"});
+    app.event(&creator, json!({"customer_id": "c1", "meter": "calls", "value": 1})).await;
+
+    let outage = Outage::begin(&app.database_url, &backend).await;
+    let refused = app.post("/v1/events", &creator.secret_key, &event).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(refused, 503, "store_unavailable").await;
+    // Marked down: refused at once, still nothing counted.
+    let again = app.post("/v1/events", &creator.secret_key, &event).await;
+    assert_error(again, 503, "store_unavailable").await;
+    let check = ok_json(
+        app.post("/v1/check", &creator.secret_key, &json!({"customer_id": "c1", "meter": "calls"})).await,
+        200,
+    )
+    .await;
+    assert_eq!(check["used"], 2, "1 counted + 1 checked");
+    assert_eq!(app.used(&creator, "c1", "calls").await, 1);
+    assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("staryer_store_errors_total"), "{metrics}");
+
+    outage.end().await;
+    let mut recovered = None;
+    for _ in 0..100 {
+        let r = app.post("/v1/events", &creator.secret_key, &event).await;
+        if r.status() == 200 {
+            recovered = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        assert_error(r, 503, "store_unavailable").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("ingest recovered by itself");
+    assert!(recovered.get("duplicate").is_none(), "the failed attempts left no key behind");
+    assert_eq!(recovered["used"], 2);
+    app.wait_until_ready().await;
+    let app = app.restart().await;
+    assert_eq!(app.used(&creator, "c1", "calls").await, 2);
+}

@@ -1,0 +1,298 @@
+//! Test harness: the real daemon on port 0 with a fresh database (a temp SQLite file, or a
+//! new PostgreSQL database per test when `STARYER_TEST_DATABASE_URL` is set), a manual
+//! clock, and a client with helpers named after what a creator does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use staryer::clock::ManualClock;
+use staryer::config::Config;
+use staryer::startup::App;
+
+pub const ADMIN_TOKEN: &str = "adm_test_token";
+/// 2026-03-15T12:00:00Z: mid-month, mid-day.
+pub const START: i64 = 1_773_576_000;
+
+/// Runs a test body on SQLite, and on PostgreSQL when `STARYER_TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                match $crate::helpers::Backend::postgres() {
+                    Some(backend) => super::$name(backend).await,
+                    None => eprintln!("STARYER_TEST_DATABASE_URL is not set: PostgreSQL not tested"),
+                }
+            }
+        }
+    )*};
+}
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// A server URL; each test gets its own database on it.
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn postgres() -> Option<Backend> {
+        std::env::var("STARYER_TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(Backend::Postgres)
+    }
+
+    /// A fresh database URL for one test ("" for SQLite in the data dir).
+    pub async fn fresh_database(&self) -> String {
+        match self {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres(server) => {
+                let name = format!(
+                    "staryer_test_{}",
+                    random_suffix().to_ascii_lowercase()
+                );
+                let mut admin = sqlx::PgConnection::connect(server)
+                    .await
+                    .expect("PostgreSQL at STARYER_TEST_DATABASE_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create test database");
+                let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+                format!("{base}/{name}")
+            }
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 16)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub config: Config,
+    pub database_url: String,
+    handle: ServerHandle,
+    _data_dir: Arc<tempfile::TempDir>,
+}
+
+/// A creator as the tests use it.
+pub struct TestCreator {
+    pub secret_key: String,
+    pub publishable_key: String,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut config = Config::defaults_in(data_dir.path());
+    config.server.bind = "127.0.0.1:0".into();
+    config.server.workers = 2;
+    config.admin.token = ADMIN_TOKEN.into();
+    config.database.url = backend.fresh_database().await;
+    config.database.write_timeout_ms = 1_000;
+    config.database.health_interval_ms = 100;
+    tweak(&mut config);
+    let clock = ManualClock::starting_at(START);
+    start(config, clock, data_dir).await
+}
+
+async fn start(config: Config, clock: ManualClock, data_dir: Arc<tempfile::TempDir>) -> TestApp {
+    let app = App::build(config.clone(), Arc::new(clock.clone()))
+        .await
+        .expect("the daemon builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_rt::spawn(app.run_until_stopped());
+    let test_app = TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap(),
+        clock,
+        database_url: config.database_url(),
+        config,
+        handle,
+        _data_dir: data_dir,
+    };
+    test_app.wait_until_ready().await;
+    test_app
+}
+
+impl TestApp {
+    /// Stops gracefully and starts a new daemon on the same database and clock.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        start(self.config.clone(), self.clock.clone(), self._data_dir.clone()).await
+    }
+
+    pub async fn wait_until_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.client.get(self.url("/readyz")).send().await {
+                if r.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the daemon never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, key: &str, body: Option<&Value>) -> Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: impl std::borrow::Borrow<Value>) -> Response {
+        self.send(reqwest::Method::POST, path, key, Some(body.borrow())).await
+    }
+
+    pub async fn post_raw(&self, path: &str, key: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.send(reqwest::Method::GET, path, key, None).await
+    }
+
+    pub async fn create_creator(&self, slug: &str) -> TestCreator {
+        let body = ok_json(self.post("/v1/admin/creators", ADMIN_TOKEN, &json!({"slug": slug})).await, 201).await;
+        TestCreator {
+            secret_key: body["secret_key"].as_str().unwrap().into(),
+            publishable_key: body["publishable_key"].as_str().unwrap().into(),
+        }
+    }
+
+    pub async fn create_meter(&self, creator: &TestCreator, key: &str, aggregation: &str, reset: &str) {
+        ok_json(
+            self.post(
+                "/v1/meters",
+                &creator.secret_key,
+                &json!({"key": key, "aggregation": aggregation, "reset": reset}),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+
+    /// A tier capping `meter` at `limit` (warn at 0.8), with `on_exceed`.
+    pub async fn create_tier(&self, creator: &TestCreator, key: &str, caps: Value, default: bool) {
+        ok_json(
+            self.post(
+                "/v1/tiers",
+                &creator.secret_key,
+                &json!({
+                    "key": key, "name": key, "default": default,
+                    "price": {"amount": 1000, "currency": "usd", "interval": "month"},
+                    "caps": caps, "features": ["reports"],
+                }),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+
+    pub async fn assign(&self, creator: &TestCreator, customer: &str, tier: &str) {
+        ok_json(
+            self.send(
+                reqwest::Method::PUT,
+                &format!("/v1/customers/{customer}"),
+                &creator.secret_key,
+                Some(&json!({"tier": tier})),
+            )
+            .await,
+            200,
+        )
+        .await;
+    }
+
+    /// Posts one event and answers its result (asserting 200).
+    pub async fn event(&self, creator: &TestCreator, event: Value) -> Value {
+        ok_json(self.post("/v1/events", &creator.secret_key, &event).await, 200).await
+    }
+
+    pub async fn usage(&self, creator: &TestCreator, customer: &str) -> Value {
+        ok_json(
+            self.get(&format!("/v1/customers/{customer}/usage"), &creator.secret_key).await,
+            200,
+        )
+        .await
+    }
+
+    /// The `used` figure of one meter in the customer's usage.
+    pub async fn used(&self, creator: &TestCreator, customer: &str, meter: &str) -> Value {
+        let usage = self.usage(creator, customer).await;
+        usage["meters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["meter"] == meter)
+            .unwrap_or_else(|| panic!("meter {meter} in {usage}"))["used"]
+            .clone()
+    }
+
+    /// A creator with meter `calls` (sum, month) and a default tier capping it at `limit`.
+    pub async fn creator_with_cap(&self, slug: &str, limit: u64, on_exceed: &str) -> TestCreator {
+        let creator = self.create_creator(slug).await;
+        self.create_meter(&creator, "calls", "sum", "month").await;
+        self.create_tier(
+            &creator,
+            "basic",
+            json!({"calls": {"limit": limit, "on_exceed": on_exceed}}),
+            true,
+        )
+        .await;
+        creator
+    }
+}
+
+/// Asserts the status and answers the JSON body.
+pub async fn ok_json(response: Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    body
+}
+
+/// Asserts an error answer: status, stable code, and the SPEC's shape.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    let body = ok_json(response, status).await;
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(body["error"]["message"].is_string(), "body: {body}");
+    body
+}

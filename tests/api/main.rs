@@ -1,0 +1,13 @@
+//! Integration tests through HTTP against the real daemon: one binary, modules by concern.
+
+mod helpers;
+
+mod auth;
+mod concurrency;
+mod decisions;
+mod durability;
+mod idempotency;
+mod isolation;
+mod ops;
+mod periods;
+mod validation;
