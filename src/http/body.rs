@@ -64,17 +64,26 @@ impl<T: for<'de> Deserialize<'de> + 'static> FromRequest for ApiJson<T> {
     }
 }
 
-/// Parses `bytes` as `T`, borrowing from them where `T` does.
+/// Parses `bytes` as `T`, borrowing from them where `T` does. Every body of the API is a
+/// JSON object (serde would otherwise read a struct from an array, field by position).
 pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return Err(malformed(&syntax));
+        }
+        return Err(ApiError::invalid("invalid_body", "the body must be a JSON object"));
+    }
     serde_json::from_slice(bytes).map_err(|err| json_error::<T>(bytes, &err))
+}
+
+fn malformed(syntax: &serde_json::Error) -> ApiError {
+    ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {syntax}"))
 }
 
 /// Explains a failed parse; only the failing (rare) path pays for finding the field.
 fn json_error<'a, T: Deserialize<'a>>(bytes: &'a [u8], err: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
-    let malformed = |syntax: &serde_json::Error| {
-        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {syntax}"))
-    };
     if err.classify() != Category::Data {
         return malformed(err);
     }

@@ -30,7 +30,13 @@ async fn malformed_or_oversized_bodies_are_refused(backend: Backend) {
     let huge = format!(r#"{{"customer_id": "{}", "meter": "calls"}}"#, "x".repeat(5_000));
     assert_error(app.post_raw("/v1/events", key, huge).await, 413, "payload_too_large").await;
     assert_error(app.post_raw("/v1/meters", key, "[1, 2").await, 400, "malformed_json").await;
-    assert_error(app.post_raw("/v1/events", key, "[]").await, 422, "invalid_value").await;
+    assert_error(app.post_raw("/v1/events", key, "[]").await, 422, "invalid_body").await;
+    assert_error(
+        app.post_raw("/v1/events", key, r#"[null, "c1", "calls"]"#).await,
+        422,
+        "invalid_body",
+    )
+    .await;
 }
 
 async fn invalid_event_fields_are_refused_with_a_code_each(backend: Backend) {
