@@ -100,10 +100,8 @@ fn redacted(secret: &str) -> &'static str {
 impl Config {
     /// Defaults < `STARYER_CONFIG` file < `STARYER__*` environment.
     pub fn load() -> Result<Self, config::ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULTS,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Ok(path) = std::env::var("STARYER_CONFIG") {
             builder = builder.add_source(config::File::with_name(&path));
         }

@@ -31,15 +31,34 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         .sample_string(&mut rand::rng(), 6)
         .to_ascii_lowercase();
     let slug = format!("demo-{suffix}");
-    let created = expect_ok(post("/v1/admin/creators", &token, json!({"slug": slug, "name": "Demo"})).await?).await?;
-    let secret = created["secret_key"].as_str().context("secret_key")?.to_string();
+    let created = expect_ok(
+        post(
+            "/v1/admin/creators",
+            &token,
+            json!({"slug": slug, "name": "Demo"}),
+        )
+        .await?,
+    )
+    .await?;
+    let secret = created["secret_key"]
+        .as_str()
+        .context("secret_key")?
+        .to_string();
     expect_ok(post("/v1/meters", &secret, json!({"key": "api_calls", "name": "API calls", "aggregation": "count", "reset": "month"})).await?).await?;
-    expect_ok(post("/v1/tiers", &secret, json!({
-        "key": "free", "name": "Free", "default": true,
-        "price": {"amount": 0, "currency": "usd", "interval": "month"},
-        "caps": {"api_calls": {"limit": 10, "warn_at": 0.8, "on_exceed": "block"}},
-        "features": ["basic_reports"]
-    })).await?).await?;
+    expect_ok(
+        post(
+            "/v1/tiers",
+            &secret,
+            json!({
+                "key": "free", "name": "Free", "default": true,
+                "price": {"amount": 0, "currency": "usd", "interval": "month"},
+                "caps": {"api_calls": {"limit": 10, "warn_at": 0.8, "on_exceed": "block"}},
+                "features": ["basic_reports"]
+            }),
+        )
+        .await?,
+    )
+    .await?;
     let put = client
         .put(format!("{base}/v1/customers/alice"))
         .bearer_auth(&secret)

@@ -89,7 +89,9 @@ impl App {
             store: store.clone(),
             clock: clock.clone(),
             key_retention_secs: config.ingest.idempotency_retention_hours as i64 * 3_600,
-            maintenance_interval: Duration::from_secs(config.ingest.maintenance_interval_secs.max(1)),
+            maintenance_interval: Duration::from_secs(
+                config.ingest.maintenance_interval_secs.max(1),
+            ),
         };
         if config.stripe.secret_key.is_empty() {
             tracing::info!("stripe.secret_key is not set: billing is off");

@@ -51,7 +51,10 @@ pub fn generate(kind: KeyKind) -> String {
 
 /// A random token for the platform owner.
 pub fn generate_admin_token() -> String {
-    format!("adm_{}", Alphanumeric.sample_string(&mut rand::rng(), KEY_CHARS))
+    format!(
+        "adm_{}",
+        Alphanumeric.sample_string(&mut rand::rng(), KEY_CHARS)
+    )
 }
 
 pub fn hash(key: &str) -> KeyHash {

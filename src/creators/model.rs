@@ -93,14 +93,20 @@ impl NewCreator {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
             if !plausible {
-                return Err(ApiError::invalid("invalid_domain", "custom_domain is not a host name"));
+                return Err(ApiError::invalid(
+                    "invalid_domain",
+                    "custom_domain is not a host name",
+                ));
             }
         }
         let branding = match self.branding {
             None => serde_json::Value::Object(Default::default()),
             Some(value @ serde_json::Value::Object(_)) => value,
             Some(_) => {
-                return Err(ApiError::invalid("invalid_branding", "branding must be a JSON object"))
+                return Err(ApiError::invalid(
+                    "invalid_branding",
+                    "branding must be a JSON object",
+                ))
             }
         };
         Ok((

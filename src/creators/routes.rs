@@ -2,7 +2,9 @@
 
 use actix_web::{get, patch, post, web, HttpResponse};
 
-use crate::creators::model::{CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats};
+use crate::creators::model::{
+    CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats,
+};
 use crate::creators::service;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::AdminAuth;
@@ -29,7 +31,10 @@ pub async fn create_creator(
 #[utoipa::path(get, path = "/v1/admin/creators", tag = "admin",
     responses((status = 200, body = [CreatorView])), security(("admin_token" = [])))]
 #[get("/v1/admin/creators")]
-pub async fn list_creators(state: web::Data<AppState>, _: AdminAuth) -> Result<HttpResponse, ApiError> {
+pub async fn list_creators(
+    state: web::Data<AppState>,
+    _: AdminAuth,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(service::list(&state).await?))
 }
 

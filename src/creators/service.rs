@@ -7,7 +7,9 @@ use std::sync::Arc;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::creators::keys::{self, KeyKind};
-use crate::creators::model::{CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats};
+use crate::creators::model::{
+    CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::KeyRow;
@@ -21,15 +23,18 @@ pub async fn create(state: &AppState, body: NewCreator) -> Result<CreatedCreator
     let (row, rate_limit) = body.parse(id, state.usage.now())?;
     let secret_key = keys::generate(KeyKind::Secret);
     let publishable_key = keys::generate(KeyKind::Publishable);
-    let key_rows: Vec<KeyRow> = [(&secret_key, KeyKind::Secret), (&publishable_key, KeyKind::Publishable)]
-        .into_iter()
-        .map(|(key, kind)| KeyRow {
-            key_hash: keys::hash_hex(key),
-            creator_id: row.id.clone(),
-            kind: kind.as_str().into(),
-            prefix: keys::display_prefix(key),
-        })
-        .collect();
+    let key_rows: Vec<KeyRow> = [
+        (&secret_key, KeyKind::Secret),
+        (&publishable_key, KeyKind::Publishable),
+    ]
+    .into_iter()
+    .map(|(key, kind)| KeyRow {
+        key_hash: keys::hash_hex(key),
+        creator_id: row.id.clone(),
+        kind: kind.as_str().into(),
+        prefix: keys::display_prefix(key),
+    })
+    .collect();
     state.store.insert_creator(&row, &key_rows).await?;
     let tenant = Arc::new(Tenant::new(
         Arc::from(row.id.as_str()),
@@ -41,7 +46,10 @@ pub async fn create(state: &AppState, body: NewCreator) -> Result<CreatedCreator
         tenant,
     };
     state.registry.add_creator(creator, rate_limit);
-    for (key, kind) in [(&secret_key, KeyKind::Secret), (&publishable_key, KeyKind::Publishable)] {
+    for (key, kind) in [
+        (&secret_key, KeyKind::Secret),
+        (&publishable_key, KeyKind::Publishable),
+    ] {
         state.registry.add_key(&row.id, keys::hash(key), kind);
     }
     tracing::info!(creator = %row.slug, "creator created");
@@ -60,7 +68,11 @@ pub async fn list(state: &AppState) -> Result<Vec<CreatorView>, ApiError> {
         .collect())
 }
 
-pub async fn update(state: &AppState, slug: &str, patch: CreatorPatch) -> Result<CreatorView, ApiError> {
+pub async fn update(
+    state: &AppState,
+    slug: &str,
+    patch: CreatorPatch,
+) -> Result<CreatorView, ApiError> {
     let creator = state
         .registry
         .creator_by_slug(slug)

@@ -36,7 +36,10 @@ impl CustomerUpdate {
                     .split_once('@')
                     .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
             if !plausible {
-                return Err(ApiError::invalid("invalid_email", "email is not an address"));
+                return Err(ApiError::invalid(
+                    "invalid_email",
+                    "email is not an address",
+                ));
             }
         }
         if let Some(stripe_id) = &body.stripe_customer_id {

@@ -65,8 +65,9 @@ pub async fn get_entitlement(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (customer, feature) = path.into_inner();
-    let entitlement = state
-        .usage
-        .entitlement(&creator.tenant, customer_id(&customer)?, &feature)?;
+    let entitlement =
+        state
+            .usage
+            .entitlement(&creator.tenant, customer_id(&customer)?, &feature)?;
     Ok(HttpResponse::Ok().json(entitlement))
 }

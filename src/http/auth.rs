@@ -29,7 +29,10 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| {
-            ApiError::unauthorized("missing_key", "send the key as `Authorization: Bearer <key>`")
+            ApiError::unauthorized(
+                "missing_key",
+                "send the key as `Authorization: Bearer <key>`",
+            )
         })?;
     header
         .to_str()
@@ -38,7 +41,10 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         .map(str::trim)
         .filter(|key| !key.is_empty())
         .ok_or_else(|| {
-            ApiError::unauthorized("invalid_key", "the Authorization header must be `Bearer <key>`")
+            ApiError::unauthorized(
+                "invalid_key",
+                "the Authorization header must be `Bearer <key>`",
+            )
         })
 }
 
@@ -68,20 +74,28 @@ fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
     let key = bearer(req)?;
     state.ensure_ready()?;
     let hash = keys::hash(key);
-    let Some(entry) = state.registry.key(&hash).filter(|e| keys::same(&e.hash, &hash)) else {
+    let Some(entry) = state
+        .registry
+        .key(&hash)
+        .filter(|e| keys::same(&e.hash, &hash))
+    else {
         if keys::same(&hash, &state.admin_token_hash) {
             return Err(wrong_kind("a creator's secret key"));
         }
         return Err(invalid_key());
     };
     if entry.kind != KeyKind::Secret {
-        return Err(wrong_kind("a secret key (sk_…); publishable keys are for embeds"));
+        return Err(wrong_kind(
+            "a secret key (sk_…); publishable keys are for embeds",
+        ));
     }
     if let Some(limiter) = &entry.limiter {
         if let Err(not_until) = limiter.check() {
             metrics::counter!(metric_names::RATE_LIMITED).increment(1);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64));
+            return Err(ApiError::rate_limited(
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            ));
         }
     }
     Ok(CreatorAuth(entry.creator))

@@ -29,14 +29,18 @@ impl FromRequest for Body {
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
         Box::pin(async move {
-            let too_large = || ApiError::too_large(format!("the body is larger than {limit} bytes"));
+            let too_large =
+                || ApiError::too_large(format!("the body is larger than {limit} bytes"));
             if declared.is_some_and(|length| length > limit) {
                 return Err(too_large());
             }
             let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|err| {
-                    ApiError::bad_request("unreadable_body", format!("the body could not be read: {err}"))
+                    ApiError::bad_request(
+                        "unreadable_body",
+                        format!("the body could not be read: {err}"),
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large());
@@ -72,13 +76,19 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
         if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             return Err(malformed(&syntax));
         }
-        return Err(ApiError::invalid("invalid_body", "the body must be a JSON object"));
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|err| json_error::<T>(bytes, &err))
 }
 
 fn malformed(syntax: &serde_json::Error) -> ApiError {
-    ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {syntax}"))
+    ApiError::bad_request(
+        "malformed_json",
+        format!("the body is not valid JSON: {syntax}"),
+    )
 }
 
 /// Explains a failed parse; only the failing (rare) path pays for finding the field.
@@ -107,7 +117,8 @@ fn json_error<'a, T: Deserialize<'a>>(bytes: &'a [u8], err: &serde_json::Error) 
     let mut error = ApiError::invalid(code, format!("{path}: {cause}"));
     // `events[3]…`: the offending event of a batch.
     let mut segments = located.path().iter();
-    if matches!(segments.next(), Some(serde_path_to_error::Segment::Map { key }) if key == "events") {
+    if matches!(segments.next(), Some(serde_path_to_error::Segment::Map { key }) if key == "events")
+    {
         if let Some(serde_path_to_error::Segment::Seq { index }) = segments.next() {
             error.index = Some(*index);
         }

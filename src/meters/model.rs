@@ -61,15 +61,17 @@ impl From<&Meter> for MeterView {
 pub fn parse_slug(what: &str, text: &str) -> Result<Arc<str>, ApiError> {
     let valid = (1..=64).contains(&text.len())
         && text.as_bytes()[0].is_ascii_alphanumeric()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'));
+        && text.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        });
     if valid {
         Ok(Arc::from(text))
     } else {
         Err(ApiError::invalid(
             "invalid_key",
-            format!("{what} must be 1–64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit"),
+            format!(
+                "{what} must be 1–64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit"
+            ),
         ))
     }
 }

@@ -30,7 +30,11 @@ pub async fn create_meter(
 #[get("/v1/meters")]
 pub async fn list_meters(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
     let config = creator.tenant.config();
-    let meters: Vec<MeterView> = config.meters.iter().map(|m| MeterView::from(&**m)).collect();
+    let meters: Vec<MeterView> = config
+        .meters
+        .iter()
+        .map(|m| MeterView::from(&**m))
+        .collect();
     HttpResponse::Ok().json(meters)
 }
 

@@ -568,12 +568,13 @@ impl Store {
         creator_id: &str,
         before: i64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE creator_id = $1 AND created_at < $2")
-            .bind(creator_id)
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let done =
+            sqlx::query("DELETE FROM idempotency_keys WHERE creator_id = $1 AND created_at < $2")
+                .bind(creator_id)
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
         Ok(done.rows_affected())
     }
 
@@ -591,9 +592,10 @@ impl Store {
                 Dialect::Sqlite => "MAX",
                 Dialect::Postgres => "GREATEST",
             };
-            let sum_tail = "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
+            let sum_tail =
+                "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
                             DO UPDATE SET value = usage_buckets.value + excluded.value"
-                .to_string();
+                    .to_string();
             let max_tail = format!(
                 "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
                  DO UPDATE SET value = {max_fn}(usage_buckets.value, excluded.value)"
@@ -671,7 +673,12 @@ mod tests {
     #[test]
     fn multi_row_inserts_number_placeholders_in_order() {
         assert_eq!(
-            super::multi_row_insert("INSERT INTO t (a, b) VALUES ", 2, 2, "ON CONFLICT DO NOTHING"),
+            super::multi_row_insert(
+                "INSERT INTO t (a, b) VALUES ",
+                2,
+                2,
+                "ON CONFLICT DO NOTHING"
+            ),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
         );
     }

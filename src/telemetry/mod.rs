@@ -24,10 +24,12 @@ pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let latency_buckets = [
-                0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_02, 0.000_05, 0.000_1,
-                0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+                0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_02, 0.000_05, 0.000_1, 0.000_5,
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
             ];
-            let size_buckets = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 20000.0];
+            let size_buckets = [
+                1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 20000.0,
+            ];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(metric_names::DECISION_SECONDS.into()),

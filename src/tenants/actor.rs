@@ -157,14 +157,21 @@ impl Handler<SaveTier> for TenantActor {
                             patch.features.unwrap_or_else(|| old.features.clone()),
                         )?;
                         let is_default = patch.default.unwrap_or(current.is_default);
-                        (current.key.clone(), definition, is_default, current.created_at, false)
+                        (
+                            current.key.clone(),
+                            definition,
+                            is_default,
+                            current.created_at,
+                            false,
+                        )
                     }
                 };
                 let tier = Tier::build(key, definition, is_default, &config, created_at, now)?;
                 let row = TierRow {
                     key: tier.key.to_string(),
-                    position: config.tier_id(&tier.key).unwrap_or(config.tiers.len() as u32)
-                        as i64,
+                    position: config
+                        .tier_id(&tier.key)
+                        .unwrap_or(config.tiers.len() as u32) as i64,
                     definition: serde_json::to_string(&tier.definition)
                         .map_err(|e| ApiError::internal(&e))?,
                     is_default: tier.is_default,
@@ -173,7 +180,9 @@ impl Handler<SaveTier> for TenantActor {
                 };
                 store.save_tier(&tenant.id, &row, is_new).await?;
                 let next = config.with_tier(tier);
-                let saved = next.tier(next.tier_id(&row.key).expect("just saved")).clone();
+                let saved = next
+                    .tier(next.tier_id(&row.key).expect("just saved"))
+                    .clone();
                 tenant.set_config(next);
                 Ok(saved)
             }
@@ -193,7 +202,11 @@ struct UpsertCustomer(CustomerUpdate);
 impl Handler<UpsertCustomer> for TenantActor {
     type Result = AtomicResponse<Self, Result<Customer, ApiError>>;
 
-    fn handle(&mut self, UpsertCustomer(update): UpsertCustomer, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        UpsertCustomer(update): UpsertCustomer,
+        _: &mut Self::Context,
+    ) -> Self::Result {
         let tenant = self.tenant.clone();
         let store = self.settings.store.clone();
         let now = self.settings.clock.now();
@@ -333,7 +346,11 @@ impl TenantHandle {
         self.ask(SaveTier(TierChange::Create(tier))).await?
     }
 
-    pub async fn update_tier(&self, key: Arc<str>, patch: TierPatch) -> Result<Arc<Tier>, ApiError> {
+    pub async fn update_tier(
+        &self,
+        key: Arc<str>,
+        patch: TierPatch,
+    ) -> Result<Arc<Tier>, ApiError> {
         self.ask(SaveTier(TierChange::Patch(key, patch))).await?
     }
 

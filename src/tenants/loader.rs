@@ -119,7 +119,12 @@ async fn load_tenant(
             Aggregation::Max => total.max,
             Aggregation::Sum | Aggregation::Count => total.sum,
         };
-        tenant.load_counter(&total.customer_id, meter, total.period_start, Quantity::from_micros(used));
+        tenant.load_counter(
+            &total.customer_id,
+            meter,
+            total.period_start,
+            Quantity::from_micros(used),
+        );
         loaded += 1;
     }
     for key in store

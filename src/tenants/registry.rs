@@ -20,7 +20,9 @@ pub struct Creator {
 }
 
 /// A creator's per-key quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Sustained requests per second, per key.

@@ -11,8 +11,8 @@ use dashmap::DashMap;
 use tokio::sync::watch;
 
 use crate::meters::model::MeterId;
-use crate::tenants::config::TenantConfig;
 use crate::telemetry::metric_names;
+use crate::tenants::config::TenantConfig;
 use crate::tiers::model::TierId;
 use crate::usage::decide::{decide, Counter, CounterOverflow, Outcome};
 use crate::usage::model::EventResult;
@@ -137,7 +137,12 @@ impl Tenant {
     }
 
     /// The period of `meter` that contains `at`, for this customer's anchor.
-    fn period(config: &TenantConfig, state: Option<&CustomerState>, meter: MeterId, at: i64) -> Period {
+    fn period(
+        config: &TenantConfig,
+        state: Option<&CustomerState>,
+        meter: MeterId,
+        at: i64,
+    ) -> Period {
         let anchor = state.map_or(0, |s| s.anchor);
         period_containing(config.meter(meter).reset, at, anchor)
     }
@@ -191,9 +196,9 @@ impl Tenant {
         let aggregation = config.meter(meter).aggregation;
         let state = self.customers.get(customer_id);
         let period = Self::period(config, state.as_deref(), meter, now);
-        let (tier, used) = state
-            .as_deref()
-            .map_or((None, Quantity::ZERO), |s| (s.tier, s.used(meter, period.start)));
+        let (tier, used) = state.as_deref().map_or((None, Quantity::ZERO), |s| {
+            (s.tier, s.used(meter, period.start))
+        });
         let cap = config.effective_tier(tier).and_then(|t| t.cap(meter));
         let outcome = decide(aggregation, cap, used, aggregation.effective_value(value))?;
         Ok((outcome, cap.map(|c| c.limit)))
@@ -215,14 +220,25 @@ impl Tenant {
     }
 
     /// Sets a counter from the store (start-up).
-    pub fn load_counter(&self, customer_id: &str, meter: MeterId, period_start: i64, used: Quantity) {
+    pub fn load_counter(
+        &self,
+        customer_id: &str,
+        meter: MeterId,
+        period_start: i64,
+        used: Quantity,
+    ) {
         let mut state = self.customers.entry(Arc::from(customer_id)).or_default();
         state.ensure_slot(meter, period_start).used.load(used);
     }
 
     /// Drops `meter`'s counters of periods that ended before `closed_before`; returns how
     /// many went.
-    pub fn evict_closed_periods(&self, config: &TenantConfig, meter: MeterId, closed_before: i64) -> usize {
+    pub fn evict_closed_periods(
+        &self,
+        config: &TenantConfig,
+        meter: MeterId,
+        closed_before: i64,
+    ) -> usize {
         let reset = config.meter(meter).reset;
         let mut evicted = 0;
         for mut state in self.customers.iter_mut() {

@@ -71,7 +71,9 @@ pub struct Tier {
 
 impl Tier {
     pub fn cap(&self, meter: u32) -> Option<&Cap> {
-        self.caps_by_meter.get(meter as usize).and_then(Option::as_ref)
+        self.caps_by_meter
+            .get(meter as usize)
+            .and_then(Option::as_ref)
     }
 
     pub fn has_feature(&self, feature: &str) -> bool {
@@ -173,7 +175,10 @@ impl TierDefinition {
     ) -> Result<TierDefinition, ApiError> {
         let name = parse_name("name", name)?;
         if price.amount < 0 {
-            return Err(ApiError::invalid("invalid_price", "price.amount must not be negative"));
+            return Err(ApiError::invalid(
+                "invalid_price",
+                "price.amount must not be negative",
+            ));
         }
         let currency = price.currency.to_ascii_lowercase();
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {

@@ -185,7 +185,13 @@ impl Counter {
 
     /// Takes back a counted event whose write failed. A sum gives the value back; a max
     /// returns to `before` unless a later event already moved it on.
-    pub fn undo(&self, aggregation: Aggregation, value: Quantity, before: Quantity, after: Quantity) {
+    pub fn undo(
+        &self,
+        aggregation: Aggregation,
+        value: Quantity,
+        before: Quantity,
+        after: Quantity,
+    ) {
         match aggregation {
             Aggregation::Sum | Aggregation::Count => {
                 self.0.fetch_sub(value.micros(), Ordering::AcqRel);
@@ -236,15 +242,23 @@ mod tests {
         assert_eq!(d(Some(&block), 8, 1).decision, Decision::Warn);
         assert_eq!(d(Some(&block), 9, 1).decision, Decision::Warn);
         let blocked = d(Some(&block), 10, 1);
-        assert_eq!((blocked.decision, blocked.counted, blocked.used), (Decision::Block, false, units(10)));
+        assert_eq!(
+            (blocked.decision, blocked.counted, blocked.used),
+            (Decision::Block, false, units(10))
+        );
         let over = d(Some(&overage), 10, 1);
-        assert_eq!((over.decision, over.counted, over.overage), (Decision::Warn, true, true));
+        assert_eq!(
+            (over.decision, over.counted, over.overage),
+            (Decision::Warn, true, true)
+        );
     }
 
     #[test]
     fn max_meters_compare_the_peak() {
         let block = cap(10, OnExceed::Block);
-        let d = |used, value| decide(Aggregation::Max, Some(&block), units(used), units(value)).unwrap();
+        let d = |used, value| {
+            decide(Aggregation::Max, Some(&block), units(used), units(value)).unwrap()
+        };
         assert_eq!(d(9, 3).used, units(9));
         assert_eq!(d(9, 3).decision, Decision::Warn);
         assert_eq!(d(2, 5).decision, Decision::Allow);
@@ -254,6 +268,9 @@ mod tests {
     #[test]
     fn counters_refuse_to_overflow() {
         let c = Counter::new(Quantity::from_micros(i64::MAX - 1));
-        assert_eq!(c.apply(Aggregation::Sum, None, units(1)), Err(CounterOverflow));
+        assert_eq!(
+            c.apply(Aggregation::Sum, None, units(1)),
+            Err(CounterOverflow)
+        );
     }
 }

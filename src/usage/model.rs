@@ -3,6 +3,7 @@
 //! Past this module no raw strings or floats travel.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -114,7 +115,10 @@ impl<'a> RawEventsBody<'a> {
                 } else if events.len() > MAX_BATCH {
                     Err(ApiError::invalid(
                         "batch_too_large",
-                        format!("at most {MAX_BATCH} events per request, got {}", events.len()),
+                        format!(
+                            "at most {MAX_BATCH} events per request, got {}",
+                            events.len()
+                        ),
                     ))
                 } else {
                     Ok(EventsRequest::Batch(events))
@@ -248,8 +252,10 @@ fn parse_timestamp(text: &str, now: i64) -> Result<i64, ApiError> {
 /// The answer for one event or check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventResult {
-    pub customer_id: String,
-    pub meter: String,
+    #[schema(value_type = String)]
+    pub customer_id: Arc<str>,
+    #[schema(value_type = String)]
+    pub meter: Arc<str>,
     pub decision: Decision,
     /// Usage in the event's period, including the event when it was counted.
     pub used: Quantity,

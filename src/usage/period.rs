@@ -162,6 +162,12 @@ mod tests {
     #[test]
     fn never_is_one_endless_period() {
         let p = period_containing(Reset::Never, t("2026-02-14T10:00:00Z"), 0);
-        assert_eq!(p, Period { start: 0, end: None });
+        assert_eq!(
+            p,
+            Period {
+                start: 0,
+                end: None
+            }
+        );
     }
 }

@@ -84,7 +84,10 @@ impl Quantity {
             return Err(QuantityError::Negative);
         }
         // Trailing fractional zeros and leading integer zeros do not change the value.
-        let frac_end = frac_part.iter().rposition(|d| *d != b'0').map_or(0, |at| at + 1);
+        let frac_end = frac_part
+            .iter()
+            .rposition(|d| *d != b'0')
+            .map_or(0, |at| at + 1);
         let frac_part = &frac_part[..frac_end];
         let int_start = int_part
             .iter()
@@ -92,7 +95,9 @@ impl Quantity {
             .unwrap_or(int_part.len());
         let int_part = &int_part[int_start..];
         // value = digits × 10^(power - 6), in millionths: digits × 10^power.
-        let power = exponent.saturating_sub(frac_part.len() as i64).saturating_add(6);
+        let power = exponent
+            .saturating_sub(frac_part.len() as i64)
+            .saturating_add(6);
         if power < 0 {
             return Err(QuantityError::TooPrecise);
         }
@@ -210,7 +215,10 @@ mod tests {
     #[test]
     fn displays_and_serializes_without_trailing_zeros() {
         assert_eq!(Quantity::from_micros(1_500_000).to_string(), "1.5");
-        assert_eq!(serde_json::to_string(&Quantity::from_micros(1_500_000)).unwrap(), "1.5");
+        assert_eq!(
+            serde_json::to_string(&Quantity::from_micros(1_500_000)).unwrap(),
+            "1.5"
+        );
         assert_eq!(Quantity::from_units(3).to_string(), "3");
     }
 }

@@ -44,7 +44,13 @@ pub async fn post_events(
         .into_iter()
         .enumerate()
         .map(|(index, event)| {
-            UsageEvent::parse(event, &config, now).map_err(|e| if batch { e.at_index(index) } else { e })
+            UsageEvent::parse(event, &config, now).map_err(|e| {
+                if batch {
+                    e.at_index(index)
+                } else {
+                    e
+                }
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = state

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dashmap::mapref::entry::Entry;
+use dashmap::mapref::entry::{Entry, VacantEntry};
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
@@ -41,6 +41,29 @@ struct Pending<'a> {
 }
 
 impl Pending<'_> {
+    /// Keeps the key's first answer, pending until this request's commit answers, and
+    /// queues it to be committed with the counts.
+    fn remember(
+        &mut self,
+        slot: VacantEntry<'_, Arc<str>, KeyRecord>,
+        result: &EventResult,
+        now: i64,
+        keys: &mut Vec<KeyWrite>,
+    ) {
+        keys.push(KeyWrite {
+            creator_id: self.tenant.id.clone(),
+            key: slot.key().clone(),
+            result: serde_json::to_string(result).expect("a result always serializes"),
+            created_at: now,
+        });
+        self.new_keys.push(slot.key().clone());
+        slot.insert(KeyRecord {
+            result: Arc::new(result.clone()),
+            created_at: now,
+            commit: self.commit.as_ref().map(|(_, rx)| rx.clone()),
+        });
+    }
+
     /// Takes back every count and forgets every key this request made.
     fn roll_back(self, events: &[UsageEvent<'_>]) {
         for (index, applied) in &self.applied {
@@ -105,23 +128,11 @@ impl UsageService {
                         Ok(first)
                     }
                     Entry::Vacant(slot) => {
-                        self.count(&mut pending, index, event, &mut buckets).map(|result| {
-                            let receiver = pending.commit.as_ref().map(|(_, rx)| rx.clone());
-                            keys.push(KeyWrite {
-                                creator_id: tenant.id.clone(),
-                                key: slot.key().clone(),
-                                result: serde_json::to_string(&result)
-                                    .expect("a result always serializes"),
-                                created_at: now,
-                            });
-                            pending.new_keys.push(slot.key().clone());
-                            slot.insert(KeyRecord {
-                                result: Arc::new(result.clone()),
-                                created_at: now,
-                                commit: receiver,
-                            });
-                            result
-                        })
+                        let result = self.count(&mut pending, index, event, &mut buckets);
+                        if let Ok(result) = &result {
+                            pending.remember(slot, result, now, &mut keys);
+                        }
+                        result
                     }
                 },
             };
@@ -144,7 +155,8 @@ impl UsageService {
             .zip(decisions)
         {
             if n > 0 {
-                metrics::counter!(metric_names::EVENTS, "decision" => decision.as_str()).increment(n);
+                metrics::counter!(metric_names::EVENTS, "decision" => decision.as_str())
+                    .increment(n);
             }
         }
         if buckets.is_empty() && keys.is_empty() {
@@ -184,17 +196,25 @@ impl UsageService {
         let config = pending.config;
         let applied = pending
             .tenant
-            .apply(config, &event.customer_id, event.meter, event.value, event.at)
+            .apply(
+                config,
+                &event.customer_id,
+                event.meter,
+                event.value,
+                event.at,
+            )
             .map_err(overflow)?;
         let meter = config.meter(event.meter);
         let outcome = applied.outcome;
         let result = EventResult {
-            customer_id: applied.customer_id.to_string(),
-            meter: meter.key.to_string(),
+            customer_id: applied.customer_id.clone(),
+            meter: meter.key.clone(),
             decision: outcome.decision,
             used: outcome.used,
             limit: applied.limit,
-            remaining: applied.limit.map(|limit| limit.saturating_sub(outcome.used)),
+            remaining: applied
+                .limit
+                .map(|limit| limit.saturating_sub(outcome.used)),
             overage: outcome.overage,
             duplicate: false,
         };
@@ -221,13 +241,19 @@ impl UsageService {
         query: &CheckQuery<'_>,
     ) -> Result<EventResult, ApiError> {
         let (outcome, limit) = tenant
-            .check(config, &query.customer_id, query.meter, query.value, self.clock.now())
+            .check(
+                config,
+                &query.customer_id,
+                query.meter,
+                query.value,
+                self.clock.now(),
+            )
             .map_err(overflow)?;
         metrics::counter!(metric_names::CHECKS, "decision" => outcome.decision.as_str())
             .increment(1);
         Ok(EventResult {
-            customer_id: query.customer_id.to_string(),
-            meter: config.meter(query.meter).key.to_string(),
+            customer_id: Arc::from(&*query.customer_id),
+            meter: config.meter(query.meter).key.clone(),
             decision: outcome.decision,
             used: outcome.used,
             limit,
@@ -307,7 +333,10 @@ fn overflow(_: CounterOverflow) -> ApiError {
 
 /// Waits until no other in-flight request holds one of these idempotency keys, so that a
 /// retry racing its original answers with the original's committed result.
-async fn wait_for_other_holders(tenant: &Tenant, events: &[UsageEvent<'_>]) -> Result<(), ApiError> {
+async fn wait_for_other_holders(
+    tenant: &Tenant,
+    events: &[UsageEvent<'_>],
+) -> Result<(), ApiError> {
     let holders: Vec<watch::Receiver<CommitState>> = events
         .iter()
         .filter_map(|e| e.idempotency_key.as_deref())
@@ -319,7 +348,8 @@ async fn wait_for_other_holders(tenant: &Tenant, events: &[UsageEvent<'_>]) -> R
         })
         .collect();
     for mut holder in holders {
-        let settled = tokio::time::timeout(KEY_WAIT, holder.wait_for(|s| *s != CommitState::Pending)).await;
+        let settled =
+            tokio::time::timeout(KEY_WAIT, holder.wait_for(|s| *s != CommitState::Pending)).await;
         if settled.is_err() {
             return Err(ApiError::unavailable(
                 "busy",

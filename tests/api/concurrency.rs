@@ -8,11 +8,14 @@ use crate::on_both_databases;
 
 on_both_databases!(a_thousand_simultaneous_events_at_cap_one_hundred_admit_exactly_one_hundred);
 
-async fn a_thousand_simultaneous_events_at_cap_one_hundred_admit_exactly_one_hundred(backend: Backend) {
+async fn a_thousand_simultaneous_events_at_cap_one_hundred_admit_exactly_one_hundred(
+    backend: Backend,
+) {
     let app = spawn_app(backend).await;
     let creator = app.creator_with_cap("acme", 100, "block").await;
     let event = json!({"customer_id": "c1", "meter": "calls", "value": 1});
-    let answers = join_all((0..1000).map(|_| app.post("/v1/events", &creator.secret_key, &event))).await;
+    let answers =
+        join_all((0..1000).map(|_| app.post("/v1/events", &creator.secret_key, &event))).await;
     let mut admitted = 0;
     let mut blocked = 0;
     for answer in answers {

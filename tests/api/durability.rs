@@ -71,7 +71,17 @@ fn free_port() -> u16 {
 }
 
 async fn post(client: &reqwest::Client, url: String, key: &str, body: Value) -> Value {
-    ok_json(client.post(url).bearer_auth(key).json(&body).send().await.unwrap(), 200).await
+    ok_json(
+        client
+            .post(url)
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await
 }
 
 async fn acknowledged_events_survive_a_sigkill_of_the_daemon(backend: Backend) {
@@ -102,12 +112,31 @@ async fn acknowledged_events_survive_a_sigkill_of_the_daemon(backend: Backend) {
     assert_eq!(meter.status(), 201);
     // Acknowledged one by one, in batches, and concurrently.
     for _ in 0..20 {
-        post(&client, format!("{}/v1/events", daemon.base), &key, json!({"customer_id": "c1", "meter": "calls", "value": 1.5})).await;
+        post(
+            &client,
+            format!("{}/v1/events", daemon.base),
+            &key,
+            json!({"customer_id": "c1", "meter": "calls", "value": 1.5}),
+        )
+        .await;
     }
-    let batch: Vec<Value> = (0..100).map(|_| json!({"customer_id": "c1", "meter": "calls"})).collect();
-    post(&client, format!("{}/v1/events", daemon.base), &key, json!({"events": batch})).await;
+    let batch: Vec<Value> = (0..100)
+        .map(|_| json!({"customer_id": "c1", "meter": "calls"}))
+        .collect();
+    post(
+        &client,
+        format!("{}/v1/events", daemon.base),
+        &key,
+        json!({"events": batch}),
+    )
+    .await;
     let concurrent = (0..50).map(|_| {
-        post(&client, format!("{}/v1/events", daemon.base), &key, json!({"customer_id": "c1", "meter": "calls", "value": 2}))
+        post(
+            &client,
+            format!("{}/v1/events", daemon.base),
+            &key,
+            json!({"customer_id": "c1", "meter": "calls", "value": 2}),
+        )
     });
     let last = futures::future::join_all(concurrent).await;
     assert!(last.iter().all(|r| r["decision"] == "allow"));
@@ -132,7 +161,10 @@ enum Outage {
     /// Another connection holds SQLite's write lock.
     SqliteLock(sqlx::SqliteConnection),
     /// The test database refuses connections and its sessions are ended.
-    PostgresClosed { admin: sqlx::PgConnection, database: String },
+    PostgresClosed {
+        admin: sqlx::PgConnection,
+        database: String,
+    },
 }
 
 impl Outage {
@@ -140,21 +172,28 @@ impl Outage {
         match backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-                sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.unwrap();
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 Outage::SqliteLock(conn)
             }
             Backend::Postgres(server) => {
                 let database = database_url.rsplit_once('/').unwrap().1.to_string();
                 let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-                sqlx::query(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(&database)
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
+                sqlx::query(&format!(
+                    "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
+                ))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(&database)
+                .execute(&mut admin)
+                .await
+                .unwrap();
                 Outage::PostgresClosed { admin, database }
             }
         }
@@ -165,7 +204,10 @@ impl Outage {
             Outage::SqliteLock(mut conn) => {
                 sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
             }
-            Outage::PostgresClosed { mut admin, database } => {
+            Outage::PostgresClosed {
+                mut admin,
+                database,
+            } => {
                 sqlx::query(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
                     .execute(&mut admin)
                     .await
@@ -179,7 +221,11 @@ async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backe
     let app = spawn_app(backend.clone()).await;
     let creator = app.creator_with_cap("acme", 10, "block").await;
     let event = json!({"customer_id": "c1", "meter": "calls", "value": 1, "idempotency_key": "during-outage"});
-    app.event(&creator, json!({"customer_id": "c1", "meter": "calls", "value": 1})).await;
+    app.event(
+        &creator,
+        json!({"customer_id": "c1", "meter": "calls", "value": 1}),
+    )
+    .await;
 
     let outage = Outage::begin(&app.database_url, &backend).await;
     let refused = app.post("/v1/events", &creator.secret_key, &event).await;
@@ -189,14 +235,35 @@ async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backe
     let again = app.post("/v1/events", &creator.secret_key, &event).await;
     assert_error(again, 503, "store_unavailable").await;
     let check = ok_json(
-        app.post("/v1/check", &creator.secret_key, &json!({"customer_id": "c1", "meter": "calls"})).await,
+        app.post(
+            "/v1/check",
+            &creator.secret_key,
+            &json!({"customer_id": "c1", "meter": "calls"}),
+        )
+        .await,
         200,
     )
     .await;
     assert_eq!(check["used"], 2, "1 counted + 1 checked");
     assert_eq!(app.used(&creator, "c1", "calls").await, 1);
-    assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 503);
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("staryer_store_errors_total"), "{metrics}");
 
     outage.end().await;
@@ -211,7 +278,10 @@ async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backe
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovered = recovered.expect("ingest recovered by itself");
-    assert!(recovered.get("duplicate").is_none(), "the failed attempts left no key behind");
+    assert!(
+        recovered.get("duplicate").is_none(),
+        "the failed attempts left no key behind"
+    );
     assert_eq!(recovered["used"], 2);
     app.wait_until_ready().await;
     let app = app.restart().await;

@@ -58,10 +58,7 @@ impl Backend {
         match self {
             Backend::Sqlite => String::new(),
             Backend::Postgres(server) => {
-                let name = format!(
-                    "staryer_test_{}",
-                    random_suffix().to_ascii_lowercase()
-                );
+                let name = format!("staryer_test_{}", random_suffix().to_ascii_lowercase());
                 let mut admin = sqlx::PgConnection::connect(server)
                     .await
                     .expect("PostgreSQL at STARYER_TEST_DATABASE_URL");
@@ -142,7 +139,12 @@ impl TestApp {
     /// Stops gracefully and starts a new daemon on the same database and clock.
     pub async fn restart(self) -> TestApp {
         self.handle.stop(true).await;
-        start(self.config.clone(), self.clock.clone(), self._data_dir.clone()).await
+        start(
+            self.config.clone(),
+            self.clock.clone(),
+            self._data_dir.clone(),
+        )
+        .await
     }
 
     pub async fn wait_until_ready(&self) {
@@ -161,7 +163,13 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, key: &str, body: Option<&Value>) -> Response {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> Response {
         let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
         if let Some(body) = body {
             request = request.json(body);
@@ -169,11 +177,22 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
-    pub async fn post(&self, path: &str, key: &str, body: impl std::borrow::Borrow<Value>) -> Response {
-        self.send(reqwest::Method::POST, path, key, Some(body.borrow())).await
+    pub async fn post(
+        &self,
+        path: &str,
+        key: &str,
+        body: impl std::borrow::Borrow<Value>,
+    ) -> Response {
+        self.send(reqwest::Method::POST, path, key, Some(body.borrow()))
+            .await
     }
 
-    pub async fn post_raw(&self, path: &str, key: &str, body: impl Into<reqwest::Body>) -> Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
         self.client
             .post(self.url(path))
             .bearer_auth(key)
@@ -189,14 +208,25 @@ impl TestApp {
     }
 
     pub async fn create_creator(&self, slug: &str) -> TestCreator {
-        let body = ok_json(self.post("/v1/admin/creators", ADMIN_TOKEN, &json!({"slug": slug})).await, 201).await;
+        let body = ok_json(
+            self.post("/v1/admin/creators", ADMIN_TOKEN, &json!({"slug": slug}))
+                .await,
+            201,
+        )
+        .await;
         TestCreator {
             secret_key: body["secret_key"].as_str().unwrap().into(),
             publishable_key: body["publishable_key"].as_str().unwrap().into(),
         }
     }
 
-    pub async fn create_meter(&self, creator: &TestCreator, key: &str, aggregation: &str, reset: &str) {
+    pub async fn create_meter(
+        &self,
+        creator: &TestCreator,
+        key: &str,
+        aggregation: &str,
+        reset: &str,
+    ) {
         ok_json(
             self.post(
                 "/v1/meters",
@@ -243,12 +273,20 @@ impl TestApp {
 
     /// Posts one event and answers its result (asserting 200).
     pub async fn event(&self, creator: &TestCreator, event: Value) -> Value {
-        ok_json(self.post("/v1/events", &creator.secret_key, &event).await, 200).await
+        ok_json(
+            self.post("/v1/events", &creator.secret_key, &event).await,
+            200,
+        )
+        .await
     }
 
     pub async fn usage(&self, creator: &TestCreator, customer: &str) -> Value {
         ok_json(
-            self.get(&format!("/v1/customers/{customer}/usage"), &creator.secret_key).await,
+            self.get(
+                &format!("/v1/customers/{customer}/usage"),
+                &creator.secret_key,
+            )
+            .await,
             200,
         )
         .await

@@ -17,10 +17,15 @@ on_both_databases!(
 async fn a_retried_event_is_answered_as_a_duplicate_and_counted_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let creator = app.creator_with_cap("acme", 10, "block").await;
-    let event = json!({"customer_id": "c1", "meter": "calls", "value": 3, "idempotency_key": "evt-1"});
+    let event =
+        json!({"customer_id": "c1", "meter": "calls", "value": 3, "idempotency_key": "evt-1"});
     let first = app.event(&creator, event.clone()).await;
     assert!(first.get("duplicate").is_none());
-    app.event(&creator, json!({"customer_id": "c1", "meter": "calls", "value": 1})).await;
+    app.event(
+        &creator,
+        json!({"customer_id": "c1", "meter": "calls", "value": 1}),
+    )
+    .await;
     let retry = app.event(&creator, event).await;
     assert_eq!(retry["duplicate"], true);
     assert_eq!(retry["used"], 3, "the first answer is repeated");
@@ -33,24 +38,42 @@ async fn duplicates_within_one_batch_count_once(backend: Backend) {
     let creator = app.creator_with_cap("acme", 10, "block").await;
     let event = json!({"customer_id": "c1", "meter": "calls", "value": 2, "idempotency_key": "k"});
     let body = ok_json(
-        app.post("/v1/events", &creator.secret_key, &json!({"events": [event, event, event]})).await,
+        app.post(
+            "/v1/events",
+            &creator.secret_key,
+            &json!({"events": [event, event, event]}),
+        )
+        .await,
         200,
     )
     .await;
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert!(results[0].get("duplicate").is_none());
-    assert_eq!((results[1]["duplicate"].as_bool(), results[2]["duplicate"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (
+            results[1]["duplicate"].as_bool(),
+            results[2]["duplicate"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
     assert_eq!(app.used(&creator, "c1", "calls").await, 2);
 }
 
 async fn a_blocked_event_retried_repeats_the_block(backend: Backend) {
     let app = spawn_app(backend).await;
     let creator = app.creator_with_cap("acme", 10, "block").await;
-    let event = json!({"customer_id": "c1", "meter": "calls", "value": 11, "idempotency_key": "big"});
-    assert_eq!(app.event(&creator, event.clone()).await["decision"], "block");
+    let event =
+        json!({"customer_id": "c1", "meter": "calls", "value": 11, "idempotency_key": "big"});
+    assert_eq!(
+        app.event(&creator, event.clone()).await["decision"],
+        "block"
+    );
     let retry = app.event(&creator, event).await;
-    assert_eq!((retry["decision"].as_str(), retry["duplicate"].as_bool()), (Some("block"), Some(true)));
+    assert_eq!(
+        (retry["decision"].as_str(), retry["duplicate"].as_bool()),
+        (Some("block"), Some(true))
+    );
 }
 
 async fn keys_survive_a_restart(backend: Backend) {
@@ -82,7 +105,12 @@ async fn keys_are_kept_for_the_retention_period_and_pruned_after(backend: Backen
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let check = ok_json(
-            app.post("/v1/check", &creator.secret_key, &json!({"customer_id": "c1", "meter": "calls"})).await,
+            app.post(
+                "/v1/check",
+                &creator.secret_key,
+                &json!({"customer_id": "c1", "meter": "calls"}),
+            )
+            .await,
             200,
         )
         .await;

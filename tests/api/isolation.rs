@@ -14,44 +14,104 @@ async fn one_creators_key_cannot_see_or_touch_another_creators_objects(backend: 
     let b = app.creator_with_cap("beta", 10, "block").await;
     app.create_meter(&b, "private", "sum", "month").await;
     app.assign(&b, "bob", "basic").await;
-    app.event(&b, json!({"customer_id": "bob", "meter": "calls", "value": 5})).await;
+    app.event(
+        &b,
+        json!({"customer_id": "bob", "meter": "calls", "value": 5}),
+    )
+    .await;
 
-    assert_error(app.get("/v1/meters/calls", &a.secret_key).await, 404, "meter_not_found").await;
-    assert_error(app.get("/v1/tiers/basic", &a.secret_key).await, 404, "tier_not_found").await;
     assert_error(
-        app.send(reqwest::Method::PATCH, "/v1/tiers/basic", &a.secret_key, Some(&json!({"name": "pwned"}))).await,
+        app.get("/v1/meters/calls", &a.secret_key).await,
+        404,
+        "meter_not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/v1/tiers/basic", &a.secret_key).await,
         404,
         "tier_not_found",
     )
     .await;
-    assert_error(app.get("/v1/customers/bob/usage", &a.secret_key).await, 404, "customer_not_found").await;
-    assert_error(app.get("/v1/customers/bob/entitlements/reports", &a.secret_key).await, 404, "customer_not_found").await;
     assert_error(
-        app.post("/v1/events", &a.secret_key, &json!({"customer_id": "bob", "meter": "calls"})).await,
+        app.send(
+            reqwest::Method::PATCH,
+            "/v1/tiers/basic",
+            &a.secret_key,
+            Some(&json!({"name": "pwned"})),
+        )
+        .await,
+        404,
+        "tier_not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/v1/customers/bob/usage", &a.secret_key).await,
+        404,
+        "customer_not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/v1/customers/bob/entitlements/reports", &a.secret_key)
+            .await,
+        404,
+        "customer_not_found",
+    )
+    .await;
+    assert_error(
+        app.post(
+            "/v1/events",
+            &a.secret_key,
+            &json!({"customer_id": "bob", "meter": "calls"}),
+        )
+        .await,
         404,
         "meter_not_found",
     )
     .await;
     assert_error(
-        app.post("/v1/check", &a.secret_key, &json!({"customer_id": "bob", "meter": "calls"})).await,
+        app.post(
+            "/v1/check",
+            &a.secret_key,
+            &json!({"customer_id": "bob", "meter": "calls"}),
+        )
+        .await,
         404,
         "meter_not_found",
     )
     .await;
     assert_error(
-        app.send(reqwest::Method::PUT, "/v1/customers/bob", &a.secret_key, Some(&json!({"tier": "basic"}))).await,
+        app.send(
+            reqwest::Method::PUT,
+            "/v1/customers/bob",
+            &a.secret_key,
+            Some(&json!({"tier": "basic"})),
+        )
+        .await,
         404,
         "tier_not_found",
     )
     .await;
     // A's lists are empty; B's objects are unchanged.
-    assert_eq!(ok_json(app.get("/v1/meters", &a.secret_key).await, 200).await, json!([]));
-    assert_eq!(ok_json(app.get("/v1/tiers", &a.secret_key).await, 200).await, json!([]));
-    assert_eq!(ok_json(app.get("/v1/tiers/basic", &b.secret_key).await, 200).await["name"], "basic");
+    assert_eq!(
+        ok_json(app.get("/v1/meters", &a.secret_key).await, 200).await,
+        json!([])
+    );
+    assert_eq!(
+        ok_json(app.get("/v1/tiers", &a.secret_key).await, 200).await,
+        json!([])
+    );
+    assert_eq!(
+        ok_json(app.get("/v1/tiers/basic", &b.secret_key).await, 200).await["name"],
+        "basic"
+    );
     assert_eq!(app.used(&b, "bob", "calls").await, 5);
     // The same ids on A's side are A's own.
     app.create_meter(&a, "calls", "sum", "month").await;
-    app.event(&a, json!({"customer_id": "bob", "meter": "calls", "value": 1})).await;
+    app.event(
+        &a,
+        json!({"customer_id": "bob", "meter": "calls", "value": 1}),
+    )
+    .await;
     assert_eq!(app.used(&a, "bob", "calls").await, 1);
     assert_eq!(app.used(&b, "bob", "calls").await, 5);
 }

@@ -10,7 +10,8 @@ on_both_databases!(operations_endpoints_answer_without_a_key);
 async fn operations_endpoints_answer_without_a_key(backend: Backend) {
     let app = spawn_app(backend).await;
     let creator = app.creator_with_cap("acme", 10, "block").await;
-    app.event(&creator, json!({"customer_id": "c1", "meter": "calls"})).await;
+    app.event(&creator, json!({"customer_id": "c1", "meter": "calls"}))
+        .await;
     let get = |path: &str| {
         let request = app.client.get(app.url(path)).send();
         async { request.await.expect("request sent") }
@@ -32,12 +33,27 @@ async fn operations_endpoints_answer_without_a_key(backend: Backend) {
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     let paths = document["paths"].as_object().unwrap();
     for path in [
-        "/v1/admin/creators", "/v1/admin/creators/{slug}", "/v1/admin/stats", "/v1/meters",
-        "/v1/meters/{key}", "/v1/tiers", "/v1/tiers/{key}", "/v1/customers/{customer_id}",
-        "/v1/customers/{customer_id}/usage", "/v1/customers/{customer_id}/entitlements/{feature}",
-        "/v1/events", "/v1/check", "/healthz", "/readyz", "/metrics", "/openapi.json",
+        "/v1/admin/creators",
+        "/v1/admin/creators/{slug}",
+        "/v1/admin/stats",
+        "/v1/meters",
+        "/v1/meters/{key}",
+        "/v1/tiers",
+        "/v1/tiers/{key}",
+        "/v1/customers/{customer_id}",
+        "/v1/customers/{customer_id}/usage",
+        "/v1/customers/{customer_id}/entitlements/{feature}",
+        "/v1/events",
+        "/v1/check",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
     ] {
-        assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(document["components"]["securitySchemes"]["secret_key"].is_object());
 }
