@@ -1,0 +1,64 @@
+//! The floor for the load test: a bare actix-web server with the daemon's worker count
+//! that parses the same event JSON with the same types, and answers a fixed decision. No
+//! auth, no counters, no store: what HTTP and JSON alone cost on this machine.
+//!
+//! `cargo run --release --example floor -- 127.0.0.1:8090 2`
+
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use staryer::http::body::{parse_json, Body};
+use staryer::usage::decide::Decision;
+use staryer::usage::model::{BatchResults, EventResult, EventsRequest, RawCheck, RawEventsBody};
+use staryer::usage::quantity::Quantity;
+
+fn fixed_result(customer_id: &str, meter: &str) -> EventResult {
+    EventResult {
+        customer_id: Arc::from(customer_id),
+        meter: Arc::from(meter),
+        decision: Decision::Allow,
+        used: Quantity::from_units(1),
+        limit: Some(Quantity::from_units(1_000_000)),
+        remaining: Some(Quantity::from_units(999_999)),
+        overage: false,
+        duplicate: false,
+    }
+}
+
+async fn events(Body(body): Body) -> HttpResponse {
+    match parse_json::<RawEventsBody>(&body).and_then(RawEventsBody::into_request) {
+        Ok(EventsRequest::Single(event)) => {
+            HttpResponse::Ok().json(fixed_result(&event.customer_id, &event.meter))
+        }
+        Ok(EventsRequest::Batch(events)) => HttpResponse::Ok().json(BatchResults {
+            results: events
+                .iter()
+                .map(|e| fixed_result(&e.customer_id, &e.meter))
+                .collect(),
+        }),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+async fn check(Body(body): Body) -> HttpResponse {
+    match parse_json::<RawCheck>(&body) {
+        Ok(query) => HttpResponse::Ok().json(fixed_result(&query.customer_id, &query.meter)),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let bind = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
+    let workers: usize = args.next().and_then(|w| w.parse().ok()).unwrap_or(2);
+    HttpServer::new(|| {
+        App::new()
+            .route("/v1/events", web::post().to(events))
+            .route("/v1/check", web::post().to(check))
+    })
+    .workers(workers)
+    .bind(bind)?
+    .run()
+    .await
+}

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Staryer's load test: one command, bounded in time, loopback only.
+
+Builds in release, then in one run measures:
+  1. the floor: loadtest/floor.rs (bare actix-web, same JSON, fixed answer, same workers);
+  2. POST /v1/check;  3. POST /v1/events, one event (durable);
+  4. POST /v1/events, batches of 100, without and with idempotency keys;
+on SQLite and on PostgreSQL, with a creator of 10,000 customers and three meters, driven
+by wrk from a second process. Then peak RSS, memory per live counter with 1,000,000
+counters, and start-to-ready time with 1,000,000 counters in the database. Writes
+loadtest/results/latest.{json,md} and loadtest/results/chart.svg (throughput and p99
+against connections).
+
+Usage: loadtest/run [--quick]   (see BENCHMARKS.md)
+Environment: STARYER_LOADTEST_PG (PostgreSQL server URL, default
+postgres://postgres@127.0.0.1:5432/postgres), DURATION (seconds per wrk run, default 10).
+"""
+
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "loadtest", "results")
+LUA = os.path.join(ROOT, "loadtest", "staryer.lua")
+PG_SERVER = os.environ.get("STARYER_LOADTEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+QUICK = "--quick" in sys.argv
+DURATION = int(os.environ.get("DURATION", "3" if QUICK else "10"))
+CONNECTIONS = 64
+SWEEP = [1, 4, 16, 64, 256]
+CUSTOMERS = 10_000
+MILLION = 100_000 if QUICK else 1_000_000
+WORKERS = 2
+ADMIN = "adm_loadtest"
+DAEMON_PORT, FLOOR_PORT = 18181, 18182
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def build():
+    log("building in release…")
+    subprocess.run(["cargo", "build", "--release", "--bin", "staryer", "--example", "floor"],
+                   cwd=ROOT, check=True)
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1."""
+
+    def __init__(self, port, token):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.token = token
+
+    def call(self, method, path, body=None, expect=(200, 201)):
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        self.conn.request(method, path, body=data, headers=headers)
+        response = self.conn.getresponse()
+        payload = response.read()
+        if response.status not in expect:
+            raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
+        return json.loads(payload) if payload else None
+
+
+def wait_ready(port, timeout=120):
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError("the daemon never became ready")
+
+
+def start_daemon(data_dir, database_url):
+    env = dict(os.environ, STARYER__DATA_DIR=data_dir, STARYER__DATABASE__URL=database_url,
+               STARYER__SERVER__BIND=f"127.0.0.1:{DAEMON_PORT}", STARYER__ADMIN__TOKEN=ADMIN,
+               STARYER__SERVER__WORKERS=str(WORKERS), RUST_LOG="warn")
+    process = subprocess.Popen([os.path.join(ROOT, "target/release/staryer")], env=env)
+    ready_after = wait_ready(DAEMON_PORT)
+    return process, ready_after
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def setup_creator():
+    admin = Client(DAEMON_PORT, ADMIN)
+    created = admin.call("POST", "/v1/admin/creators", {"slug": f"load-{int(time.time())}"})
+    creator = Client(DAEMON_PORT, created["secret_key"])
+    for key, aggregation in [("calls", "count"), ("tokens", "sum"), ("seats", "max")]:
+        creator.call("POST", "/v1/meters", {"key": key, "aggregation": aggregation, "reset": "month"})
+    big = {"limit": 1_000_000_000_000, "on_exceed": "block"}
+    creator.call("POST", "/v1/tiers", {
+        "key": "pro", "name": "Pro", "default": True,
+        "price": {"amount": 2900, "currency": "usd", "interval": "month"},
+        "caps": {"calls": big, "tokens": big, "seats": big}})
+    for i in range(CUSTOMERS):
+        creator.call("PUT", f"/v1/customers/customer-{i}", {"tier": "pro"})
+    return created["secret_key"], creator
+
+
+WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(port, mode, key, connections=CONNECTIONS, duration=DURATION):
+    threads = min(2, connections)
+    env = dict(os.environ, MODE=mode, STARYER_KEY=key, CUSTOMERS=str(CUSTOMERS),
+               RUN=f"{time.time_ns()}")
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+         "--latency", "-s", LUA, f"http://127.0.0.1:{port}"],
+        env=env, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    latency = {}
+    for pct, value, unit in WRK_LATENCY.findall(out):
+        latency[pct] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    events = rps * (100 if mode.startswith("batch") else 1)
+    return {"mode": mode, "connections": connections, "rps": rps, "events_per_s": events,
+            "p50_ms": latency.get("50"), "p99_ms": latency.get("99"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else None}
+
+
+MODES = ["check", "event", "batch", "batch_keys"]
+
+
+def measure_floor():
+    log("floor…")
+    floor = subprocess.Popen([os.path.join(ROOT, "target/release/examples/floor"),
+                              f"127.0.0.1:{FLOOR_PORT}", str(WORKERS)])
+    time.sleep(0.5)
+    try:
+        runs = {mode: wrk(FLOOR_PORT, mode, "none") for mode in ["check", "event", "batch"]}
+        runs["batch_keys"] = wrk(FLOOR_PORT, "batch_keys", "none")
+        sweep = [wrk(FLOOR_PORT, "check", "none", c, max(2, DURATION // 2)) for c in SWEEP]
+    finally:
+        stop(floor)
+    return runs, sweep
+
+
+def load_counters(creator, count):
+    """Adds `count` live counters: new customers × 3 meters, in batches of 999 events."""
+    meters = ["calls", "tokens", "seats"]
+    customers = count // 3
+    per_batch = 333
+    for start in range(0, customers, per_batch):
+        events = [{"customer_id": f"mem-{i}", "meter": m, "value": 1}
+                  for i in range(start, min(start + per_batch, customers)) for m in meters]
+        creator.call("POST", "/v1/events", json.dumps({"events": events}))
+
+
+def measure_database(name, database_url):
+    log(f"{name}…")
+    data_dir = tempfile.mkdtemp(prefix="staryer-load-")
+    result = {"database": name}
+    daemon, _ = start_daemon(data_dir, database_url)
+    try:
+        key, creator = setup_creator()
+        result["runs"] = {mode: wrk(DAEMON_PORT, mode, key) for mode in MODES}
+        if name == "sqlite":
+            result["sweep"] = [wrk(DAEMON_PORT, "check", key, c, max(2, DURATION // 2)) for c in SWEEP]
+        admin = Client(DAEMON_PORT, ADMIN)
+        live_before = admin.call("GET", "/v1/admin/stats")["live_counters"]
+        rss_before = rss_kib(daemon.pid)
+        log(f"{name}: loading {MILLION} counters…")
+        started = time.monotonic()
+        load_counters(creator, MILLION)
+        result["load_seconds"] = time.monotonic() - started
+        live_after = admin.call("GET", "/v1/admin/stats")["live_counters"]
+        rss_after = rss_kib(daemon.pid)
+        result["live_counters"] = live_after
+        result["bytes_per_counter"] = (rss_after - rss_before) * 1024 / max(1, live_after - live_before)
+        result["peak_rss_mib"] = rss_kib(daemon.pid, "VmHWM") / 1024
+    finally:
+        stop(daemon)
+    daemon, ready_after = start_daemon(data_dir, database_url)
+    result["restart_to_ready_s"] = ready_after
+    result["rss_after_restart_mib"] = rss_kib(daemon.pid) / 1024
+    stop(daemon)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+def fresh_pg_database():
+    name = f"staryer_load_{int(time.time())}"
+    subprocess.run(["psql", PG_SERVER, "-qc", f"CREATE DATABASE {name}"], check=True)
+    return name, PG_SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+def machine():
+    cores = os.cpu_count()
+    with open("/proc/meminfo") as meminfo:
+        mem_kib = int(meminfo.readline().split()[1])
+    model = ""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cores": cores, "memory_gib": round(mem_kib / 1024 / 1024, 1), "cpu": model,
+            "kernel": platform.release()}
+
+
+def table(floor, databases):
+    names = {"check": "POST /v1/check", "event": "POST /v1/events, 1 event, durable",
+             "batch": "POST /v1/events, 100 events, no keys",
+             "batch_keys": "POST /v1/events, 100 events, idempotency keys"}
+    lines = ["| run | requests/s | events/s | p50 ms | p99 ms | ratio to floor | non-2xx |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def row(label, run, base):
+        ratio = f"{run['rps'] / base['rps']:.2f}" if base else "1.00"
+        lines.append(f"| {label} | {run['rps']:,.0f} | {run['events_per_s']:,.0f} | "
+                     f"{run['p50_ms']:.3f} | {run['p99_ms']:.3f} | {ratio} | {run['non_2xx']} |")
+
+    for mode in ["check", "event", "batch"]:
+        row(f"floor: {names[mode]}", floor[mode], None)
+    for db in databases:
+        for mode in MODES:
+            row(f"{db['database']}: {names[mode]}", db["runs"][mode],
+                floor["batch" if mode.startswith("batch") else mode])
+    lines.append("")
+    lines.append("| database | live counters | bytes per counter | peak RSS MiB | restart to ready s | load of counters s |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for db in databases:
+        lines.append(f"| {db['database']} | {db['live_counters']:,} | {db['bytes_per_counter']:.0f} | "
+                     f"{db['peak_rss_mib']:.0f} | {db['restart_to_ready_s']:.2f} | {db['load_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def chart(floor_sweep, daemon_sweep, path):
+    """Two panels: requests/s and p99 against connections (log scale), floor vs daemon."""
+    width, height, pad = 900, 360, 60
+    panel = (width - 3 * pad) / 2
+    xs = SWEEP
+
+    def x_of(c, left):
+        import math
+        return left + (math.log(c) - math.log(xs[0])) / (math.log(xs[-1]) - math.log(xs[0])) * panel
+
+    def polyline(points, color):
+        return f'<polyline fill="none" stroke="{color}" stroke-width="2" points="' + \
+            " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>' + "".join(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>' for x, y in points)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>']
+    for index, (field, title) in enumerate([("rps", "POST /v1/check requests/s"),
+                                            ("p99_ms", "POST /v1/check p99 latency (ms)")]):
+        left = pad + index * (panel + pad)
+        top, bottom = 40, height - 50
+        top_value = max(r[field] for r in floor_sweep + daemon_sweep) * 1.1
+        y_of = lambda v: bottom - v / top_value * (bottom - top)
+        parts.append(f'<text x="{left}" y="25" font-weight="bold">{title}</text>')
+        parts.append(f'<line x1="{left}" y1="{bottom}" x2="{left + panel}" y2="{bottom}" stroke="black"/>')
+        parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>')
+        for c in xs:
+            parts.append(f'<text x="{x_of(c, left):.1f}" y="{bottom + 16}" text-anchor="middle">{c}</text>')
+        parts.append(f'<text x="{left + panel / 2}" y="{bottom + 34}" text-anchor="middle">connections</text>')
+        for step in range(5):
+            value = top_value * step / 4
+            label = f"{value:,.0f}" if field == "rps" else f"{value:.2f}"
+            parts.append(f'<text x="{left - 6}" y="{y_of(value) + 4:.1f}" text-anchor="end">{label}</text>')
+        for sweep, color in [(floor_sweep, "#888"), (daemon_sweep, "#d33")]:
+            parts.append(polyline([(x_of(r["connections"], left), y_of(r[field])) for r in sweep], color))
+    parts.append(f'<text x="{pad}" y="{height - 8}" fill="#888">grey: floor (bare actix-web)</text>')
+    parts.append(f'<text x="{pad + 220}" y="{height - 8}" fill="#d33">red: staryer on SQLite</text>')
+    parts.append("</svg>")
+    with open(path, "w") as out:
+        out.write("\n".join(parts))
+
+
+def main():
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: run loadtest/run, which installs it")
+    build()
+    os.makedirs(RESULTS, exist_ok=True)
+    floor, floor_sweep = measure_floor()
+    databases = [measure_database("sqlite", "")]
+    pg_name, pg_url = fresh_pg_database()
+    try:
+        databases.append(measure_database("postgres", pg_url))
+    finally:
+        subprocess.run(["psql", PG_SERVER, "-qc", f"DROP DATABASE IF EXISTS {pg_name}"])
+    results = {"machine": machine(), "duration_s": DURATION, "connections": CONNECTIONS,
+               "workers": WORKERS, "quick": QUICK, "floor": floor, "floor_sweep": floor_sweep,
+               "databases": databases, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with open(os.path.join(RESULTS, "latest.json"), "w") as out:
+        json.dump(results, out, indent=2)
+    chart(floor_sweep, databases[0]["sweep"], os.path.join(RESULTS, "chart.svg"))
+    text = table(floor, databases)
+    m = results["machine"]
+    with open(os.path.join(RESULTS, "latest.md"), "w") as out:
+        out.write(f"Run {results['when']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+                  f"wrk -t2 -c{CONNECTIONS} -d{DURATION}s, {WORKERS} workers each\n\n{text}\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
