@@ -63,7 +63,7 @@ pub struct Store {
 
 // --- rows -------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CreatorRow {
     pub id: String,
     pub slug: String,
@@ -76,7 +76,7 @@ pub struct CreatorRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
     pub key_hash: String,
     pub creator_id: String,
@@ -85,7 +85,7 @@ pub struct KeyRow {
     pub prefix: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MeterRow {
     pub key: String,
     pub position: i64,
@@ -96,17 +96,18 @@ pub struct MeterRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TierRow {
     pub key: String,
     pub position: i64,
     pub definition: String,
-    pub is_default: bool,
+    /// 1 for the creator's default tier, else 0.
+    pub is_default: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CustomerRow {
     pub id: String,
     pub tier_key: Option<String>,
@@ -116,16 +117,16 @@ pub struct CustomerRow {
 }
 
 /// One period's total for one customer and meter, as sum and as max of its buckets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PeriodTotalRow {
     pub customer_id: String,
     pub meter_key: String,
     pub period_start: i64,
-    pub sum: i64,
-    pub max: i64,
+    pub total: i64,
+    pub peak: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyResultRow {
     pub key: String,
     pub result: String,
@@ -282,46 +283,19 @@ impl Store {
     }
 
     pub async fn load_creators(&self) -> Result<Vec<CreatorRow>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, CreatorRow>(
             "SELECT id, slug, name, custom_domain, branding, stripe_account_id, \
              rate_limit_per_second, rate_limit_burst, created_at FROM creators ORDER BY created_at, slug",
         )
         .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(CreatorRow {
-                    id: r.try_get("id")?,
-                    slug: r.try_get("slug")?,
-                    name: r.try_get("name")?,
-                    custom_domain: r.try_get("custom_domain")?,
-                    branding: r.try_get("branding")?,
-                    stripe_account_id: r.try_get("stripe_account_id")?,
-                    rate_limit_per_second: r.try_get("rate_limit_per_second")?,
-                    rate_limit_burst: r.try_get("rate_limit_burst")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
+            .await
             .map_err(unavailable)
     }
 
     pub async fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT key_hash, creator_id, kind, prefix FROM api_keys")
+        sqlx::query_as::<_, KeyRow>("SELECT key_hash, creator_id, kind, prefix FROM api_keys")
             .fetch_all(&self.pool)
             .await
-            .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyRow {
-                    key_hash: r.try_get("key_hash")?,
-                    creator_id: r.try_get("creator_id")?,
-                    kind: r.try_get("kind")?,
-                    prefix: r.try_get("prefix")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
             .map_err(unavailable)
     }
 
@@ -366,28 +340,14 @@ impl Store {
     }
 
     pub async fn load_meters(&self, creator_id: &str) -> Result<Vec<MeterRow>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, MeterRow>(
             "SELECT key, position, name, unit, aggregation, reset, created_at FROM meters \
              WHERE creator_id = $1 ORDER BY position",
         )
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(MeterRow {
-                    key: r.try_get("key")?,
-                    position: r.try_get("position")?,
-                    name: r.try_get("name")?,
-                    unit: r.try_get("unit")?,
-                    aggregation: r.try_get("aggregation")?,
-                    reset: r.try_get("reset")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        .map_err(unavailable)
     }
 
     /// Inserts or replaces a tier; when it becomes the default, no other tier stays one.
@@ -398,7 +358,7 @@ impl Store {
         is_new: bool,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        if tier.is_default {
+        if tier.is_default != 0 {
             sqlx::query("UPDATE tiers SET is_default = 0 WHERE creator_id = $1")
                 .bind(creator_id)
                 .execute(&mut *tx)
@@ -417,7 +377,7 @@ impl Store {
             .bind(&tier.key)
             .bind(tier.position)
             .bind(&tier.definition)
-            .bind(i64::from(tier.is_default))
+            .bind(tier.is_default)
             .bind(tier.created_at)
             .bind(tier.updated_at)
             .execute(&mut *tx)
@@ -427,27 +387,14 @@ impl Store {
     }
 
     pub async fn load_tiers(&self, creator_id: &str) -> Result<Vec<TierRow>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, TierRow>(
             "SELECT key, position, definition, is_default, created_at, updated_at FROM tiers \
              WHERE creator_id = $1 ORDER BY position",
         )
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(TierRow {
-                    key: r.try_get("key")?,
-                    position: r.try_get("position")?,
-                    definition: r.try_get("definition")?,
-                    is_default: r.try_get::<i64, _>("is_default")? != 0,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        .map_err(unavailable)
     }
 
     // --- customers ------------------------------------------------------------------------
@@ -480,26 +427,14 @@ impl Store {
     }
 
     pub async fn load_customers(&self, creator_id: &str) -> Result<Vec<CustomerRow>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, CustomerRow>(
             "SELECT id, tier_key, assigned_at, email, stripe_customer_id FROM customers \
              WHERE creator_id = $1",
         )
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(CustomerRow {
-                    id: r.try_get("id")?,
-                    tier_key: r.try_get("tier_key")?,
-                    assigned_at: r.try_get("assigned_at")?,
-                    email: r.try_get("email")?,
-                    stripe_customer_id: r.try_get("stripe_customer_id")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        .map_err(unavailable)
     }
 
     // --- usage ----------------------------------------------------------------------------
@@ -511,7 +446,7 @@ impl Store {
         creator_id: &str,
         since: i64,
     ) -> Result<Vec<PeriodTotalRow>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, PeriodTotalRow>(
             "SELECT customer_id, meter_key, period_start, CAST(SUM(value) AS BIGINT) AS total, \
              MAX(value) AS peak FROM usage_buckets \
              WHERE creator_id = $1 AND (period_start >= $2 OR period_start = 0) \
@@ -521,19 +456,7 @@ impl Store {
         .bind(since)
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(PeriodTotalRow {
-                    customer_id: r.try_get("customer_id")?,
-                    meter_key: r.try_get("meter_key")?,
-                    period_start: r.try_get("period_start")?,
-                    sum: r.try_get("total")?,
-                    max: r.try_get("peak")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        .map_err(unavailable)
     }
 
     pub async fn load_idempotency_keys(
@@ -541,7 +464,7 @@ impl Store {
         creator_id: &str,
         since: i64,
     ) -> Result<Vec<KeyResultRow>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query_as::<_, KeyResultRow>(
             "SELECT key, result, created_at FROM idempotency_keys \
              WHERE creator_id = $1 AND created_at >= $2",
         )
@@ -549,17 +472,7 @@ impl Store {
         .bind(since)
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyResultRow {
-                    key: r.try_get("key")?,
-                    result: r.try_get("result")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(unavailable)
+        .map_err(unavailable)
     }
 
     /// Deletes a creator's idempotency keys older than `before`; returns how many went.

@@ -174,7 +174,7 @@ impl Handler<SaveTier> for TenantActor {
                         .unwrap_or(config.tiers.len() as u32) as i64,
                     definition: serde_json::to_string(&tier.definition)
                         .map_err(|e| ApiError::internal(&e))?,
-                    is_default: tier.is_default,
+                    is_default: i64::from(tier.is_default),
                     created_at: tier.created_at,
                     updated_at: tier.updated_at,
                 };

@@ -84,7 +84,7 @@ async fn load_tenant(
         let built = Tier::build(
             Arc::from(tier.key.as_str()),
             definition,
-            tier.is_default,
+            tier.is_default != 0,
             &config,
             tier.created_at,
             tier.updated_at,
@@ -116,8 +116,8 @@ async fn load_tenant(
             continue;
         };
         let used = match config.meter(meter).aggregation {
-            Aggregation::Max => total.max,
-            Aggregation::Sum | Aggregation::Count => total.sum,
+            Aggregation::Max => total.peak,
+            Aggregation::Sum | Aggregation::Count => total.total,
         };
         tenant.load_counter(
             &total.customer_id,
