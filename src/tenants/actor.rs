@@ -53,6 +53,20 @@ impl TenantActor {
     }
 }
 
+impl TenantActor {
+    /// Runs `work` with the tenant and the store, to completion before the next message:
+    /// each change is written to the store, then swapped into memory, one at a time.
+    fn in_turn<R, F, Fut>(&self, work: F) -> AtomicResponse<Self, R>
+    where
+        R: 'static,
+        F: FnOnce(Arc<Tenant>, Store) -> Fut,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        let work = work(self.tenant.clone(), self.settings.store.clone());
+        AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
+}
+
 impl Actor for TenantActor {
     type Context = Context<Self>;
 
@@ -70,45 +84,49 @@ impl Actor for TenantActor {
 #[rtype(result = "Result<Arc<Meter>, ApiError>")]
 struct CreateMeter(Meter);
 
+/// Starts the roll-over actor of a meter just created.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StartMeterActor(MeterId);
+
+impl Handler<StartMeterActor> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, StartMeterActor(meter): StartMeterActor, _: &mut Self::Context) {
+        self.start_meter_actor(meter);
+    }
+}
+
 impl Handler<CreateMeter> for TenantActor {
     type Result = AtomicResponse<Self, Result<Arc<Meter>, ApiError>>;
 
-    fn handle(&mut self, CreateMeter(meter): CreateMeter, _: &mut Self::Context) -> Self::Result {
-        let tenant = self.tenant.clone();
-        let store = self.settings.store.clone();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let config = tenant.config();
-                if config.meter_id(&meter.key).is_some() {
-                    return Err(ApiError::conflict(
-                        "already_exists",
-                        format!("meter `{}` already exists", meter.key),
-                    ));
-                }
-                let row = MeterRow {
-                    key: meter.key.to_string(),
-                    position: config.meters.len() as i64,
-                    name: meter.name.clone(),
-                    unit: meter.unit.clone(),
-                    aggregation: meter.aggregation.as_str().into(),
-                    reset: meter.reset.as_str().into(),
-                    created_at: meter.created_at,
-                };
-                store.insert_meter(&tenant.id, &row).await?;
-                let next = config.with_meter(meter);
-                let created = next.meters.last().cloned().expect("just added");
-                tenant.set_config(next);
-                Ok(created)
+    fn handle(&mut self, CreateMeter(meter): CreateMeter, ctx: &mut Self::Context) -> Self::Result {
+        let me = ctx.address();
+        self.in_turn(move |tenant, store| async move {
+            let config = tenant.config();
+            if config.meter_id(&meter.key).is_some() {
+                return Err(ApiError::conflict(
+                    "already_exists",
+                    format!("meter `{}` already exists", meter.key),
+                ));
             }
-            .into_actor(self)
-            .map(|result, actor, _| {
-                if result.is_ok() {
-                    let id = actor.tenant.config().meters.len() - 1;
-                    actor.start_meter_actor(id as MeterId);
-                }
-                result
-            }),
-        ))
+            let row = MeterRow {
+                key: meter.key.to_string(),
+                position: config.meters.len() as i64,
+                name: meter.name.clone(),
+                unit: meter.unit.clone(),
+                aggregation: meter.aggregation.as_str().into(),
+                reset: meter.reset.as_str().into(),
+                created_at: meter.created_at,
+            };
+            store.insert_meter(&tenant.id, &row).await?;
+            let next = config.with_meter(meter);
+            let id = (next.meters.len() - 1) as MeterId;
+            let created = next.meter(id).clone();
+            tenant.set_config(next);
+            me.do_send(StartMeterActor(id));
+            Ok(created)
+        })
     }
 }
 
@@ -125,69 +143,64 @@ impl Handler<SaveTier> for TenantActor {
     type Result = AtomicResponse<Self, Result<Arc<Tier>, ApiError>>;
 
     fn handle(&mut self, SaveTier(change): SaveTier, _: &mut Self::Context) -> Self::Result {
-        let tenant = self.tenant.clone();
-        let store = self.settings.store.clone();
         let now = self.settings.clock.now();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let config = tenant.config();
-                let (key, definition, is_default, created_at, is_new) = match change {
-                    TierChange::Create(new) => {
-                        let key = crate::meters::model::parse_slug("key", &new.key)?;
-                        if config.tier_id(&key).is_some() {
-                            return Err(ApiError::conflict(
-                                "already_exists",
-                                format!("tier `{key}` already exists"),
-                            ));
-                        }
-                        let definition =
-                            TierDefinition::parse(&new.name, new.price, new.caps, new.features)?;
-                        (key, definition, new.default, now, true)
+        self.in_turn(move |tenant, store| async move {
+            let config = tenant.config();
+            let (key, definition, is_default, created_at, is_new) = match change {
+                TierChange::Create(new) => {
+                    let key = crate::meters::model::parse_slug("key", &new.key)?;
+                    if config.tier_id(&key).is_some() {
+                        return Err(ApiError::conflict(
+                            "already_exists",
+                            format!("tier `{key}` already exists"),
+                        ));
                     }
-                    TierChange::Patch(key, patch) => {
-                        let current = config
-                            .tier_id(&key)
-                            .map(|id| config.tier(id).clone())
-                            .ok_or_else(|| tier_not_found(&key))?;
-                        let old = &current.definition;
-                        let definition = TierDefinition::parse(
-                            patch.name.as_deref().unwrap_or(&old.name),
-                            patch.price.unwrap_or_else(|| old.price.clone()),
-                            patch.caps.unwrap_or_else(|| old.caps.clone()),
-                            patch.features.unwrap_or_else(|| old.features.clone()),
-                        )?;
-                        let is_default = patch.default.unwrap_or(current.is_default);
-                        (
-                            current.key.clone(),
-                            definition,
-                            is_default,
-                            current.created_at,
-                            false,
-                        )
-                    }
-                };
-                let tier = Tier::build(key, definition, is_default, &config, created_at, now)?;
-                let row = TierRow {
-                    key: tier.key.to_string(),
-                    position: config
-                        .tier_id(&tier.key)
-                        .unwrap_or(config.tiers.len() as u32) as i64,
-                    definition: serde_json::to_string(&tier.definition)
-                        .map_err(|e| ApiError::internal(&e))?,
-                    is_default: i64::from(tier.is_default),
-                    created_at: tier.created_at,
-                    updated_at: tier.updated_at,
-                };
-                store.save_tier(&tenant.id, &row, is_new).await?;
-                let next = config.with_tier(tier);
-                let saved = next
-                    .tier(next.tier_id(&row.key).expect("just saved"))
-                    .clone();
-                tenant.set_config(next);
-                Ok(saved)
-            }
-            .into_actor(self),
-        ))
+                    let definition =
+                        TierDefinition::parse(&new.name, new.price, new.caps, new.features)?;
+                    (key, definition, new.default, now, true)
+                }
+                TierChange::Patch(key, patch) => {
+                    let current = config
+                        .tier_id(&key)
+                        .map(|id| config.tier(id).clone())
+                        .ok_or_else(|| tier_not_found(&key))?;
+                    let old = &current.definition;
+                    let definition = TierDefinition::parse(
+                        patch.name.as_deref().unwrap_or(&old.name),
+                        patch.price.unwrap_or_else(|| old.price.clone()),
+                        patch.caps.unwrap_or_else(|| old.caps.clone()),
+                        patch.features.unwrap_or_else(|| old.features.clone()),
+                    )?;
+                    let is_default = patch.default.unwrap_or(current.is_default);
+                    (
+                        current.key.clone(),
+                        definition,
+                        is_default,
+                        current.created_at,
+                        false,
+                    )
+                }
+            };
+            let tier = Tier::build(key, definition, is_default, &config, created_at, now)?;
+            let row = TierRow {
+                key: tier.key.to_string(),
+                position: config
+                    .tier_id(&tier.key)
+                    .unwrap_or(config.tiers.len() as u32) as i64,
+                definition: serde_json::to_string(&tier.definition)
+                    .map_err(|e| ApiError::internal(&e))?,
+                is_default: i64::from(tier.is_default),
+                created_at: tier.created_at,
+                updated_at: tier.updated_at,
+            };
+            store.save_tier(&tenant.id, &row, is_new).await?;
+            let next = config.with_tier(tier);
+            let saved = next
+                .tier(next.tier_id(&row.key).expect("just saved"))
+                .clone();
+            tenant.set_config(next);
+            Ok(saved)
+        })
     }
 }
 
@@ -207,42 +220,37 @@ impl Handler<UpsertCustomer> for TenantActor {
         UpsertCustomer(update): UpsertCustomer,
         _: &mut Self::Context,
     ) -> Self::Result {
-        let tenant = self.tenant.clone();
-        let store = self.settings.store.clone();
         let now = self.settings.clock.now();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let config = tenant.config();
-                let tier = config
-                    .tier_id(&update.tier)
-                    .ok_or_else(|| tier_not_found(&update.tier))?;
-                // A new tier starts a new billing cycle; the same tier keeps its anchor.
-                let anchor = match tenant.customers.get(&*update.id) {
-                    Some(state) if state.declared && state.tier == Some(tier) => state.anchor,
-                    _ => now,
-                };
-                let row = CustomerRow {
-                    id: update.id.to_string(),
-                    tier_key: Some(update.tier.to_string()),
-                    assigned_at: anchor,
-                    email: update.email.clone(),
-                    stripe_customer_id: update.stripe_customer_id.clone(),
-                };
-                store.upsert_customer(&tenant.id, &row, now).await?;
-                let mut state = tenant.customers.entry(update.id.clone()).or_default();
-                state.tier = Some(tier);
-                state.anchor = anchor;
-                state.declared = true;
-                Ok(Customer {
-                    customer_id: row.id,
-                    tier: Some(row.tier_key.unwrap_or_default()),
-                    assigned_at: Some(crate::usage::period::rfc3339(anchor)),
-                    email: row.email,
-                    stripe_customer_id: row.stripe_customer_id,
-                })
-            }
-            .into_actor(self),
-        ))
+        self.in_turn(move |tenant, store| async move {
+            let config = tenant.config();
+            let tier = config
+                .tier_id(&update.tier)
+                .ok_or_else(|| tier_not_found(&update.tier))?;
+            // A new tier starts a new billing cycle; the same tier keeps its anchor.
+            let anchor = match tenant.customers.get(&*update.id) {
+                Some(state) if state.declared && state.tier == Some(tier) => state.anchor,
+                _ => now,
+            };
+            let row = CustomerRow {
+                id: update.id.to_string(),
+                tier_key: Some(update.tier.to_string()),
+                assigned_at: anchor,
+                email: update.email.clone(),
+                stripe_customer_id: update.stripe_customer_id.clone(),
+            };
+            store.upsert_customer(&tenant.id, &row, now).await?;
+            let mut state = tenant.customers.entry(update.id.clone()).or_default();
+            state.tier = Some(tier);
+            state.anchor = anchor;
+            state.declared = true;
+            Ok(Customer {
+                customer_id: row.id,
+                tier: Some(row.tier_key.unwrap_or_default()),
+                assigned_at: Some(crate::usage::period::rfc3339(anchor)),
+                email: row.email,
+                stripe_customer_id: row.stripe_customer_id,
+            })
+        })
     }
 }
 
@@ -255,25 +263,20 @@ impl Handler<PruneKeys> for TenantActor {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, _: PruneKeys, _: &mut Self::Context) -> Self::Result {
-        let tenant = self.tenant.clone();
-        let store = self.settings.store.clone();
         let before = self.settings.clock.now() - self.settings.key_retention_secs;
-        AtomicResponse::new(Box::pin(
-            async move {
-                match store.prune_idempotency_keys(&tenant.id, before).await {
-                    Ok(pruned) => {
-                        tenant.keys.retain(|_, record| {
-                            record.created_at >= before || record.state() == CommitState::Pending
-                        });
-                        if pruned > 0 {
-                            tracing::debug!(creator = %tenant.slug, pruned, "idempotency keys pruned");
-                        }
+        self.in_turn(move |tenant, store| async move {
+            match store.prune_idempotency_keys(&tenant.id, before).await {
+                Ok(pruned) => {
+                    tenant.keys.retain(|_, record| {
+                        record.created_at >= before || record.state() == CommitState::Pending
+                    });
+                    if pruned > 0 {
+                        tracing::debug!(creator = %tenant.slug, pruned, "idempotency keys pruned");
                     }
-                    Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
                 }
+                Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
             }
-            .into_actor(self),
-        ))
+        })
     }
 }
 
