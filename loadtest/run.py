@@ -57,14 +57,22 @@ class Client:
     """One keep-alive HTTP/1.1 connection to 127.0.0.1."""
 
     def __init__(self, port, token):
+        self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         self.token = token
 
     def call(self, method, path, body=None, expect=(200, 201)):
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
-        self.conn.request(method, path, body=data, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            # The server closes idle keep-alive connections: reconnect once.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
         payload = response.read()
         if response.status not in expect:
             raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")

@@ -60,7 +60,8 @@ CREATE TABLE customers (
 );
 
 -- Usage per hour: period totals are the sum (or max) of a period's buckets, and the same
--- rows serve hourly time series.
+-- rows serve hourly time series. The primary key (creator first) serves both the upserts
+-- and the start-up load; no other index is kept up on this hot table.
 CREATE TABLE usage_buckets (
     creator_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
@@ -71,8 +72,6 @@ CREATE TABLE usage_buckets (
     PRIMARY KEY (creator_id, customer_id, meter_key, period_start, bucket_start)
 );
 
-CREATE INDEX usage_buckets_by_period ON usage_buckets (creator_id, period_start);
-
 CREATE TABLE idempotency_keys (
     creator_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -82,4 +81,4 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (creator_id, key)
 );
 
-CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (creator_id, created_at);

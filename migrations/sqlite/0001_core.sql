@@ -60,7 +60,8 @@ CREATE TABLE customers (
 );
 
 -- Usage per hour: period totals are the sum (or max) of a period's buckets, and the same
--- rows serve hourly time series.
+-- rows serve hourly time series. The primary key (creator first) serves both the upserts
+-- and the start-up load; no other index is kept up on this hot table.
 CREATE TABLE usage_buckets (
     creator_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
@@ -69,9 +70,7 @@ CREATE TABLE usage_buckets (
     bucket_start INTEGER NOT NULL,
     value INTEGER NOT NULL,
     PRIMARY KEY (creator_id, customer_id, meter_key, period_start, bucket_start)
-);
-
-CREATE INDEX usage_buckets_by_period ON usage_buckets (creator_id, period_start);
+) WITHOUT ROWID;
 
 CREATE TABLE idempotency_keys (
     creator_id TEXT NOT NULL,
@@ -80,6 +79,6 @@ CREATE TABLE idempotency_keys (
     result TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (creator_id, key)
-);
+) WITHOUT ROWID;
 
-CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (creator_id, created_at);

@@ -9,9 +9,12 @@ use actix_web::web;
 
 use crate::{creators, customers, meters, tiers, usage};
 
-/// Every route of the daemon.
+/// Every route of the daemon. The hot routes come first: a request is matched against the
+/// routes in order, and each route with a `{param}` costs a regex match.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(ops::healthz)
+    cfg.service(usage::routes::post_events)
+        .service(usage::routes::post_check)
+        .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
         .service(ops::openapi)
@@ -28,7 +31,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(tiers::routes::update_tier)
         .service(customers::routes::put_customer)
         .service(customers::routes::get_usage)
-        .service(customers::routes::get_entitlement)
-        .service(usage::routes::post_events)
-        .service(usage::routes::post_check);
+        .service(customers::routes::get_entitlement);
 }

@@ -21,16 +21,18 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
-/// Ready: counters are loaded and the store is reachable.
+/// Ready: counters are loaded and the store is reachable. Not being ready is an answer,
+/// not a failure, so it is not logged as an error.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.ensure_ready()?;
-    if !state.usage.health.is_up() {
-        return Err(ApiError::store_unavailable());
-    }
-    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let not_ready = match state.ensure_ready() {
+        Err(err) => err,
+        Ok(()) if !state.usage.health.is_up() => ApiError::store_unavailable(),
+        Ok(()) => return HttpResponse::Ok().json(Status { status: "ready" }),
+    };
+    actix_web::ResponseError::error_response(&not_ready)
 }
 
 /// Prometheus text format.
