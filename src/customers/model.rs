@@ -32,6 +32,7 @@ impl CustomerUpdate {
     pub fn parse(id: Arc<str>, body: PutCustomer) -> Result<Self, ApiError> {
         if let Some(email) = &body.email {
             let plausible = email.len() <= 254
+                && !email.chars().any(char::is_control)
                 && email
                     .split_once('@')
                     .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
@@ -43,7 +44,12 @@ impl CustomerUpdate {
             }
         }
         if let Some(stripe_id) = &body.stripe_customer_id {
-            if !stripe_id.starts_with("cus_") || stripe_id.len() > 255 {
+            if !stripe_id.starts_with("cus_")
+                || stripe_id.len() > 255
+                || !stripe_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
                 return Err(ApiError::invalid(
                     "invalid_stripe_customer_id",
                     "stripe_customer_id must be a Stripe customer id (cus_…)",

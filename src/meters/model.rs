@@ -76,12 +76,12 @@ pub fn parse_slug(what: &str, text: &str) -> Result<Arc<str>, ApiError> {
     }
 }
 
-/// Checks a free-text name (at most 200 characters).
+/// Checks a free-text name (at most 200 characters, no control characters).
 pub fn parse_name(what: &str, text: &str) -> Result<String, ApiError> {
-    if text.chars().count() > 200 {
+    if text.chars().count() > 200 || text.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "invalid_value",
-            format!("{what} must be at most 200 characters"),
+            format!("{what} must be at most 200 characters, without control characters"),
         ));
     }
     Ok(text.to_string())

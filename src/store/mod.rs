@@ -600,16 +600,19 @@ fn multi_row_insert(
 
 #[cfg(test)]
 mod tests {
+    use super::{multi_row_insert, Dialect};
+
     #[test]
     fn multi_row_inserts_number_placeholders_in_order() {
+        let head = "INSERT INTO t (a, b) VALUES ";
+        let tail = "ON CONFLICT DO NOTHING";
         assert_eq!(
-            super::multi_row_insert(
-                "INSERT INTO t (a, b) VALUES ",
-                2,
-                2,
-                "ON CONFLICT DO NOTHING"
-            ),
+            multi_row_insert(Dialect::Postgres, head, 2, 2, tail),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            multi_row_insert(Dialect::Sqlite, head, 2, 2, tail),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
         );
     }
 }

@@ -191,13 +191,20 @@ impl<'a> CheckQuery<'a> {
     }
 }
 
-/// Checks a 1–128 character id (customer ids, idempotency keys).
+/// Checks a 1–128 character id (customer ids, idempotency keys). Control characters are
+/// refused: PostgreSQL cannot store NUL, and one such id must not fail a group commit.
 pub fn parse_id<'a>(field: &str, id: Cow<'a, str>) -> Result<Cow<'a, str>, ApiError> {
     let chars = id.chars().count();
     if chars == 0 || chars > MAX_ID_CHARS {
         return Err(ApiError::invalid(
             "invalid_id",
             format!("{field} must be 1–{MAX_ID_CHARS} characters, got {chars}"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "invalid_id",
+            format!("{field} must not contain control characters"),
         ));
     }
     Ok(id)

@@ -130,6 +130,16 @@ async fn invalid_event_fields_are_refused_with_a_code_each(backend: Backend) {
             "invalid_value",
         ),
         (
+            json!({"customer_id": "nul\u{0}byte", "meter": "calls"}),
+            422,
+            "invalid_id",
+        ),
+        (
+            json!({"customer_id": "c1", "meter": "calls", "idempotency_key": "a\nb"}),
+            422,
+            "invalid_id",
+        ),
+        (
             json!({"customer_id": "c1", "meter": "calls", "idempotency_key": ""}),
             422,
             "invalid_id",
@@ -460,6 +470,24 @@ async fn invalid_meters_tiers_and_creators_are_refused(backend: Backend) {
         .await,
         422,
         "invalid_email",
+    )
+    .await;
+    assert_error(
+        put(
+            "/v1/customers/c1".into(),
+            json!({"tier": "basic", "email": "a\u{0}@b.co"}),
+        )
+        .await,
+        422,
+        "invalid_email",
+    )
+    .await;
+    let nul_name =
+        json!({"key": "m2", "name": "bad\u{0}name", "aggregation": "sum", "reset": "day"});
+    assert_error(
+        app.post("/v1/meters", key, nul_name).await,
+        422,
+        "invalid_value",
     )
     .await;
     assert_error(
