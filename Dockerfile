@@ -7,6 +7,7 @@ COPY src src
 COPY config config
 COPY migrations migrations
 COPY benches benches
+COPY loadtest loadtest
 RUN cargo build --release --locked --bin staryer
 
 FROM debian:bookworm-slim

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Store, StoreError, StoreHealth};
+use crate::store::{Store, StoreHealth};
 use crate::telemetry::metric_names;
 
 /// One usage delta for one hourly bucket.
@@ -97,12 +97,6 @@ impl FlushHandle {
         if self.tx.send(Message::Drain(done)).await.is_ok() {
             let _ = wait.await;
         }
-    }
-}
-
-impl From<StoreError> for SubmitError {
-    fn from(err: StoreError) -> Self {
-        SubmitError::Store(err.to_string().into())
     }
 }
 

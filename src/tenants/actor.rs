@@ -360,9 +360,4 @@ impl TenantHandle {
     pub async fn upsert_customer(&self, update: CustomerUpdate) -> Result<Customer, ApiError> {
         self.ask(UpsertCustomer(update)).await?
     }
-
-    /// Prunes expired idempotency keys now (also runs on the maintenance interval).
-    pub async fn prune_keys(&self) -> Result<(), ApiError> {
-        self.ask(PruneKeys).await
-    }
 }

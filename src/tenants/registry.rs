@@ -80,10 +80,6 @@ impl Registry {
         self.keys.get(hash).map(|entry| entry.clone())
     }
 
-    pub fn creator(&self, creator_id: &str) -> Option<Creator> {
-        self.creators.get(creator_id).map(|entry| entry.0.clone())
-    }
-
     pub fn creator_by_slug(&self, slug: &str) -> Option<Creator> {
         self.creators
             .iter()
@@ -105,10 +101,6 @@ impl Registry {
 
     pub fn rate_limit(&self, creator_id: &str) -> Option<RateLimit> {
         self.creators.get(creator_id).and_then(|entry| entry.1)
-    }
-
-    pub fn creators(&self) -> Vec<Creator> {
-        self.creators.iter().map(|entry| entry.0.clone()).collect()
     }
 
     pub fn live_counters(&self) -> usize {
