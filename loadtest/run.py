@@ -252,7 +252,7 @@ def table(floor, databases):
                      f"{run['p50_ms']:.3f} | {run['p99_ms']:.3f} | {ratio} | {run['non_2xx']} |")
 
     for mode in ["check", "event", "batch"]:
-        row(f"floor: {names[mode]}", floor[mode], None)
+        row(f"floor: {names[mode].replace(', durable', '')}", floor[mode], None)
     for db in databases:
         for mode in MODES:
             row(f"{db['database']}: {names[mode]}", db["runs"][mode],
@@ -268,7 +268,7 @@ def table(floor, databases):
 
 def chart(floor_sweep, daemon_sweep, path):
     """Two panels: requests/s and p99 against connections (log scale), floor vs daemon."""
-    width, height, pad = 900, 360, 60
+    width, height, pad = 900, 380, 60
     panel = (width - 3 * pad) / 2
     xs = SWEEP
 
@@ -287,7 +287,7 @@ def chart(floor_sweep, daemon_sweep, path):
     for index, (field, title) in enumerate([("rps", "POST /v1/check requests/s"),
                                             ("p99_ms", "POST /v1/check p99 latency (ms)")]):
         left = pad + index * (panel + pad)
-        top, bottom = 40, height - 50
+        top, bottom = 40, height - 70
         top_value = max(r[field] for r in floor_sweep + daemon_sweep) * 1.1
         y_of = lambda v: bottom - v / top_value * (bottom - top)
         parts.append(f'<text x="{left}" y="25" font-weight="bold">{title}</text>')
