@@ -63,6 +63,8 @@ pub struct IngestConfig {
     pub max_batch_writes: usize,
     /// Requests that may wait for a group commit before ingest answers 503.
     pub queue_capacity: usize,
+    /// Period of folding the commit log into the hourly buckets, milliseconds.
+    pub fold_interval_ms: u64,
     /// Idempotency keys are remembered this long.
     pub idempotency_retention_hours: u64,
     /// Period of key pruning and counter eviction.

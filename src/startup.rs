@@ -84,6 +84,7 @@ impl App {
             health.clone(),
             config.ingest.queue_capacity,
             config.ingest.max_batch_writes,
+            Duration::from_millis(config.ingest.fold_interval_ms.max(1)),
         );
         let settings = ActorSettings {
             store: store.clone(),
@@ -131,7 +132,11 @@ impl App {
 
         actix_rt::spawn(async move {
             let started = std::time::Instant::now();
-            match loader::load_all(&registry, &settings).await {
+            let loaded = match settings.store.fold_all().await {
+                Ok(()) => loader::load_all(&registry, &settings).await,
+                Err(err) => Err(err.into()),
+            };
+            match loaded {
                 Ok(counters) => {
                     ready.store(true, Ordering::Release);
                     tracing::info!(
@@ -167,6 +172,9 @@ impl App {
         self.server.await?;
         tracing::info!("stopping: draining the commit queue");
         self.flusher.drain().await;
+        if let Err(err) = self.store.fold_all().await {
+            tracing::warn!(error = %err, "the usage log stays unfolded; the next start folds it");
+        }
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

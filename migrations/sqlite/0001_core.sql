@@ -59,6 +59,15 @@ CREATE TABLE customers (
     PRIMARY KEY (creator_id, id)
 );
 
+-- The group commit's log: one record per commit, holding the merged bucket deltas and the
+-- idempotency keys of every request in it (JSON). Acknowledged events are durable once
+-- their record is here; records are folded into usage_buckets and idempotency_keys in the
+-- background and at start, then deleted.
+CREATE TABLE usage_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body BLOB NOT NULL
+);
+
 -- Usage per hour: period totals are the sum (or max) of a period's buckets, and the same
 -- rows serve hourly time series. The primary key (creator first) serves both the upserts
 -- and the start-up load; no other index is kept up on this hot table.

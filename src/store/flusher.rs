@@ -1,23 +1,28 @@
 //! Group commit. Every ingest request hands its bucket deltas and idempotency keys to the
 //! one flusher and waits; the flusher takes everything that queued up while the previous
-//! transaction ran, merges deltas that land in the same hourly bucket, writes them all in
-//! one transaction and answers every waiting request at once. Throughput grows with load
-//! while each answer still means "committed".
+//! write ran, merges deltas that land in the same hourly bucket, appends them as one log
+//! record (one row, whatever the number of events) and answers every waiting request at
+//! once. Throughput grows with load while each answer still means "committed".
+//!
+//! A folder task moves the log into the hourly buckets in the background: many commits'
+//! deltas to the same bucket become one upsert, so the database does work per bucket
+//! touched rather than per event.
 //!
 //! The queue is bounded: a full queue is back-pressure (the caller answers 503), never a
 //! silent drop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Store, StoreHealth};
 use crate::telemetry::metric_names;
 
 /// One usage delta for one hourly bucket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BucketWrite {
     pub creator_id: Arc<str>,
     pub customer_id: Arc<str>,
@@ -30,7 +35,7 @@ pub struct BucketWrite {
 }
 
 /// An idempotency key and the first answer it stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyWrite {
     pub creator_id: Arc<str>,
     pub key: Arc<str>,
@@ -38,7 +43,8 @@ pub struct KeyWrite {
     pub created_at: i64,
 }
 
-/// What one request needs committed together.
+/// What one request needs committed together; also the body of one log record.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct FlushJob {
     pub buckets: Vec<BucketWrite>,
     pub keys: Vec<KeyWrite>,
@@ -72,8 +78,10 @@ impl FlushHandle {
         health: StoreHealth,
         queue_capacity: usize,
         max_batch_writes: usize,
+        fold_interval: Duration,
     ) -> Self {
         let (tx, rx) = mpsc::channel(queue_capacity);
+        tokio::spawn(fold_continually(store.clone(), fold_interval));
         tokio::spawn(run(store, health, rx, max_batch_writes));
         FlushHandle { tx }
     }
@@ -136,11 +144,11 @@ async fn run(
 }
 
 async fn commit(store: &Store, health: &StoreHealth, merged: &mut MergedWrites) -> Outcome {
-    let (sums, maxes, keys) = merged.take();
+    let record = merged.take();
     let started = Instant::now();
     metrics::histogram!(metric_names::FLUSH_BATCH_SIZE)
-        .record((sums.len() + maxes.len() + keys.len()) as f64);
-    let result = store.commit_usage(&sums, &maxes, &keys).await;
+        .record((record.buckets.len() + record.keys.len()) as f64);
+    let result = store.append_log(&record).await;
     metrics::histogram!(metric_names::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
     result.map_err(|err| {
         metrics::counter!(metric_names::STORE_ERRORS).increment(1);
@@ -152,9 +160,10 @@ async fn commit(store: &Store, health: &StoreHealth, merged: &mut MergedWrites) 
 
 type BucketKey = (Arc<str>, Arc<str>, Arc<str>, i64, i64);
 
-/// Deltas of many requests, merged per bucket (a multi-row upsert may touch a row once).
+/// Deltas of many requests (or log records), merged per bucket (a multi-row upsert may
+/// touch a row once).
 #[derive(Default)]
-struct MergedWrites {
+pub(crate) struct MergedWrites {
     buckets: HashMap<BucketKey, (i64, bool)>,
     keys: Vec<KeyWrite>,
     /// Writes taken so far, before merging (bounds one transaction).
@@ -162,7 +171,7 @@ struct MergedWrites {
 }
 
 impl MergedWrites {
-    fn add(&mut self, job: FlushJob) {
+    pub(crate) fn add(&mut self, job: FlushJob) {
         self.writes += job.buckets.len() + job.keys.len();
         for write in job.buckets {
             let key = (
@@ -182,28 +191,50 @@ impl MergedWrites {
         self.keys.extend(job.keys);
     }
 
-    fn take(&mut self) -> (Vec<BucketWrite>, Vec<BucketWrite>, Vec<KeyWrite>) {
-        let mut sums = Vec::new();
-        let mut maxes = Vec::new();
-        for ((creator_id, customer_id, meter_key, period_start, bucket_start), (value, is_max)) in
-            self.buckets.drain()
-        {
-            let write = BucketWrite {
-                creator_id,
-                customer_id,
-                meter_key,
-                period_start,
-                bucket_start,
-                value,
-                is_max,
-            };
-            if is_max {
-                maxes.push(write);
-            } else {
-                sums.push(write);
-            }
-        }
+    pub(crate) fn take(&mut self) -> FlushJob {
+        let buckets = self
+            .buckets
+            .drain()
+            .map(
+                |(
+                    (creator_id, customer_id, meter_key, period_start, bucket_start),
+                    (value, is_max),
+                )| {
+                    BucketWrite {
+                        creator_id,
+                        customer_id,
+                        meter_key,
+                        period_start,
+                        bucket_start,
+                        value,
+                        is_max,
+                    }
+                },
+            )
+            .collect();
         self.writes = 0;
-        (sums, maxes, std::mem::take(&mut self.keys))
+        FlushJob {
+            buckets,
+            keys: std::mem::take(&mut self.keys),
+        }
+    }
+}
+
+/// Folds the log into the buckets every `interval`, for as long as the process runs. A
+/// failure is retried at the next tick: the log keeps everything until it is folded.
+async fn fold_continually(store: Store, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let started = Instant::now();
+        match store.fold_log().await {
+            Ok(0) => {}
+            Ok(records) => {
+                metrics::histogram!(metric_names::FOLD_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                tracing::trace!(records, "log folded");
+            }
+            Err(err) => tracing::warn!(error = %err, "folding the usage log failed; will retry"),
+        }
     }
 }

@@ -9,12 +9,15 @@
 pub mod flusher;
 pub mod health;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub use flusher::{BucketWrite, FlushHandle, FlushJob, KeyWrite};
+
+use flusher::MergedWrites;
 pub use health::StoreHealth;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -22,6 +25,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// Rows per multi-row INSERT (6 binds each stays far below both databases' limits).
 const ROWS_PER_STATEMENT: usize = 500;
+/// Log records folded in one transaction (one record is one group commit).
+const RECORDS_PER_FOLD: i64 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +64,7 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     write_timeout: Duration,
+    fold_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 // --- rows -------------------------------------------------------------------------------
@@ -199,6 +205,7 @@ impl Store {
             pool,
             dialect,
             write_timeout,
+            fold_lock: Arc::default(),
         })
     }
 
@@ -495,75 +502,119 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// One group commit: every bucket delta and idempotency key in one transaction, bounded
-    /// by the write timeout. Buckets must be merged already (one row per bucket key).
-    pub async fn commit_usage(
-        &self,
-        sums: &[BucketWrite],
-        maxes: &[BucketWrite],
-        keys: &[KeyWrite],
-    ) -> Result<(), StoreError> {
-        let write = async {
-            let mut tx = self.pool.begin().await?;
-            let max_fn = match self.dialect {
-                Dialect::Sqlite => "MAX",
-                Dialect::Postgres => "GREATEST",
-            };
-            let sum_tail =
-                "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
-                            DO UPDATE SET value = usage_buckets.value + excluded.value"
-                    .to_string();
-            let max_tail = format!(
-                "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start) \
-                 DO UPDATE SET value = {max_fn}(usage_buckets.value, excluded.value)"
-            );
-            for (rows, tail) in [(sums, &sum_tail), (maxes, &max_tail)] {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    let sql = multi_row_insert(
-                        self.dialect,
-                        "INSERT INTO usage_buckets (creator_id, customer_id, meter_key, period_start, \
-                         bucket_start, value) VALUES ",
-                        6,
-                        chunk.len(),
-                        tail,
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for row in chunk {
-                        query = query
-                            .bind(&*row.creator_id)
-                            .bind(&*row.customer_id)
-                            .bind(&*row.meter_key)
-                            .bind(row.period_start)
-                            .bind(row.bucket_start)
-                            .bind(row.value);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-            }
-            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-                let sql = multi_row_insert(
-                    self.dialect,
-                    "INSERT INTO idempotency_keys (creator_id, key, result, created_at) VALUES ",
-                    4,
-                    chunk.len(),
-                    "ON CONFLICT (creator_id, key) DO NOTHING",
-                );
-                let mut query = sqlx::query(&sql);
-                for key in chunk {
-                    query = query
-                        .bind(&*key.creator_id)
-                        .bind(&*key.key)
-                        .bind(&key.result)
-                        .bind(key.created_at);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        };
+    /// One group commit: the merged deltas and keys of every waiting request as one log
+    /// record, bounded by the write timeout.
+    pub async fn append_log(&self, record: &FlushJob) -> Result<(), StoreError> {
+        let body = serde_json::to_vec(record).expect("a log record always serializes");
+        let write = sqlx::query("INSERT INTO usage_log (body) VALUES ($1)")
+            .bind(body)
+            .execute(&self.pool);
         match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map(|_| ()).map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("write timed out".into())),
         }
+    }
+
+    /// Moves the oldest log records into the hourly buckets and the idempotency keys, and
+    /// deletes them, in one transaction; answers how many records went. One fold at a
+    /// time per process (and one daemon per database), so no record is folded twice.
+    pub async fn fold_log(&self) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.fold_lock.lock().await;
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let records: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, body FROM usage_log ORDER BY id LIMIT $1")
+                .bind(RECORDS_PER_FOLD)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        let Some(&(last, _)) = records.last() else {
+            return Ok(0);
+        };
+        let mut merged = MergedWrites::default();
+        for (id, body) in &records {
+            let record: FlushJob = serde_json::from_slice(body).map_err(|e| {
+                StoreError::Unavailable(format!("usage_log record {id} is unreadable: {e}"))
+            })?;
+            merged.add(record);
+        }
+        let folded = merged.take();
+        self.upsert(&mut tx, &folded).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM usage_log WHERE id <= $1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(records.len())
+    }
+
+    /// Folds until the log is empty (start-up and shutdown).
+    pub async fn fold_all(&self) -> Result<(), StoreError> {
+        while self.fold_log().await? > 0 {}
+        Ok(())
+    }
+
+    /// Adds bucket deltas (summed or maxed) and inserts idempotency keys.
+    async fn upsert(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        folded: &FlushJob,
+    ) -> Result<(), sqlx::Error> {
+        let max_fn = match self.dialect {
+            Dialect::Sqlite => "MAX",
+            Dialect::Postgres => "GREATEST",
+        };
+        let conflict =
+            "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start)";
+        let sum_tail =
+            format!("{conflict} DO UPDATE SET value = usage_buckets.value + excluded.value");
+        let max_tail = format!(
+            "{conflict} DO UPDATE SET value = {max_fn}(usage_buckets.value, excluded.value)"
+        );
+        let (maxes, sums): (Vec<&BucketWrite>, Vec<&BucketWrite>) =
+            folded.buckets.iter().partition(|b| b.is_max);
+        for (rows, tail) in [(sums, &sum_tail), (maxes, &max_tail)] {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = multi_row_insert(
+                    self.dialect,
+                    "INSERT INTO usage_buckets (creator_id, customer_id, meter_key, period_start, \
+                     bucket_start, value) VALUES ",
+                    6,
+                    chunk.len(),
+                    tail,
+                );
+                let mut query = sqlx::query(&sql);
+                for row in chunk {
+                    query = query
+                        .bind(&*row.creator_id)
+                        .bind(&*row.customer_id)
+                        .bind(&*row.meter_key)
+                        .bind(row.period_start)
+                        .bind(row.bucket_start)
+                        .bind(row.value);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        for chunk in folded.keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = multi_row_insert(
+                self.dialect,
+                "INSERT INTO idempotency_keys (creator_id, key, result, created_at) VALUES ",
+                4,
+                chunk.len(),
+                "ON CONFLICT (creator_id, key) DO NOTHING",
+            );
+            let mut query = sqlx::query(&sql);
+            for key in chunk {
+                query = query
+                    .bind(&*key.creator_id)
+                    .bind(&*key.key)
+                    .bind(&key.result)
+                    .bind(key.created_at);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,8 @@ pub const DECISION_SECONDS: &str = "staryer_decision_seconds";
 pub const FLUSH_BATCH_SIZE: &str = "staryer_flush_batch_size";
 /// Duration of one group commit, seconds.
 pub const FLUSH_SECONDS: &str = "staryer_flush_seconds";
+/// Duration of one fold of the usage log into the hourly buckets, seconds.
+pub const FOLD_SECONDS: &str = "staryer_fold_seconds";
 /// Failed store writes.
 pub const STORE_ERRORS: &str = "staryer_store_errors_total";
 /// 1 while the store takes writes, 0 while ingest is refused.

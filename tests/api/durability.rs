@@ -287,3 +287,40 @@ async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backe
     let app = app.restart().await;
     assert_eq!(app.used(&creator, "c1", "calls").await, 2);
 }
+
+on_both_databases!(the_commit_log_is_folded_into_hourly_buckets);
+
+async fn the_commit_log_is_folded_into_hourly_buckets(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let creator = app.creator_with_cap("acme", 1_000, "block").await;
+    let hour = crate::helpers::START / 3_600 * 3_600;
+    for (offset, value) in [(-3_600, 2), (-3_599, 3), (0, 7)] {
+        app.event(
+            &creator,
+            json!({"customer_id": "c1", "meter": "calls", "value": value, "timestamp": hour + offset}),
+        )
+        .await;
+    }
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let mut buckets: Vec<(i64, i64)> = Vec::new();
+    for _ in 0..100 {
+        let (log,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_log")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        if log == 0 {
+            buckets = sqlx::query_as(
+                "SELECT bucket_start, value FROM usage_buckets WHERE customer_id = 'c1' ORDER BY bucket_start",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(buckets, vec![(hour - 3_600, 5_000_000), (hour, 7_000_000)]);
+}
