@@ -209,6 +209,13 @@ impl Store {
         })
     }
 
+    /// The databases enforce `write_timeout` themselves (SQLite's busy timeout,
+    /// PostgreSQL's statement timeout) and answer with an error; this later deadline only
+    /// catches a connection that stopped answering at all.
+    fn backstop_timeout(&self) -> Duration {
+        self.write_timeout * 2
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
@@ -227,7 +234,7 @@ impl Store {
                 .await?;
             tx.rollback().await
         };
-        match tokio::time::timeout(self.write_timeout, ping).await {
+        match tokio::time::timeout(self.backstop_timeout(), ping).await {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
         }
@@ -506,11 +513,18 @@ impl Store {
     /// record, bounded by the write timeout.
     pub async fn append_log(&self, record: &FlushJob) -> Result<(), StoreError> {
         let body = serde_json::to_vec(record).expect("a log record always serializes");
-        let write = sqlx::query("INSERT INTO usage_log (body) VALUES ($1)")
-            .bind(body)
-            .execute(&self.pool);
-        match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(result) => result.map(|_| ()).map_err(unavailable),
+        // In a transaction, so that a write abandoned at the deadline is rolled back rather
+        // than left to finish unseen in the driver's worker.
+        let write = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("INSERT INTO usage_log (body) VALUES ($1)")
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        match tokio::time::timeout(self.backstop_timeout(), write).await {
+            Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("write timed out".into())),
         }
     }
@@ -520,7 +534,13 @@ impl Store {
     /// time per process (and one daemon per database), so no record is folded twice.
     pub async fn fold_log(&self) -> Result<usize, StoreError> {
         let _one_at_a_time = self.fold_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // SQLite: take the write lock up front; a read-then-write transaction would fail
+        // (SQLITE_BUSY_SNAPSHOT) whenever a group commit landed in between.
+        let begin = match self.dialect {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        let mut tx = self.pool.begin_with(begin).await.map_err(unavailable)?;
         let records: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT id, body FROM usage_log ORDER BY id LIMIT $1")
                 .bind(RECORDS_PER_FOLD)

@@ -112,9 +112,14 @@ pub struct Tenant {
     pub id: Arc<str>,
     pub slug: Arc<str>,
     config: ArcSwap<TenantConfig>,
-    pub customers: DashMap<Arc<str>, CustomerState>,
-    pub keys: DashMap<Arc<str>, KeyRecord>,
+    pub customers: DashMap<Arc<str>, CustomerState, FastHash>,
+    pub keys: DashMap<Arc<str>, KeyRecord, FastHash>,
 }
+
+/// Hashing for the hot maps: foldhash, seeded per process, several times cheaper than the
+/// default SipHash on short ids (SipHash was 3.5 % of the CPU under batch load). Keys come
+/// from authenticated creators only.
+pub type FastHash = foldhash::fast::RandomState;
 
 impl Tenant {
     pub fn new(id: Arc<str>, slug: Arc<str>, config: TenantConfig) -> Self {
@@ -122,8 +127,8 @@ impl Tenant {
             id,
             slug,
             config: ArcSwap::from_pointee(config),
-            customers: DashMap::new(),
-            keys: DashMap::new(),
+            customers: DashMap::default(),
+            keys: DashMap::default(),
         }
     }
 
