@@ -226,15 +226,18 @@ async fn fold_continually(store: Store, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
-        let started = Instant::now();
-        match store.fold_log().await {
-            Ok(0) => {}
-            Ok(records) => {
-                metrics::histogram!(metric_names::FOLD_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
-                tracing::trace!(records, "log folded");
+        // Fold until the log is empty, a bounded transaction at a time.
+        loop {
+            let started = Instant::now();
+            match store.fold_log().await {
+                Ok(0) => break,
+                Ok(_) => metrics::histogram!(metric_names::FOLD_SECONDS)
+                    .record(started.elapsed().as_secs_f64()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "folding the usage log failed; will retry");
+                    break;
+                }
             }
-            Err(err) => tracing::warn!(error = %err, "folding the usage log failed; will retry"),
         }
     }
 }

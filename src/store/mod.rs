@@ -25,8 +25,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// Rows per multi-row INSERT (6 binds each stays far below both databases' limits).
 const ROWS_PER_STATEMENT: usize = 500;
-/// Log records folded in one transaction (one record is one group commit).
-const RECORDS_PER_FOLD: i64 = 2_000;
+/// Log records folded in one transaction (one record is one group commit, up to a few
+/// hundred KiB): bounds the memory and the write-lock time of one fold.
+const RECORDS_PER_FOLD: i64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
