@@ -187,24 +187,30 @@ def load_counters(creator, count):
         creator.call("POST", "/v1/events", json.dumps({"events": events}))
 
 
-def measure_database(name, database_url):
+def measure_database(name, fresh_database):
+    """The load runs on one fresh database; memory and restart on a second one, so that
+    neither the runs' allocator slack nor their idempotency keys blur the per-counter
+    figure. `fresh_database()` answers a new database URL ("" for SQLite in the data dir)."""
     log(f"{name}…")
-    data_dir = tempfile.mkdtemp(prefix="staryer-load-")
     result = {"database": name}
-    daemon, _ = start_daemon(data_dir, database_url)
+    data_dir = tempfile.mkdtemp(prefix="staryer-load-")
+    daemon, _ = start_daemon(data_dir, fresh_database())
     try:
-        key, creator = setup_creator()
+        key, _ = setup_creator()
         result["runs"] = {mode: wrk(DAEMON_PORT, mode, key) for mode in MODES}
         if name == "sqlite":
             result["sweep"] = [wrk(DAEMON_PORT, "check", key, c, max(2, DURATION // 2)) for c in SWEEP]
         result["peak_rss_mib"] = rss_kib(daemon.pid, "VmHWM") / 1024
     finally:
         stop(daemon)
-    # Memory per counter on a fresh heap: the runs above leave allocator slack behind.
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    data_dir = tempfile.mkdtemp(prefix="staryer-mem-")
+    database_url = fresh_database()
     daemon, _ = start_daemon(data_dir, database_url)
     try:
+        _, creator = setup_creator()
         admin = Client(DAEMON_PORT, ADMIN)
-        creator = Client(DAEMON_PORT, key)
         live_before = admin.call("GET", "/v1/admin/stats")["live_counters"]
         rss_before = rss_kib(daemon.pid)
         log(f"{name}: loading {MILLION} counters…")
@@ -219,14 +225,13 @@ def measure_database(name, database_url):
         stop(daemon)
     daemon, ready_after = start_daemon(data_dir, database_url)
     result["restart_to_ready_s"] = ready_after
-    result["rss_after_restart_mib"] = rss_kib(daemon.pid) / 1024
     stop(daemon)
     shutil.rmtree(data_dir, ignore_errors=True)
     return result
 
 
 def fresh_pg_database():
-    name = f"staryer_load_{int(time.time())}"
+    name = f"staryer_load_{time.time_ns()}"
     subprocess.run(["psql", PG_SERVER, "-qc", f"CREATE DATABASE {name}"], check=True)
     return name, PG_SERVER.rsplit("/", 1)[0] + "/" + name
 
@@ -322,12 +327,19 @@ def main():
     build()
     os.makedirs(RESULTS, exist_ok=True)
     floor, floor_sweep = measure_floor()
-    databases = [measure_database("sqlite", "")]
-    pg_name, pg_url = fresh_pg_database()
+    databases = [measure_database("sqlite", lambda: "")]
+    made = []
+
+    def fresh_pg():
+        name, url = fresh_pg_database()
+        made.append(name)
+        return url
+
     try:
-        databases.append(measure_database("postgres", pg_url))
+        databases.append(measure_database("postgres", fresh_pg))
     finally:
-        subprocess.run(["psql", PG_SERVER, "-qc", f"DROP DATABASE IF EXISTS {pg_name}"])
+        for name in made:
+            subprocess.run(["psql", PG_SERVER, "-qc", f"DROP DATABASE IF EXISTS {name}"])
     results = {"machine": machine(), "duration_s": DURATION, "connections": CONNECTIONS,
                "workers": WORKERS, "quick": QUICK, "floor": floor, "floor_sweep": floor_sweep,
                "databases": databases, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
