@@ -123,15 +123,7 @@ async fn a_rate_limited_key_gets_429_with_retry_after(backend: Backend) {
         .unwrap();
     assert!(retry_after >= 1);
     assert_error(limited, 429, "rate_limited").await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("staryer_rate_limited_total"), "{metrics}");
     // Lifting the limit takes effect at once.
     let patched = ok_json(

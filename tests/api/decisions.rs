@@ -39,26 +39,11 @@ async fn events_go_allow_then_warn_then_block_and_blocked_events_are_not_counted
         (Some("allow"), Some(8))
     );
     // 0.8·L < u + v <= L → warn
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "calls", "value": 2}),
-        )
-        .await;
-    assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("warn"), Some(10))
-    );
+    assert_eq!(app.decided(&creator, "calls", 2).await, ("warn".into(), 10));
     // u + v > L, block → block, not counted
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "calls", "value": 1}),
-        )
-        .await;
     assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("block"), Some(10))
+        app.decided(&creator, "calls", 1).await,
+        ("block".into(), 10)
     );
     assert_eq!(r["remaining"], 0);
     assert!(r.get("overage").is_none());
@@ -151,46 +136,13 @@ async fn max_meters_keep_the_peak_and_decide_on_it(backend: Backend) {
     app.create_meter(&creator, "seats", "max", "month").await;
     app.create_tier(&creator, "team", json!({"seats": {"limit": 10}}), true)
         .await;
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "seats", "value": 5}),
-        )
-        .await;
-    assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("allow"), Some(5))
-    );
+    assert_eq!(app.decided(&creator, "seats", 5).await, ("allow".into(), 5));
     // max(u, v) = 5: a smaller value leaves the peak.
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "seats", "value": 3}),
-        )
-        .await;
+    assert_eq!(app.decided(&creator, "seats", 3).await, ("allow".into(), 5));
+    assert_eq!(app.decided(&creator, "seats", 9).await, ("warn".into(), 9));
     assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("allow"), Some(5))
-    );
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "seats", "value": 9}),
-        )
-        .await;
-    assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("warn"), Some(9))
-    );
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "seats", "value": 11}),
-        )
-        .await;
-    assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("block"), Some(9))
+        app.decided(&creator, "seats", 11).await,
+        ("block".into(), 9)
     );
     let app = app.restart().await;
     assert_eq!(app.used(&creator, "c1", "seats").await, 9);
@@ -356,15 +308,9 @@ async fn tier_changes_apply_to_the_next_event(backend: Backend) {
     .await;
     assert_eq!(patched["caps"]["calls"]["limit"], 20);
     assert_eq!(patched["default"], true);
-    let r = app
-        .event(
-            &creator,
-            json!({"customer_id": "c1", "meter": "calls", "value": 5}),
-        )
-        .await;
     assert_eq!(
-        (r["decision"].as_str(), r["used"].as_i64()),
-        (Some("allow"), Some(15))
+        app.decided(&creator, "calls", 5).await,
+        ("allow".into(), 15)
     );
     let app = app.restart().await;
     let tier =

@@ -255,15 +255,7 @@ async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backe
             .status(),
         503
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("staryer_store_errors_total"), "{metrics}");
 
     outage.end().await;

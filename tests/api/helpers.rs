@@ -280,6 +280,30 @@ impl TestApp {
         .await
     }
 
+    /// Posts `value` on `meter` for customer `c1`; answers the decision and `used`.
+    pub async fn decided(&self, creator: &TestCreator, meter: &str, value: i64) -> (String, i64) {
+        let r = self
+            .event(
+                creator,
+                json!({"customer_id": "c1", "meter": meter, "value": value}),
+            )
+            .await;
+        (
+            r["decision"].as_str().unwrap().to_string(),
+            r["used"].as_i64().unwrap(),
+        )
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response
+            .expect("request sent")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     pub async fn usage(&self, creator: &TestCreator, customer: &str) -> Value {
         ok_json(
             self.get(
