@@ -39,7 +39,8 @@ pub struct BucketWrite {
 pub struct KeyWrite {
     pub creator_id: Arc<str>,
     pub key: Arc<str>,
-    pub result: String,
+    /// The first answer as JSON.
+    pub result: Arc<str>,
     pub created_at: i64,
 }
 

@@ -630,7 +630,7 @@ impl Store {
                 query = query
                     .bind(&*key.creator_id)
                     .bind(&*key.key)
-                    .bind(&key.result)
+                    .bind(&*key.result)
                     .bind(key.created_at);
             }
             query.execute(&mut **tx).await?;

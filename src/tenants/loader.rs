@@ -14,7 +14,7 @@ use crate::tenants::registry::{Creator, RateLimit, Registry};
 use crate::tenants::state::{KeyRecord, Tenant};
 use crate::tiers::model::{Tier, TierDefinition};
 use crate::usage::decide::Aggregation;
-use crate::usage::model::{EventResult, MAX_PAST_SECS};
+use crate::usage::model::MAX_PAST_SECS;
 use crate::usage::period::{Reset, LONGEST_PERIOD_SECS};
 use crate::usage::quantity::Quantity;
 
@@ -131,12 +131,10 @@ async fn load_tenant(
         .load_idempotency_keys(&row.id, now - settings.key_retention_secs)
         .await?
     {
-        let result: EventResult = serde_json::from_str(&key.result)
-            .map_err(|e| corrupt(format!("idempotency key result: {e}")))?;
         tenant.keys.insert(
             Arc::from(key.key.as_str()),
             KeyRecord {
-                result: Arc::new(result),
+                result: Arc::from(key.result),
                 created_at: key.created_at,
                 commit: None,
             },

@@ -15,7 +15,6 @@ use crate::telemetry::metric_names;
 use crate::tenants::config::TenantConfig;
 use crate::tiers::model::TierId;
 use crate::usage::decide::{decide, Counter, CounterOverflow, Outcome};
-use crate::usage::model::EventResult;
 use crate::usage::period::{period_containing, Period};
 use crate::usage::quantity::Quantity;
 
@@ -29,7 +28,9 @@ pub enum CommitState {
 
 /// An idempotency key's first answer, and whether that answer is durable yet.
 pub struct KeyRecord {
-    pub result: Arc<EventResult>,
+    /// The first answer as JSON: the same text is written to the store, and only a retry
+    /// (rare) pays for parsing it back.
+    pub result: Arc<str>,
     pub created_at: i64,
     /// `None` once known committed (loaded from the store).
     pub commit: Option<watch::Receiver<CommitState>>,

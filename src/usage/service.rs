@@ -50,15 +50,18 @@ impl Pending<'_> {
         now: i64,
         keys: &mut Vec<KeyWrite>,
     ) {
+        let result: Arc<str> = serde_json::to_string(result)
+            .expect("a result always serializes")
+            .into();
         keys.push(KeyWrite {
             creator_id: self.tenant.id.clone(),
             key: slot.key().clone(),
-            result: serde_json::to_string(result).expect("a result always serializes"),
+            result: result.clone(),
             created_at: now,
         });
         self.new_keys.push(slot.key().clone());
         slot.insert(KeyRecord {
-            result: Arc::new(result.clone()),
+            result,
             created_at: now,
             commit: self.commit.as_ref().map(|(_, rx)| rx.clone()),
         });
@@ -123,9 +126,12 @@ impl UsageService {
                 Some(key) => match tenant.keys.entry(Arc::from(&**key)) {
                     Entry::Occupied(record) => {
                         metrics::counter!(metric_names::DUPLICATES).increment(1);
-                        let mut first = (*record.get().result).clone();
-                        first.duplicate = true;
-                        Ok(first)
+                        serde_json::from_str(&record.get().result)
+                            .map(|first| EventResult {
+                                duplicate: true,
+                                ..first
+                            })
+                            .map_err(|e| ApiError::internal(&e))
                     }
                     Entry::Vacant(slot) => {
                         let result = self.count(&mut pending, index, event, &mut buckets);
