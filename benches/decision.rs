@@ -49,6 +49,7 @@ fn tenant() -> (Tenant, Arc<TenantConfig>) {
                     limit: Quantity::from_units(1_000_000_000),
                     warn_at: Quantity::from_micros(800_000),
                     on_exceed: OnExceed::Block,
+                    overage_price: None,
                 },
             )
         })

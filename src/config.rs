@@ -79,6 +79,26 @@ pub struct StripeConfig {
     pub webhook_secret: String,
     /// Stripe API base URL.
     pub api_base: String,
+    /// v2 meter event stream base URL.
+    pub meter_events_base: String,
+    /// Period of the usage reporter.
+    pub report_interval_ms: u64,
+    /// The platform's application fee on subscriptions, percent.
+    pub platform_fee_percent: f64,
+    /// Ceiling of v1 meter event requests per second.
+    pub meter_events_per_second: u32,
+    /// `v1`, `v2` or `auto`.
+    pub meter_event_transport: MeterEventTransport,
+    /// Per-request timeout.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeterEventTransport {
+    V1,
+    V2,
+    Auto,
 }
 
 impl std::fmt::Debug for StripeConfig {
@@ -87,6 +107,12 @@ impl std::fmt::Debug for StripeConfig {
             .field("secret_key", &redacted(&self.secret_key))
             .field("webhook_secret", &redacted(&self.webhook_secret))
             .field("api_base", &self.api_base)
+            .field("meter_events_base", &self.meter_events_base)
+            .field("report_interval_ms", &self.report_interval_ms)
+            .field("platform_fee_percent", &self.platform_fee_percent)
+            .field("meter_events_per_second", &self.meter_events_per_second)
+            .field("meter_event_transport", &self.meter_event_transport)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }
 }
@@ -137,6 +163,15 @@ impl Config {
         }
         if self.ingest.queue_capacity == 0 || self.ingest.max_batch_writes == 0 {
             return fail("ingest.queue_capacity and ingest.max_batch_writes must be at least 1");
+        }
+        let fee = self.stripe.platform_fee_percent;
+        if !(0.0..=100.0).contains(&fee) {
+            return fail("stripe.platform_fee_percent must be between 0 and 100");
+        }
+        if self.stripe.meter_events_per_second == 0 || self.stripe.report_interval_ms == 0 {
+            return fail(
+                "stripe.meter_events_per_second and stripe.report_interval_ms must be at least 1",
+            );
         }
         let url = &self.database.url;
         if !(url.is_empty()

@@ -83,6 +83,10 @@ impl ApiError {
         err.retry_after_secs = Some(RETRY_AFTER_UNAVAILABLE_SECS);
         err
     }
+    /// An upstream service (Stripe) failed or refused; the message carries its reason.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, code, message)
+    }
     pub fn store_unavailable() -> Self {
         Self::unavailable(
             "store_unavailable",
@@ -150,5 +154,11 @@ impl From<crate::store::StoreError> for ApiError {
                 ApiError::conflict("already_exists", format!("{what} already exists"))
             }
         }
+    }
+}
+
+impl From<crate::billing::client::StripeError> for ApiError {
+    fn from(err: crate::billing::client::StripeError) -> Self {
+        ApiError::bad_gateway("stripe_error", err.to_string())
     }
 }

@@ -11,9 +11,12 @@
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
+//! - `billing`: Stripe Connect: tiers as prices, usage as meter events, Checkout,
+//!   webhooks.
 //! - `openapi`: the generated API document.
 //! - `demo`: the `staryer demo` walkthrough.
 
+pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod creators;

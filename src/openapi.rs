@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{creators, customers, error, http, meters, tenants, tiers, usage};
+use crate::{billing, creators, customers, error, http, meters, tenants, tiers, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,10 @@ use crate::{creators, customers, error, http, meters, tenants, tiers, usage};
         customers::routes::put_customer, customers::routes::get_usage,
         customers::routes::get_entitlement,
         usage::routes::post_events, usage::routes::post_check,
+        billing::routes::get_account, billing::routes::put_account,
+        billing::routes::start_onboarding, billing::routes::create_checkout_session,
+        billing::routes::list_events, billing::routes::list_reports,
+        billing::webhooks::receive,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit,
@@ -36,6 +40,10 @@ impl Modify for SecuritySchemes {
         for (name, what) in [
             ("secret_key", "A creator's secret key (sk_…)"),
             ("admin_token", "The platform owner's admin token"),
+            (
+                "publishable_key",
+                "A creator's publishable key (pk_…), for browsers",
+            ),
         ] {
             components.add_security_scheme(
                 name,

@@ -14,6 +14,8 @@ use actix_web::{web, App as ActixApp, HttpServer};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::billing::reporter::{self, Reporter};
+use crate::billing::Billing;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::creators::keys::{self, KeyHash};
@@ -35,6 +37,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// `None` while billing is off (no Stripe key).
+    pub billing: Option<Billing>,
 }
 
 impl AppState {
@@ -56,6 +60,7 @@ pub struct App {
     port: u16,
     flusher: FlushHandle,
     store: Store,
+    reporter: Option<actix::Addr<Reporter>>,
 }
 
 impl App {
@@ -94,10 +99,11 @@ impl App {
                 config.ingest.maintenance_interval_secs.max(1),
             ),
         };
-        if config.stripe.secret_key.is_empty() {
-            tracing::info!("stripe.secret_key is not set: billing is off");
-        }
+        let billing = Billing::from_config(&config.stripe, store.clone(), clock.clone())?;
         let registry = Arc::new(Registry::default());
+        let reporter = billing
+            .clone()
+            .map(|billing| Reporter::start(billing, registry.clone()));
         let ready = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             registry: registry.clone(),
@@ -112,6 +118,7 @@ impl App {
             ready: ready.clone(),
             metrics: telemetry::prometheus(),
             max_body_bytes: config.server.max_body_bytes,
+            billing,
         });
 
         let listener = TcpListener::bind(&config.server.bind)
@@ -120,6 +127,9 @@ impl App {
         let mut server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::bad_request("invalid_query", err.to_string()).into()
+                }))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .configure(crate::http::routes)
                 .default_service(web::to(crate::http::ops::not_found))
@@ -154,6 +164,7 @@ impl App {
             port,
             flusher,
             store,
+            reporter,
         })
     }
 
@@ -170,6 +181,9 @@ impl App {
     /// closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
+        if let Some(reporter) = &self.reporter {
+            reporter.do_send(reporter::Stop);
+        }
         tracing::info!("stopping: draining the commit queue");
         self.flusher.drain().await;
         if let Err(err) = self.store.fold_all().await {

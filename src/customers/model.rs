@@ -23,7 +23,8 @@ pub struct PutCustomer {
 #[derive(Debug, Clone)]
 pub struct CustomerUpdate {
     pub id: Arc<str>,
-    pub tier: Arc<str>,
+    /// `None` puts the customer back on the default tier (a cancelled subscription).
+    pub tier: Option<Arc<str>>,
     pub email: Option<String>,
     pub stripe_customer_id: Option<String>,
 }
@@ -58,7 +59,7 @@ impl CustomerUpdate {
         }
         Ok(CustomerUpdate {
             id,
-            tier: Arc::from(body.tier.as_str()),
+            tier: Some(Arc::from(body.tier.as_str())),
             email: body.email,
             stripe_customer_id: body.stripe_customer_id,
         })

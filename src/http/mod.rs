@@ -7,7 +7,7 @@ pub mod ops;
 
 use actix_web::web;
 
-use crate::{creators, customers, meters, tiers, usage};
+use crate::{billing, creators, customers, meters, tiers, usage};
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
 /// routes in order, and each route with a `{param}` costs a regex match.
@@ -31,5 +31,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(tiers::routes::update_tier)
         .service(customers::routes::put_customer)
         .service(customers::routes::get_usage)
-        .service(customers::routes::get_entitlement);
+        .service(customers::routes::get_entitlement)
+        .service(billing::routes::get_account)
+        .service(billing::routes::put_account)
+        .service(billing::routes::start_onboarding)
+        .service(billing::routes::create_checkout_session)
+        .service(billing::routes::list_events)
+        .service(billing::routes::list_reports)
+        .service(billing::webhooks::receive);
 }

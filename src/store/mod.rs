@@ -6,6 +6,7 @@
 //! placeholders (which both accept, numbered in order of appearance); the one dialect
 //! difference is the two-argument maximum (`MAX` vs `GREATEST`).
 
+pub mod billing;
 pub mod flusher;
 pub mod health;
 

@@ -25,3 +25,15 @@ pub const LIVE_COUNTERS: &str = "staryer_live_counters";
 pub const RATE_LIMITED: &str = "staryer_rate_limited_total";
 /// Ingest requests refused because the commit queue was full.
 pub const QUEUE_FULL: &str = "staryer_commit_queue_full_total";
+/// Meter events Stripe accepted, labelled `transport` = v1 | v2.
+pub const STRIPE_REPORTS_SENT: &str = "staryer_stripe_reports_sent_total";
+/// Meter event attempts that failed in a way worth retrying (429, 5xx, network).
+pub const STRIPE_REPORTS_RETRIED: &str = "staryer_stripe_reports_retried_total";
+/// Meter events Stripe refused for good (they stay in the store as `failed`).
+pub const STRIPE_REPORTS_FAILED: &str = "staryer_stripe_reports_failed_total";
+/// Age of the oldest report not yet accepted by Stripe, seconds (0 when none).
+pub const STRIPE_OLDEST_UNSENT_SECONDS: &str = "staryer_stripe_oldest_unsent_report_seconds";
+/// Tier catalog syncs to Stripe, labelled `outcome` = synced | failed.
+pub const STRIPE_TIER_SYNCS: &str = "staryer_stripe_tier_syncs_total";
+/// Stripe webhooks received, labelled `outcome` = handled | duplicate | rejected.
+pub const STRIPE_WEBHOOKS: &str = "staryer_stripe_webhooks_total";

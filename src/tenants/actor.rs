@@ -223,29 +223,30 @@ impl Handler<UpsertCustomer> for TenantActor {
         let now = self.settings.clock.now();
         self.in_turn(move |tenant, store| async move {
             let config = tenant.config();
-            let tier = config
-                .tier_id(&update.tier)
-                .ok_or_else(|| tier_not_found(&update.tier))?;
+            let tier = match &update.tier {
+                Some(key) => Some(config.tier_id(key).ok_or_else(|| tier_not_found(key))?),
+                None => None,
+            };
             // A new tier starts a new billing cycle; the same tier keeps its anchor.
             let anchor = match tenant.customers.get(&*update.id) {
-                Some(state) if state.declared && state.tier == Some(tier) => state.anchor,
+                Some(state) if state.declared && state.tier == tier => state.anchor,
                 _ => now,
             };
             let row = CustomerRow {
                 id: update.id.to_string(),
-                tier_key: Some(update.tier.to_string()),
+                tier_key: update.tier.as_deref().map(String::from),
                 assigned_at: anchor,
                 email: update.email.clone(),
                 stripe_customer_id: update.stripe_customer_id.clone(),
             };
             store.upsert_customer(&tenant.id, &row, now).await?;
             let mut state = tenant.customers.entry(update.id.clone()).or_default();
-            state.tier = Some(tier);
+            state.tier = tier;
             state.anchor = anchor;
             state.declared = true;
             Ok(Customer {
                 customer_id: row.id,
-                tier: Some(row.tier_key.unwrap_or_default()),
+                tier: row.tier_key,
                 assigned_at: Some(crate::usage::period::rfc3339(anchor)),
                 email: row.email,
                 stripe_customer_id: row.stripe_customer_id,

@@ -76,6 +76,10 @@ impl Registry {
         }
     }
 
+    pub fn creator(&self, creator_id: &str) -> Option<Creator> {
+        self.creators.get(creator_id).map(|entry| entry.0.clone())
+    }
+
     pub fn key(&self, hash: &KeyHash) -> Option<KeyEntry> {
         self.keys.get(hash).map(|entry| entry.clone())
     }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::billing::catalog::TierSyncView;
 use crate::error::ApiError;
 use crate::meters::model::{parse_name, parse_slug};
 use crate::tenants::config::TenantConfig;
-use crate::usage::decide::{Cap, OnExceed};
+use crate::usage::decide::{Aggregation, Cap, OnExceed};
 use crate::usage::period::rfc3339;
 use crate::usage::quantity::{Quantity, SCALE};
 
@@ -43,6 +44,21 @@ pub struct CapSpec {
     pub warn_at: Quantity,
     #[serde(default)]
     pub on_exceed: OnExceed,
+    /// With `on_exceed: overage`: what each unit past the limit costs, in the tier's
+    /// currency's minor units (decimals allowed, `0.25` is a quarter cent). Billed through
+    /// Stripe as a metered graduated price: the first `limit` units at 0, then this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage_price: Option<Quantity>,
+}
+
+impl CapSpec {
+    /// The per-unit price Stripe bills past the limit, when this cap bills overage.
+    pub fn billed_overage(&self) -> Option<Quantity> {
+        match self.on_exceed {
+            OnExceed::Overage => self.overage_price,
+            OnExceed::Block => None,
+        }
+    }
 }
 
 fn default_warn_at() -> Quantity {
@@ -70,6 +86,16 @@ pub struct Tier {
 }
 
 impl Tier {
+    /// Whether Stripe has anything to charge for this tier: a price, or overage.
+    pub fn is_priced(&self) -> bool {
+        self.definition.price.amount > 0
+            || self
+                .definition
+                .caps
+                .values()
+                .any(|cap| cap.billed_overage().is_some())
+    }
+
     pub fn cap(&self, meter: u32) -> Option<&Cap> {
         self.caps_by_meter
             .get(meter as usize)
@@ -94,6 +120,15 @@ impl Tier {
             let meter = config.meter_id(meter_key).ok_or_else(|| {
                 ApiError::not_found("meter_not_found", format!("no meter `{meter_key}`"))
             })?;
+            if spec.overage_price.is_some() && config.meter(meter).aggregation == Aggregation::Max {
+                return Err(ApiError::invalid(
+                    "invalid_cap",
+                    format!(
+                        "caps.{meter_key}.overage_price: overage is billed on sum and count \
+                         meters; `{meter_key}` is a max meter"
+                    ),
+                ));
+            }
             caps_by_meter[meter as usize] = Some(Cap {
                 limit: spec.limit,
                 warn_at_millionths: spec.warn_at.micros(),
@@ -148,6 +183,9 @@ pub struct TierView {
     pub default: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// After a create or change while billing is on: the tier's Stripe objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<TierSyncView>,
 }
 
 impl From<&Tier> for TierView {
@@ -161,6 +199,7 @@ impl From<&Tier> for TierView {
             default: tier.is_default,
             created_at: rfc3339(tier.created_at),
             updated_at: rfc3339(tier.updated_at),
+            stripe: None,
         }
     }
 }
@@ -193,6 +232,23 @@ impl TierDefinition {
                     "invalid_cap",
                     format!("caps.{meter}.warn_at must be a fraction between 0 and 1"),
                 ));
+            }
+            if cap.overage_price.is_some() {
+                if cap.on_exceed != OnExceed::Overage {
+                    return Err(ApiError::invalid(
+                        "invalid_cap",
+                        format!("caps.{meter}.overage_price needs `on_exceed: overage`"),
+                    ));
+                }
+                if cap.limit.micros() % SCALE != 0 {
+                    return Err(ApiError::invalid(
+                        "invalid_cap",
+                        format!(
+                            "caps.{meter}.limit must be a whole number when overage is billed \
+                             (Stripe bills whole units)"
+                        ),
+                    ));
+                }
             }
         }
         let mut clean_features = Vec::with_capacity(features.len());

@@ -1,4 +1,7 @@
-//! `/v1/tiers`: thin handlers over the tenant actor (writes) and the config snapshot (reads).
+//! `/v1/tiers`: thin handlers over the tenant actor (writes) and the config snapshot
+//! (reads). With billing on, a created or changed tier is synced to Stripe before the
+//! answer, which shows the outcome (`stripe`); a failed sync keeps the tier and is retried
+//! by the next change or checkout.
 
 use std::sync::Arc;
 
@@ -7,7 +10,10 @@ use actix_web::{get, patch, post, web, HttpResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
+use crate::startup::AppState;
 use crate::tenants::actor::tier_not_found;
+use crate::tenants::registry::Creator;
+use crate::tiers::model::Tier;
 use crate::tiers::model::{NewTier, TierPatch, TierView};
 
 /// Create a tier. Caps name existing meters; `default: true` makes it the tier of every
@@ -18,11 +24,21 @@ use crate::tiers::model::{NewTier, TierPatch, TierView};
     security(("secret_key" = [])))]
 #[post("/v1/tiers")]
 pub async fn create_tier(
+    state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     ApiJson(body): ApiJson<NewTier>,
 ) -> Result<HttpResponse, ApiError> {
     let tier = creator.actor.create_tier(body).await?;
-    Ok(HttpResponse::Created().json(TierView::from(&*tier)))
+    Ok(HttpResponse::Created().json(synced_view(&state, &creator, &tier).await))
+}
+
+/// The tier as answered after a change: with its Stripe sync outcome when billing is on.
+async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> TierView {
+    let mut view = TierView::from(tier);
+    if let Some(billing) = &state.billing {
+        view.stripe = Some(billing.sync_view(&creator.tenant, tier).await);
+    }
+    view
 }
 
 /// List the creator's tiers.
@@ -58,6 +74,7 @@ pub async fn get_tier(
     security(("secret_key" = [])))]
 #[patch("/v1/tiers/{key}")]
 pub async fn update_tier(
+    state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     key: web::Path<String>,
     ApiJson(body): ApiJson<TierPatch>,
@@ -66,5 +83,5 @@ pub async fn update_tier(
         .actor
         .update_tier(Arc::from(key.as_str()), body)
         .await?;
-    Ok(HttpResponse::Ok().json(TierView::from(&*tier)))
+    Ok(HttpResponse::Ok().json(synced_view(&state, &creator, &tier).await))
 }

@@ -1,0 +1,84 @@
+-- Billing through Stripe Connect. Times are Unix seconds (UTC); report values are whole
+-- units, as Stripe's meters take them.
+
+-- The Billing Meter made on the creator's account for each of its meters that some tier
+-- bills overage on.
+CREATE TABLE stripe_meters (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    meter_key TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    stripe_meter_id TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    PRIMARY KEY (creator_id, meter_key)
+);
+
+-- What each priced tier was last synced to: its Product, its recurring Price, its metered
+-- overage Prices (JSON object: meter key -> price id), and a hash of the definition they
+-- were made from, so an unchanged tier is not synced again.
+CREATE TABLE stripe_tiers (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    tier_key TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    price_id TEXT NOT NULL,
+    overage_prices TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    synced_at INTEGER NOT NULL,
+    PRIMARY KEY (creator_id, tier_key)
+);
+
+-- How much of a customer's usage of a meter has gone into reports, in whole units, since
+-- `since` (the hour its current tier was assigned). The rest of the durable total (the
+-- fraction, and whatever arrived since) goes into the next report. `next_seq` numbers the
+-- reports, so identifiers never repeat.
+CREATE TABLE stripe_report_cursors (
+    creator_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    meter_key TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    reported_units INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL,
+    PRIMARY KEY (creator_id, customer_id, meter_key)
+);
+
+-- Meter events, written with their deterministic identifier before the first attempt and
+-- resent with it until Stripe takes them. state: pending, sent or failed (Stripe refused
+-- it for good; last_error says why).
+CREATE TABLE stripe_reports (
+    identifier TEXT PRIMARY KEY,
+    creator_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    meter_key TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    stripe_customer_id TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    event_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    last_error TEXT
+);
+
+CREATE INDEX stripe_reports_due ON stripe_reports (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX stripe_reports_by_creator ON stripe_reports (creator_id, created_at);
+
+-- Every verified Stripe webhook event, once: the primary key makes a redelivery a no-op.
+-- Invoice events are the creator's billing history; the others record what changed.
+CREATE TABLE billing_events (
+    event_id TEXT PRIMARY KEY,
+    creator_id TEXT,
+    type TEXT NOT NULL,
+    customer_id TEXT,
+    stripe_customer_id TEXT,
+    object_id TEXT,
+    amount INTEGER,
+    currency TEXT,
+    status TEXT,
+    stripe_created INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+);
+
+CREATE INDEX billing_events_by_creator ON billing_events (creator_id, received_at);

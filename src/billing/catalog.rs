@@ -1,0 +1,357 @@
+//! Tiers as Stripe objects on the creator's connected account. A priced tier is one
+//! Product with one recurring Price (the tier's price) and, for each cap that bills
+//! overage, a metered graduated Price on a Billing Meter: the first `limit` units at 0,
+//! then `overage_price` each, so Stripe charges only what goes over.
+//!
+//! Stripe prices cannot change amount, so a changed tier gets new Prices (the old ones are
+//! archived; subscriptions already on them keep them until they change plan) and the same
+//! Product, renamed. A hash of what the objects were made from decides whether a tier is
+//! in sync; it is also in every idempotency key, so retrying a sync that lost its answer
+//! gets back the objects made the first time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use stripe_billing::billing_meter::{
+    CreateBillingMeter, CreateBillingMeterCustomerMapping, CreateBillingMeterCustomerMappingType,
+    CreateBillingMeterDefaultAggregation, CreateBillingMeterDefaultAggregationFormula,
+    CreateBillingMeterValueSettings,
+};
+use stripe_product::price::{
+    CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, CreatePriceRecurringUsageType,
+    CreatePriceTiers, CreatePriceTiersUpTo, UpdatePrice,
+};
+use stripe_product::product::{CreateProduct, UpdateProduct};
+use stripe_shared::{PriceBillingScheme, PriceTiersMode};
+
+use crate::billing::client::Created;
+use crate::billing::Billing;
+use crate::error::ApiError;
+use crate::meters::model::Meter;
+use crate::store::billing::{StripeMeterRow, StripeTierRow};
+use crate::telemetry::metric_names;
+use crate::tenants::state::Tenant;
+use crate::tiers::model::{Interval, Tier};
+use crate::usage::quantity::SCALE;
+
+/// The payload keys of every meter event the reporter sends.
+pub const CUSTOMER_PAYLOAD_KEY: &str = "stripe_customer_id";
+pub const VALUE_PAYLOAD_KEY: &str = "value";
+
+/// Where a tier stands with Stripe, as tier and billing answers show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TierSyncView {
+    /// `synced`, `failed` (see `error`; the next change, checkout or connect retries),
+    /// `not_connected` (the creator has no Stripe account yet) or `not_priced` (free, no
+    /// overage: nothing to sell).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_id: Option<String>,
+    /// Meter key -> the metered overage price.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub overage_prices: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TierSyncView {
+    fn status(status: &'static str) -> Self {
+        TierSyncView {
+            status,
+            product_id: None,
+            price_id: None,
+            overage_prices: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    pub fn synced(row: &StripeTierRow) -> Self {
+        TierSyncView {
+            product_id: Some(row.product_id.clone()),
+            price_id: Some(row.price_id.clone()),
+            overage_prices: overage_prices(row),
+            ..Self::status("synced")
+        }
+    }
+}
+
+/// The metered prices of a synced tier, by meter key.
+pub fn overage_prices(row: &StripeTierRow) -> BTreeMap<String, String> {
+    serde_json::from_str(&row.overage_prices).unwrap_or_default()
+}
+
+/// What a tier's Stripe objects are made from, hashed with the account they live on.
+fn definition_hash(account: &str, tier: &Tier) -> String {
+    let overage: Vec<_> = tier
+        .definition
+        .caps
+        .iter()
+        .filter_map(|(meter, cap)| {
+            cap.billed_overage()
+                .map(|price| (meter, cap.limit.to_string(), price.to_string()))
+        })
+        .collect();
+    let basis = serde_json::json!({
+        "account": account,
+        "name": tier.definition.name,
+        "price": tier.definition.price,
+        "overage": overage,
+    });
+    hex::encode(Sha256::digest(basis.to_string().as_bytes()))
+}
+
+fn interval(interval: Interval) -> CreatePriceRecurringInterval {
+    match interval {
+        Interval::Month => CreatePriceRecurringInterval::Month,
+        Interval::Year => CreatePriceRecurringInterval::Year,
+    }
+}
+
+fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Billing {
+    /// Makes the tier's Stripe objects match it, unless they already do. `Ok(None)` when
+    /// there is nothing to sync (no connected account, or a tier with nothing to sell).
+    pub async fn sync_tier(
+        &self,
+        tenant: &Tenant,
+        tier: &Tier,
+    ) -> Result<Option<StripeTierRow>, ApiError> {
+        let Some(account) = self.store.stripe_account(&tenant.id).await? else {
+            return Ok(None);
+        };
+        if !tier.is_priced() {
+            return Ok(None);
+        }
+        let hash = definition_hash(&account, tier);
+        let existing = self.store.stripe_tier(&tenant.id, &tier.key).await?;
+        if let Some(row) = existing.as_ref().filter(|row| row.definition_hash == hash) {
+            return Ok(Some(row.clone()));
+        }
+        let result = self
+            .make_tier_objects(tenant, tier, &account, &hash, existing.as_ref())
+            .await;
+        let outcome = if result.is_ok() { "synced" } else { "failed" };
+        metrics::counter!(metric_names::STRIPE_TIER_SYNCS, "outcome" => outcome).increment(1);
+        let row = result?;
+        self.store.save_stripe_tier(&tenant.id, &row).await?;
+        if let Some(old) = existing.filter(|old| old.account_id == account) {
+            self.archive_replaced_prices(&account, &old, &row).await;
+        }
+        Ok(Some(row))
+    }
+
+    /// The tier's sync state for an answer: synced ids, or why there are none.
+    pub async fn sync_view(&self, tenant: &Tenant, tier: &Tier) -> TierSyncView {
+        match self.sync_tier(tenant, tier).await {
+            Ok(Some(row)) => TierSyncView::synced(&row),
+            Ok(None) if !tier.is_priced() => TierSyncView::status("not_priced"),
+            Ok(None) => TierSyncView::status("not_connected"),
+            Err(err) => {
+                tracing::warn!(creator = %tenant.slug, tier = %tier.key, error = %err,
+                    "syncing a tier to Stripe failed");
+                TierSyncView {
+                    error: Some(err.message),
+                    ..TierSyncView::status("failed")
+                }
+            }
+        }
+    }
+
+    async fn make_tier_objects(
+        &self,
+        tenant: &Tenant,
+        tier: &Tier,
+        account: &str,
+        hash: &str,
+        existing: Option<&StripeTierRow>,
+    ) -> Result<StripeTierRow, ApiError> {
+        let definition = &tier.definition;
+        let key_base = format!("staryer:{}:{}:{}", tenant.id, tier.key, &hash[..16]);
+        let tags = metadata(&[
+            ("staryer_creator", &tenant.slug),
+            ("staryer_tier", &tier.key),
+        ]);
+        let product_id = match existing.filter(|row| row.account_id == account) {
+            Some(row) => {
+                let rename = UpdateProduct::new(row.product_id.as_str()).name(&definition.name);
+                let _: Created = self
+                    .client
+                    .send(&rename, Some(account), Some(&format!("{key_base}:product")))
+                    .await?;
+                row.product_id.clone()
+            }
+            None => {
+                let create = CreateProduct::new(&definition.name).metadata(tags.clone());
+                let created: Created = self
+                    .client
+                    .send(&create, Some(account), Some(&format!("{key_base}:product")))
+                    .await?;
+                created.id
+            }
+        };
+        let currency: stripe_types::Currency =
+            definition.price.currency.parse().expect("infallible");
+        let base = CreatePrice::new(currency.clone())
+            .product(&product_id)
+            .unit_amount(definition.price.amount)
+            .recurring(CreatePriceRecurring::new(interval(
+                definition.price.interval,
+            )))
+            .metadata(tags.clone());
+        let price: Created = self
+            .client
+            .send(&base, Some(account), Some(&format!("{key_base}:price")))
+            .await?;
+
+        let config = tenant.config();
+        let mut overage = BTreeMap::new();
+        for (meter_key, cap) in &definition.caps {
+            let Some(unit_price) = cap.billed_overage() else {
+                continue;
+            };
+            let Some(meter_id) = config.meter_id(meter_key) else {
+                continue;
+            };
+            let meter = self
+                .ensure_meter(&tenant.id, account, config.meter(meter_id))
+                .await?;
+            let mut recurring = CreatePriceRecurring::new(interval(definition.price.interval));
+            recurring.usage_type = Some(CreatePriceRecurringUsageType::Metered);
+            recurring.meter = Some(meter.stripe_meter_id.clone());
+            let free_units = cap.limit.micros() / SCALE;
+            let mut metered = CreatePrice::new(currency.clone())
+                .product(&product_id)
+                .recurring(recurring)
+                .nickname(format!("{}: {meter_key} overage", definition.name))
+                .metadata(metadata(&[
+                    ("staryer_tier", &tier.key),
+                    ("staryer_meter", meter_key),
+                ]));
+            metered = if free_units > 0 {
+                let mut included = CreatePriceTiers::new(CreatePriceTiersUpTo::I64(free_units));
+                included.unit_amount = Some(0);
+                let mut over = CreatePriceTiers::new(CreatePriceTiersUpTo::Inf);
+                over.unit_amount_decimal = Some(unit_price.to_string());
+                metered
+                    .billing_scheme(PriceBillingScheme::Tiered)
+                    .tiers_mode(PriceTiersMode::Graduated)
+                    .tiers(vec![included, over])
+            } else {
+                metered.unit_amount_decimal(unit_price.to_string())
+            };
+            let created: Created = self
+                .client
+                .send(
+                    &metered,
+                    Some(account),
+                    Some(&format!("{key_base}:overage:{meter_key}")),
+                )
+                .await?;
+            overage.insert(meter_key.clone(), created.id);
+        }
+        Ok(StripeTierRow {
+            tier_key: tier.key.to_string(),
+            account_id: account.to_string(),
+            product_id,
+            price_id: price.id,
+            overage_prices: serde_json::to_string(&overage).map_err(|e| ApiError::internal(&e))?,
+            definition_hash: hash.to_string(),
+            synced_at: self.clock.now(),
+        })
+    }
+
+    /// The Billing Meter for a Staryer meter on this account: events named
+    /// `staryer_<meter key>`, customer mapped by id, values summed (the reporter sends
+    /// increments, whatever the meter's own aggregation).
+    async fn ensure_meter(
+        &self,
+        creator_id: &str,
+        account: &str,
+        meter: &Meter,
+    ) -> Result<StripeMeterRow, ApiError> {
+        if let Some(row) = self.store.stripe_meter(creator_id, &meter.key).await? {
+            if row.account_id == account {
+                return Ok(row);
+            }
+        }
+        let event_name = format!("staryer_{}", meter.key);
+        let create = CreateBillingMeter::new(
+            CreateBillingMeterDefaultAggregation::new(
+                CreateBillingMeterDefaultAggregationFormula::Sum,
+            ),
+            meter.name.as_str(),
+            event_name.as_str(),
+        )
+        .customer_mapping(CreateBillingMeterCustomerMapping::new(
+            CUSTOMER_PAYLOAD_KEY,
+            CreateBillingMeterCustomerMappingType::ById,
+        ))
+        .value_settings(CreateBillingMeterValueSettings::new(VALUE_PAYLOAD_KEY));
+        let created: Created = self
+            .client
+            .send(
+                &create,
+                Some(account),
+                Some(&format!(
+                    "staryer:{creator_id}:meter:{}:{account}",
+                    meter.key
+                )),
+            )
+            .await?;
+        let row = StripeMeterRow {
+            meter_key: meter.key.to_string(),
+            account_id: account.to_string(),
+            stripe_meter_id: created.id,
+            event_name,
+        };
+        self.store.save_stripe_meter(creator_id, &row).await?;
+        Ok(row)
+    }
+
+    /// Archives the prices a sync replaced, so new checkouts cannot pick them. Best effort:
+    /// an archived-or-not old price sells nothing, since checkout uses the stored ids.
+    async fn archive_replaced_prices(
+        &self,
+        account: &str,
+        old: &StripeTierRow,
+        new: &StripeTierRow,
+    ) {
+        let kept: Vec<String> = overage_prices(new)
+            .into_values()
+            .chain([new.price_id.clone()])
+            .collect();
+        let replaced = overage_prices(old)
+            .into_values()
+            .chain([old.price_id.clone()])
+            .filter(|id| !kept.contains(id));
+        for price in replaced {
+            let archive = UpdatePrice::new(price.as_str()).active(false);
+            if let Err(err) = self
+                .client
+                .send::<_, Created>(&archive, Some(account), None)
+                .await
+            {
+                tracing::warn!(price = %price, error = %err, "archiving a replaced price failed");
+            }
+        }
+    }
+
+    /// Syncs every tier of a creator (after it connects an account).
+    pub async fn sync_all_tiers(&self, tenant: &Tenant) -> BTreeMap<String, TierSyncView> {
+        let config = tenant.config();
+        let mut views = BTreeMap::new();
+        for tier in &config.tiers {
+            views.insert(tier.key.to_string(), self.sync_view(tenant, tier).await);
+        }
+        views
+    }
+}

@@ -1,0 +1,79 @@
+//! Billing through Stripe Connect: a creator's tiers become Products and Prices on its
+//! connected account (`catalog`), its customers buy them through Checkout (`routes`), their
+//! usage goes out as Billing Meter events exactly once (`reporter`), and Stripe's webhooks
+//! move customers between tiers (`webhooks`).
+//!
+//! Every call for a creator carries its connected account (`Stripe-Account`), and every
+//! create carries an `Idempotency-Key` derived from what is being made, so a retry after a
+//! lost answer returns the object made the first time instead of a second one. The store
+//! is the memory of what was made (`store::billing`); Stripe is never listed or searched.
+//!
+//! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
+//! billing endpoints answer 409 `billing_off` and nothing else changes.
+
+pub mod catalog;
+pub mod client;
+pub mod reporter;
+pub mod routes;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::StripeConfig;
+use crate::error::ApiError;
+use crate::store::Store;
+
+use client::StripeClient;
+
+/// What the billing handlers and the reporter share.
+#[derive(Clone)]
+pub struct Billing {
+    pub client: StripeClient,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub config: Arc<StripeConfig>,
+}
+
+impl Billing {
+    /// The billing service, or `None` (logged) when no secret key is configured.
+    pub fn from_config(
+        config: &StripeConfig,
+        store: Store,
+        clock: SharedClock,
+    ) -> anyhow::Result<Option<Billing>> {
+        if config.secret_key.is_empty() {
+            tracing::info!("stripe.secret_key is not set: billing is off");
+            return Ok(None);
+        }
+        if config.webhook_secret.is_empty() {
+            tracing::warn!("stripe.webhook_secret is not set: Stripe webhooks will be refused");
+        }
+        tracing::info!(api_base = %config.api_base, "billing through Stripe is on");
+        Ok(Some(Billing {
+            client: StripeClient::new(config)?,
+            store,
+            clock,
+            config: Arc::new(config.clone()),
+        }))
+    }
+
+    /// The creator's connected account, or 409 when it has none yet.
+    pub async fn account_of(&self, creator_id: &str) -> Result<String, ApiError> {
+        self.store.stripe_account(creator_id).await?.ok_or_else(|| {
+            ApiError::conflict(
+                "stripe_account_missing",
+                "connect a Stripe account first (PUT /v1/billing/account or \
+                 POST /v1/billing/onboarding)",
+            )
+        })
+    }
+}
+
+/// The answer of every billing endpoint while billing is off.
+pub fn billing_off() -> ApiError {
+    ApiError::conflict(
+        "billing_off",
+        "billing is off: the daemon has no stripe.secret_key",
+    )
+}

@@ -1,0 +1,504 @@
+//! The usage reporter: an actor that, on a timer, turns the usage counted since its last
+//! report into Billing Meter events on each creator's connected account, exactly once.
+//!
+//! Each tick has two halves. *Cut*: for every customer with a Stripe customer id on a tier
+//! that bills a meter's overage, the durable usage since the hour the tier was assigned,
+//! in whole units, minus what earlier reports carried, becomes a new report. The report
+//! and the advanced cursor are written in one transaction, with a deterministic identifier
+//! (`stry_<hash of creator, customer, meter>_<sequence>`), before anything is sent; the
+//! fraction below a whole unit stays behind and goes out once it adds up. *Send*: every
+//! report due is sent with its identifier (also its `Idempotency-Key`) until Stripe
+//! accepts it, then marked sent. A restart between the two resends the same identifier,
+//! which Stripe takes once: a report is never cut twice and never dropped.
+//!
+//! Sending respects Stripe's limits: at most `meter_events_per_second` v1 requests a
+//! second; 429s, 5xx, network errors and `Stripe-Should-Retry: true` back off
+//! exponentially with jitter; other refusals mark the report `failed` (kept, with
+//! Stripe's reason). A report older than Stripe's 35-day window is sent stamped at the
+//! window's edge. Past a second's worth of v1 requests (or always, by configuration) the
+//! reports go through the v2 meter event stream instead, 100 to a request.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+
+use crate::billing::catalog::{CUSTOMER_PAYLOAD_KEY, VALUE_PAYLOAD_KEY};
+use crate::billing::client::{Created, StreamEvent, StreamPayload, StripeError};
+use crate::billing::Billing;
+use crate::config::MeterEventTransport;
+use crate::store::billing::{ReportCursorRow, ReportRow};
+use crate::store::StoreError;
+use crate::telemetry::metric_names;
+use crate::tenants::registry::Registry;
+use crate::usage::model::MAX_PAST_SECS;
+use crate::usage::period::rfc3339;
+use crate::usage::quantity::SCALE;
+
+/// Reports read from the store per send round.
+const SEND_BATCH: i64 = 1_000;
+/// v1 requests in flight at once (the rate limiter sets the pace; this hides latency).
+const V1_CONCURRENCY: usize = 32;
+/// Events per v2 stream request (Stripe's maximum).
+const V2_EVENTS_PER_REQUEST: usize = 100;
+/// Longest wait between two attempts of one report.
+const MAX_BACKOFF_SECS: i64 = 600;
+/// A report is stamped no earlier than this inside Stripe's 35-day window.
+const WINDOW_MARGIN_SECS: i64 = 3_600;
+
+pub struct Reporter {
+    billing: Billing,
+    registry: Arc<Registry>,
+    interval: Duration,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    /// v2 meter event session per account: (token, expires at, Unix seconds).
+    sessions: Arc<Mutex<HashMap<String, (String, i64)>>>,
+}
+
+impl Reporter {
+    pub fn start(billing: Billing, registry: Arc<Registry>) -> Addr<Reporter> {
+        let per_second =
+            NonZeroU32::new(billing.config.meter_events_per_second).unwrap_or(NonZeroU32::MIN);
+        Reporter {
+            interval: Duration::from_millis(billing.config.report_interval_ms),
+            billing,
+            registry,
+            limiter: Arc::new(RateLimiter::direct(Quota::per_second(per_second))),
+            sessions: Arc::default(),
+        }
+        .start()
+    }
+}
+
+impl Actor for Reporter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.notify_later(Tick, self.interval);
+    }
+}
+
+/// One cut-and-send pass; the next is scheduled when this one ends, so passes never
+/// overlap however long Stripe takes.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+impl Handler<Tick> for Reporter {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: Tick, _: &mut Self::Context) -> Self::Result {
+        let pass = Pass {
+            billing: self.billing.clone(),
+            registry: self.registry.clone(),
+            limiter: self.limiter.clone(),
+            sessions: self.sessions.clone(),
+        };
+        AtomicResponse::new(Box::pin(
+            async move { pass.run().await }
+                .into_actor(self)
+                .map(|_, actor, ctx| {
+                    ctx.notify_later(Tick, actor.interval);
+                }),
+        ))
+    }
+}
+
+/// Stops the reporter after the pass in progress (the daemon is stopping).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for Reporter {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// What one pass needs, detached from the actor so that it can run as a future.
+struct Pass {
+    billing: Billing,
+    registry: Arc<Registry>,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    sessions: Arc<Mutex<HashMap<String, (String, i64)>>>,
+}
+
+/// How one attempt of one report ended.
+enum Attempt {
+    Accepted,
+    Retry(String),
+    Refused(String),
+}
+
+impl From<Result<(), StripeError>> for Attempt {
+    fn from(result: Result<(), StripeError>) -> Self {
+        match result {
+            Ok(()) => Attempt::Accepted,
+            Err(err) if err.is_retryable() => Attempt::Retry(err.to_string()),
+            Err(err) => Attempt::Refused(err.to_string()),
+        }
+    }
+}
+
+impl Pass {
+    async fn run(&self) {
+        if let Err(err) = self.cut_reports().await {
+            tracing::warn!(error = %err, "cutting usage reports failed; the next pass retries");
+        }
+        if let Err(err) = self.send_due_reports().await {
+            tracing::warn!(error = %err, "sending usage reports failed; the next pass retries");
+        }
+        match self.billing.store.oldest_pending_report().await {
+            Ok(oldest) => {
+                let age = oldest.map_or(0, |at| (self.billing.clock.now() - at).max(0));
+                metrics::gauge!(metric_names::STRIPE_OLDEST_UNSENT_SECONDS).set(age as f64);
+            }
+            Err(err) => tracing::debug!(error = %err, "reading the report backlog failed"),
+        }
+    }
+
+    /// Writes a report for every billed customer and meter whose durable usage has grown
+    /// by at least one whole unit since the last one.
+    async fn cut_reports(&self) -> Result<(), StoreError> {
+        let store = &self.billing.store;
+        let now = self.billing.clock.now();
+        for (creator_id, account) in store.connected_creators().await? {
+            let Some(creator) = self.registry.creator(&creator_id) else {
+                continue;
+            };
+            let config = creator.tenant.config();
+            let meters: HashMap<String, _> = store
+                .load_stripe_meters(&creator_id)
+                .await?
+                .into_iter()
+                .filter(|m| m.account_id == account)
+                .map(|m| (m.meter_key.clone(), m))
+                .collect();
+            if meters.is_empty() {
+                continue;
+            }
+            let mut cursors: HashMap<(String, String), ReportCursorRow> = store
+                .load_report_cursors(&creator_id)
+                .await?
+                .into_iter()
+                .map(|c| ((c.customer_id.clone(), c.meter_key.clone()), c))
+                .collect();
+            let mut reports = Vec::new();
+            let mut advanced = Vec::new();
+            for total in store.billable_totals(&creator_id).await? {
+                let Some(meter) = meters.get(&total.meter_key) else {
+                    continue;
+                };
+                let assigned = total
+                    .tier_key
+                    .as_deref()
+                    .and_then(|key| config.tier_id(key));
+                let billed = config.effective_tier(assigned).is_some_and(|tier| {
+                    tier.definition
+                        .caps
+                        .get(&total.meter_key)
+                        .is_some_and(|cap| cap.billed_overage().is_some())
+                });
+                if !billed {
+                    continue;
+                }
+                let since = total.assigned_at - total.assigned_at.rem_euclid(3_600);
+                let key = (total.customer_id.clone(), total.meter_key.clone());
+                let mut cursor = cursors.remove(&key).unwrap_or(ReportCursorRow {
+                    customer_id: total.customer_id.clone(),
+                    meter_key: total.meter_key.clone(),
+                    since,
+                    reported_units: 0,
+                    next_seq: 0,
+                });
+                if cursor.since != since {
+                    // A new assignment starts a new reporting window; numbering goes on.
+                    cursor.since = since;
+                    cursor.reported_units = 0;
+                }
+                let units = total.total / SCALE;
+                let delta = units - cursor.reported_units;
+                if delta <= 0 {
+                    continue;
+                }
+                reports.push(ReportRow {
+                    identifier: identifier(
+                        &creator_id,
+                        &total.customer_id,
+                        &total.meter_key,
+                        cursor.next_seq,
+                    ),
+                    creator_id: creator_id.clone(),
+                    account_id: account.clone(),
+                    customer_id: total.customer_id.clone(),
+                    meter_key: total.meter_key.clone(),
+                    event_name: meter.event_name.clone(),
+                    stripe_customer_id: total.stripe_customer_id.clone(),
+                    value: delta,
+                    event_at: now,
+                    created_at: now,
+                    state: "pending".into(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    sent_at: None,
+                    last_error: None,
+                });
+                cursor.reported_units = units;
+                cursor.next_seq += 1;
+                advanced.push(cursor);
+            }
+            if !reports.is_empty() {
+                store
+                    .insert_reports(&creator_id, &reports, &advanced)
+                    .await?;
+                tracing::debug!(creator = %creator.tenant.slug, reports = reports.len(),
+                    "usage reports cut");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every report due, in rounds of `SEND_BATCH`, until none is due.
+    async fn send_due_reports(&self) -> Result<(), StoreError> {
+        loop {
+            let now = self.billing.clock.now();
+            let due = self.billing.store.due_reports(now, SEND_BATCH).await?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            let use_stream = match self.billing.config.meter_event_transport {
+                MeterEventTransport::V1 => false,
+                MeterEventTransport::V2 => true,
+                MeterEventTransport::Auto => {
+                    due.len() > self.billing.config.meter_events_per_second as usize
+                }
+            };
+            let outcomes = if use_stream {
+                self.send_v2(&due).await
+            } else {
+                self.send_v1(&due).await
+            };
+            self.record(&due, outcomes, if use_stream { "v2" } else { "v1" })
+                .await?;
+            if (due.len() as i64) < SEND_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One v1 request per report, paced by the rate limiter.
+    async fn send_v1(&self, due: &[ReportRow]) -> Vec<Attempt> {
+        let now = self.billing.clock.now();
+        futures::stream::iter(due)
+            .map(|report| async move {
+                self.limiter.until_ready().await;
+                let payload = HashMap::from([
+                    (
+                        CUSTOMER_PAYLOAD_KEY.to_string(),
+                        report.stripe_customer_id.clone(),
+                    ),
+                    (VALUE_PAYLOAD_KEY.to_string(), report.value.to_string()),
+                ]);
+                let event = CreateBillingMeterEvent::new(report.event_name.as_str(), payload)
+                    .identifier(report.identifier.as_str())
+                    .timestamp(stamp(report.event_at, now));
+                self.billing
+                    .client
+                    .send::<_, Created>(&event, Some(&report.account_id), Some(&report.identifier))
+                    .await
+                    .map(drop)
+                    .into()
+            })
+            .buffered(V1_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// The v2 meter event stream: a session per account, 100 events a request.
+    async fn send_v2(&self, due: &[ReportRow]) -> Vec<Attempt> {
+        let now = self.billing.clock.now();
+        let mut outcomes = Vec::with_capacity(due.len());
+        for chunk in due.chunk_by(|a, b| a.account_id == b.account_id) {
+            for requests in chunk.chunks(V2_EVENTS_PER_REQUEST) {
+                let result = match self.session_token(&requests[0].account_id, now).await {
+                    Ok(token) => {
+                        let events: Vec<StreamEvent> = requests
+                            .iter()
+                            .map(|report| StreamEvent {
+                                event_name: &report.event_name,
+                                identifier: &report.identifier,
+                                payload: StreamPayload {
+                                    stripe_customer_id: &report.stripe_customer_id,
+                                    value: report.value.to_string(),
+                                },
+                                timestamp: rfc3339(stamp(report.event_at, now)),
+                            })
+                            .collect();
+                        let sent = self
+                            .billing
+                            .client
+                            .send_meter_event_stream(&token, &events)
+                            .await;
+                        if matches!(sent, Err(StripeError::Api { status: 401, .. })) {
+                            // The session expired early: the next attempt opens a new one.
+                            self.sessions_lock().remove(&requests[0].account_id);
+                            sent.map_err(|err| StripeError::Transport(err.to_string()))
+                        } else {
+                            sent
+                        }
+                    }
+                    Err(err) => Err(err),
+                };
+                let message = result.as_ref().err().map(ToString::to_string);
+                let retryable = result.as_ref().err().is_none_or(StripeError::is_retryable);
+                outcomes.extend(requests.iter().map(|_| match &message {
+                    None => Attempt::Accepted,
+                    Some(m) if retryable => Attempt::Retry(m.clone()),
+                    Some(m) => Attempt::Refused(m.clone()),
+                }));
+            }
+        }
+        outcomes
+    }
+
+    fn sessions_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A live v2 session token for the account, opening a new session when needed.
+    async fn session_token(&self, account: &str, now: i64) -> Result<String, StripeError> {
+        if let Some((token, expires_at)) = self.sessions_lock().get(account) {
+            if *expires_at > now + 60 {
+                return Ok(token.clone());
+            }
+        }
+        let session = self
+            .billing
+            .client
+            .create_meter_event_session(account)
+            .await?;
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&session.expires_at)
+            .map(|t| t.timestamp())
+            .unwrap_or(now + 15 * 60);
+        self.sessions_lock().insert(
+            account.to_string(),
+            (session.authentication_token.clone(), expires_at),
+        );
+        Ok(session.authentication_token)
+    }
+
+    /// Writes what each attempt came to: sent, due again after a backoff, or failed.
+    async fn record(
+        &self,
+        due: &[ReportRow],
+        outcomes: Vec<Attempt>,
+        transport: &'static str,
+    ) -> Result<(), StoreError> {
+        let store = &self.billing.store;
+        let now = self.billing.clock.now();
+        let mut accepted = Vec::new();
+        for (report, outcome) in due.iter().zip(outcomes) {
+            match outcome {
+                Attempt::Accepted => accepted.push(report.identifier.as_str()),
+                Attempt::Retry(error) => {
+                    metrics::counter!(metric_names::STRIPE_REPORTS_RETRIED).increment(1);
+                    let next = now + backoff_secs(report.attempts);
+                    store
+                        .mark_report_attempt_failed(&report.identifier, Some(next), &error)
+                        .await?;
+                }
+                Attempt::Refused(error) => {
+                    metrics::counter!(metric_names::STRIPE_REPORTS_FAILED).increment(1);
+                    tracing::warn!(identifier = %report.identifier, error = %error,
+                        "Stripe refused a usage report; it is kept as failed");
+                    store
+                        .mark_report_attempt_failed(&report.identifier, None, &error)
+                        .await?;
+                }
+            }
+        }
+        if !accepted.is_empty() {
+            store.mark_reports_sent(&accepted, now).await?;
+            metrics::counter!(metric_names::STRIPE_REPORTS_SENT, "transport" => transport)
+                .increment(accepted.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+/// `stry_<16 hex of sha256(creator, customer, meter)>_<sequence>`: the same report always
+/// has the same identifier, and different ones never share one.
+pub fn identifier(creator_id: &str, customer_id: &str, meter_key: &str, seq: i64) -> String {
+    let mut hash = Sha256::new();
+    for part in [creator_id, customer_id, meter_key] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    format!("stry_{}_{seq}", &hex::encode(hash.finalize())[..16])
+}
+
+/// The report's time, moved inside Stripe's 35-day window if it fell out of it.
+fn stamp(event_at: i64, now: i64) -> i64 {
+    event_at.max(now - MAX_PAST_SECS + WINDOW_MARGIN_SECS)
+}
+
+/// Exponential backoff with jitter: 1, 2, 4 … seconds (at most ten minutes) after the
+/// `attempts`-th failure, each drawn between half and all of it.
+fn backoff_secs(attempts: i64) -> i64 {
+    let ceiling = 1i64
+        .checked_shl(attempts.clamp(0, 30) as u32)
+        .unwrap_or(MAX_BACKOFF_SECS)
+        .min(MAX_BACKOFF_SECS);
+    rand::rng().random_range((ceiling + 1) / 2..=ceiling)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_deterministic_and_distinct() {
+        let first = identifier("cr", "cust", "api", 0);
+        assert_eq!(first, identifier("cr", "cust", "api", 0));
+        assert_ne!(first, identifier("cr", "cust", "api", 1));
+        assert_ne!(first, identifier("cr", "cus", "tapi", 0));
+        assert!(first.starts_with("stry_") && first.ends_with("_0"));
+        assert!(
+            first.len() <= 100,
+            "Stripe takes identifiers up to 100 characters"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_to_a_ceiling_with_jitter() {
+        for attempts in 0..40 {
+            let ceiling = (1i64 << attempts.min(30)).min(MAX_BACKOFF_SECS);
+            let wait = backoff_secs(attempts);
+            assert!(
+                wait <= ceiling && wait >= (ceiling + 1) / 2,
+                "{attempts}: {wait}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_reports_are_stamped_inside_the_window() {
+        let now = 100 * 86_400;
+        assert_eq!(stamp(now - 10, now), now - 10);
+        assert_eq!(
+            stamp(now - 40 * 86_400, now),
+            now - MAX_PAST_SECS + WINDOW_MARGIN_SECS
+        );
+    }
+}

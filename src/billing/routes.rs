@@ -1,0 +1,427 @@
+//! The creator's billing endpoints: connecting a Stripe account (an existing one, or one
+//! made through onboarding), selling a tier through Checkout, and reading what billing
+//! did (webhook events, usage reports).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{get, post, put, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_connect::account::{CreateAccount, CreateAccountType};
+use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
+use stripe_shared::CheckoutSessionMode;
+
+use crate::billing::catalog::{overage_prices, TierSyncView};
+use crate::billing::client::{Created, Redirect};
+use crate::billing::{billing_off, Billing};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::{CreatorAuth, CreatorOrBrowserAuth};
+use crate::http::body::ApiJson;
+use crate::startup::AppState;
+use crate::store::billing::{BillingEventRow, ReportRow};
+use crate::tenants::actor::tier_not_found;
+use crate::tenants::registry::Creator;
+use crate::usage::model::parse_id;
+use crate::usage::period::rfc3339;
+
+fn billing(state: &AppState) -> Result<&Billing, ApiError> {
+    state.billing.as_ref().ok_or_else(billing_off)
+}
+
+/// `PUT /v1/billing/account`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutAccount {
+    /// An existing connected account of the platform (`acct_…`).
+    pub account_id: String,
+}
+
+/// `POST /v1/billing/onboarding`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOnboarding {
+    /// Where Stripe sends the creator when the link expired or was already used.
+    pub refresh_url: String,
+    /// Where Stripe sends the creator when onboarding ends.
+    pub return_url: String,
+    /// Prefills the new account's email.
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountView {
+    pub account_id: Option<String>,
+    /// Each tier's Stripe objects after connecting (absent when only reading).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiers: BTreeMap<String, TierSyncView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OnboardingView {
+    pub account_id: String,
+    /// The account link: send the creator here to finish onboarding with Stripe.
+    pub url: String,
+    pub tiers: BTreeMap<String, TierSyncView>,
+}
+
+/// `POST /v1/checkout/sessions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckout {
+    /// The creator's id for the buying customer.
+    pub customer_id: String,
+    /// The tier to buy.
+    pub tier: String,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckoutView {
+    pub id: Option<String>,
+    /// Stripe's hosted Checkout page.
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// At most this many, newest first (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(limit @ 1..=500) => Ok(limit),
+            Some(_) => Err(ApiError::invalid(
+                "invalid_limit",
+                "limit must be between 1 and 500",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BillingEventView {
+    pub event_id: String,
+    /// Stripe's event type (`invoice.paid`, `customer.subscription.updated`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub customer_id: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    /// The Stripe object the event is about (`in_…`, `sub_…`, `cs_…`).
+    pub object_id: Option<String>,
+    /// Minor units: due for `invoice.created` and `.payment_failed`, paid for `.paid`.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub status: Option<String>,
+    pub received_at: String,
+}
+
+impl From<BillingEventRow> for BillingEventView {
+    fn from(row: BillingEventRow) -> Self {
+        BillingEventView {
+            event_id: row.event_id,
+            kind: row.r#type,
+            customer_id: row.customer_id,
+            stripe_customer_id: row.stripe_customer_id,
+            object_id: row.object_id,
+            amount: row.amount,
+            currency: row.currency,
+            status: row.status,
+            received_at: rfc3339(row.received_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportView {
+    /// The meter event's identifier: the same on every attempt.
+    pub identifier: String,
+    pub customer_id: String,
+    pub meter: String,
+    pub stripe_customer_id: String,
+    /// Whole units.
+    pub value: i64,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<ReportRow> for ReportView {
+    fn from(row: ReportRow) -> Self {
+        ReportView {
+            identifier: row.identifier,
+            customer_id: row.customer_id,
+            meter: row.meter_key,
+            stripe_customer_id: row.stripe_customer_id,
+            value: row.value,
+            state: row.state,
+            attempts: row.attempts,
+            created_at: rfc3339(row.created_at),
+            sent_at: row.sent_at.map(rfc3339),
+            last_error: row.last_error,
+        }
+    }
+}
+
+fn parse_url(field: &str, url: &str) -> Result<(), ApiError> {
+    let plausible = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace());
+    if plausible {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_url",
+            format!("{field} must be an http(s) URL"),
+        ))
+    }
+}
+
+/// Records the account and syncs every tier to it.
+async fn connect(
+    billing: &Billing,
+    creator: &Creator,
+    account_id: &str,
+) -> Result<BTreeMap<String, TierSyncView>, ApiError> {
+    billing
+        .store
+        .set_stripe_account(&creator.tenant.id, account_id)
+        .await?;
+    tracing::info!(creator = %creator.tenant.slug, account = %account_id, "Stripe account connected");
+    Ok(billing.sync_all_tiers(&creator.tenant).await)
+}
+
+/// The creator's connected Stripe account.
+#[utoipa::path(get, path = "/v1/billing/account", tag = "billing",
+    responses((status = 200, body = AccountView), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/billing/account")]
+pub async fn get_account(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    let account_id = billing.store.stripe_account(&creator.tenant.id).await?;
+    Ok(HttpResponse::Ok().json(AccountView {
+        account_id,
+        tiers: BTreeMap::new(),
+    }))
+}
+
+/// Record an existing connected account; every priced tier is synced to it.
+#[utoipa::path(put, path = "/v1/billing/account", tag = "billing", request_body = PutAccount,
+    responses((status = 200, body = AccountView), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[put("/v1/billing/account")]
+pub async fn put_account(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    ApiJson(body): ApiJson<PutAccount>,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    let id = &body.account_id;
+    let well_formed = id.starts_with("acct_")
+        && id.len() <= 255
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !well_formed {
+        return Err(ApiError::invalid(
+            "invalid_account_id",
+            "account_id must be a Stripe account id (acct_…)",
+        ));
+    }
+    if let Some(owner) = billing.store.creator_by_stripe_account(id).await? {
+        if owner != *creator.tenant.id {
+            return Err(ApiError::conflict(
+                "account_taken",
+                "another creator has connected this Stripe account",
+            ));
+        }
+    }
+    let tiers = connect(billing, &creator, id).await?;
+    Ok(HttpResponse::Ok().json(AccountView {
+        account_id: Some(id.clone()),
+        tiers,
+    }))
+}
+
+/// Onboard with Stripe: makes a Standard connected account (once) and answers the
+/// account link to send the creator to.
+#[utoipa::path(post, path = "/v1/billing/onboarding", tag = "billing",
+    request_body = NewOnboarding,
+    responses((status = 200, body = OnboardingView), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/billing/onboarding")]
+pub async fn start_onboarding(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    ApiJson(body): ApiJson<NewOnboarding>,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    parse_url("refresh_url", &body.refresh_url)?;
+    parse_url("return_url", &body.return_url)?;
+    let (account_id, tiers) = match billing.store.stripe_account(&creator.tenant.id).await? {
+        Some(account) => (account, BTreeMap::new()),
+        None => {
+            let mut create = CreateAccount::new()
+                .type_(CreateAccountType::Standard)
+                .metadata(HashMap::from([(
+                    "staryer_creator".to_string(),
+                    creator.tenant.slug.to_string(),
+                )]));
+            if let Some(email) = &body.email {
+                create = create.email(email);
+            }
+            let key = format!("staryer:{}:account", creator.tenant.id);
+            let account: Created = billing.client.send(&create, None, Some(&key)).await?;
+            let tiers = connect(billing, &creator, &account.id).await?;
+            (account.id, tiers)
+        }
+    };
+    let link = CreateAccountLink::new(
+        account_id.as_str(),
+        CreateAccountLinkType::AccountOnboarding,
+    )
+    .refresh_url(&body.refresh_url)
+    .return_url(&body.return_url);
+    let link: Redirect = billing.client.send(&link, None, None).await?;
+    Ok(HttpResponse::Ok().json(OnboardingView {
+        account_id,
+        url: link.url,
+        tiers,
+    }))
+}
+
+/// Sell a tier: a subscription Checkout Session on the creator's account with the tier's
+/// price and overage prices, the platform's fee, and the customer named so that the
+/// completed checkout assigns the tier. Takes a secret or a publishable key (browsers).
+#[utoipa::path(post, path = "/v1/checkout/sessions", tag = "billing", request_body = NewCheckout,
+    responses((status = 200, body = CheckoutView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody)),
+    security(("secret_key" = []), ("publishable_key" = [])))]
+#[post("/v1/checkout/sessions")]
+pub async fn create_checkout_session(
+    state: web::Data<AppState>,
+    CreatorOrBrowserAuth(creator): CreatorOrBrowserAuth,
+    ApiJson(body): ApiJson<NewCheckout>,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    parse_id("customer_id", Cow::Borrowed(body.customer_id.as_str()))?;
+    parse_url("success_url", &body.success_url)?;
+    parse_url("cancel_url", &body.cancel_url)?;
+    let config = creator.tenant.config();
+    let tier = config
+        .tier_id(&body.tier)
+        .map(|id| config.tier(id).clone())
+        .ok_or_else(|| tier_not_found(&body.tier))?;
+    if !tier.is_priced() {
+        return Err(ApiError::invalid(
+            "tier_not_priced",
+            format!(
+                "tier `{}` is free and bills no overage: nothing to buy",
+                tier.key
+            ),
+        ));
+    }
+    let account = billing.account_of(&creator.tenant.id).await?;
+    let synced = billing
+        .sync_tier(&creator.tenant, &tier)
+        .await?
+        .ok_or_else(|| ApiError::internal(&std::io::Error::other("a priced tier did not sync")))?;
+
+    let mut line_items = vec![CreateCheckoutSessionLineItems {
+        price: Some(synced.price_id.clone()),
+        quantity: Some(1),
+        ..Default::default()
+    }];
+    line_items.extend(overage_prices(&synced).into_values().map(|price| {
+        CreateCheckoutSessionLineItems {
+            price: Some(price),
+            ..Default::default()
+        }
+    }));
+    let tags = HashMap::from([
+        ("staryer_customer_id".to_string(), body.customer_id.clone()),
+        ("staryer_tier".to_string(), tier.key.to_string()),
+    ]);
+    let mut subscription = CreateCheckoutSessionSubscriptionData::new();
+    subscription.metadata = Some(tags.clone());
+    let fee = billing.config.platform_fee_percent;
+    if fee > 0.0 {
+        subscription.application_fee_percent = Some(fee);
+    }
+    let mut create = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .line_items(line_items)
+        .success_url(&body.success_url)
+        .cancel_url(&body.cancel_url)
+        .client_reference_id(&body.customer_id)
+        .metadata(tags)
+        .subscription_data(subscription);
+    if let Some(known) = billing
+        .store
+        .customer(&creator.tenant.id, &body.customer_id)
+        .await?
+    {
+        if let Some(stripe_id) = known.stripe_customer_id {
+            create = create.customer(stripe_id);
+        } else if let Some(email) = known.email {
+            create = create.customer_email(email);
+        }
+    }
+    let session: Redirect = billing.client.send(&create, Some(&account), None).await?;
+    Ok(HttpResponse::Ok().json(CheckoutView {
+        id: session.id,
+        url: session.url,
+    }))
+}
+
+/// What Stripe told the creator through webhooks (invoices, checkouts, subscription
+/// changes), newest first.
+#[utoipa::path(get, path = "/v1/billing/events", tag = "billing", params(ListQuery),
+    responses((status = 200, body = [BillingEventView]), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/billing/events")]
+pub async fn list_events(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    let rows = billing
+        .store
+        .list_billing_events(&creator.tenant.id, query.limit()?)
+        .await?;
+    let views: Vec<BillingEventView> = rows.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// The usage reports sent (or being sent) to Stripe, newest first.
+#[utoipa::path(get, path = "/v1/billing/reports", tag = "billing", params(ListQuery),
+    responses((status = 200, body = [ReportView]), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/billing/reports")]
+pub async fn list_reports(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    let rows = billing
+        .store
+        .list_reports(&creator.tenant.id, query.limit()?)
+        .await?;
+    let views: Vec<ReportView> = rows.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(views))
+}

@@ -1,0 +1,391 @@
+//! Stripe's webhooks: `POST /v1/webhooks/stripe`. The platform's endpoint receives the
+//! events of every connected account; the event's `account` names the creator.
+//!
+//! A request is believed only with a valid `Stripe-Signature`: HMAC-SHA256 of
+//! `<t>.<raw body>` under the webhook secret, matching any of the header's `v1` values
+//! (Stripe sends several while a secret is being rolled), compared in constant time, with
+//! `t` at most 300 s from now. Each event is recorded once by id before it is handled, so
+//! a redelivery answers 200 without acting twice; an event whose handling fails is
+//! forgotten again and answered 500, and Stripe redelivers it.
+//!
+//! Only the fields used are read (serde, lenient), so events from any API version parse.
+
+use std::sync::Arc;
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::billing::catalog::overage_prices;
+use crate::billing::{billing_off, Billing};
+use crate::customers::model::CustomerUpdate;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::body::Body;
+use crate::startup::AppState;
+use crate::store::billing::BillingEventRow;
+use crate::telemetry::metric_names;
+use crate::tenants::registry::Creator;
+
+/// Signatures older or newer than this are refused (Stripe's own default tolerance).
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// Checks a `Stripe-Signature` header against the raw body.
+pub fn verify_signature(
+    header: &str,
+    payload: &[u8],
+    secret: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
+            Some(("v1", value)) => candidates.push(value),
+            _ => {}
+        }
+    }
+    let bad_header = || {
+        ApiError::bad_request(
+            "invalid_signature_header",
+            "Stripe-Signature must carry t=<timestamp> and at least one v1=<signature>",
+        )
+    };
+    let timestamp = timestamp.ok_or_else(bad_header)?;
+    if candidates.is_empty() {
+        return Err(bad_header());
+    }
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(payload);
+    let matches = candidates.iter().any(|candidate| {
+        hex::decode(candidate).is_ok_and(|signature| mac.clone().verify_slice(&signature).is_ok())
+    });
+    if !matches {
+        return Err(ApiError::bad_request(
+            "invalid_signature",
+            "no v1 signature matches the body under the webhook secret",
+        ));
+    }
+    if (now - timestamp).abs() > TOLERANCE_SECS {
+        return Err(ApiError::bad_request(
+            "stale_signature",
+            format!("the signature's timestamp is more than {TOLERANCE_SECS} s from now"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    account: Option<String>,
+    #[serde(default)]
+    created: i64,
+    data: EventData,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventData {
+    object: Value,
+}
+
+/// A string field, or the `id` of an expanded object in its place.
+fn id_field(object: &Value, field: &str) -> Option<String> {
+    match &object[field] {
+        Value::String(id) => Some(id.clone()),
+        Value::Object(expanded) => expanded.get("id")?.as_str().map(String::from),
+        _ => None,
+    }
+}
+
+fn metadata(object: &Value, key: &str) -> Option<String> {
+    object["metadata"][key].as_str().map(String::from)
+}
+
+/// Receive a Stripe webhook (signed with the platform's webhook secret).
+#[utoipa::path(post, path = "/v1/webhooks/stripe", tag = "billing",
+    request_body(content = String, description = "Stripe's event, as Stripe sent it"),
+    params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex hmac>,…")),
+    responses((status = 200, description = "Received (also for a redelivery)"),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/v1/webhooks/stripe")]
+pub async fn receive(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Body(payload): Body,
+) -> Result<HttpResponse, ApiError> {
+    let billing = state.billing.as_ref().ok_or_else(billing_off)?;
+    let rejected = |err: ApiError| {
+        metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "rejected").increment(1);
+        err
+    };
+    if billing.config.webhook_secret.is_empty() {
+        return Err(rejected(ApiError::conflict(
+            "webhooks_off",
+            "the daemon has no stripe.webhook_secret to verify webhooks with",
+        )));
+    }
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            rejected(ApiError::bad_request(
+                "missing_signature",
+                "the Stripe-Signature header is missing",
+            ))
+        })?;
+    verify_signature(
+        header,
+        &payload,
+        &billing.config.webhook_secret,
+        billing.clock.now(),
+    )
+    .map_err(rejected)?;
+    let event: Event = serde_json::from_slice(&payload).map_err(|err| {
+        rejected(ApiError::invalid(
+            "invalid_event",
+            format!("not a Stripe event: {err}"),
+        ))
+    })?;
+    let creator = match &event.account {
+        Some(account) => match billing.store.creator_by_stripe_account(account).await? {
+            Some(id) => state.registry.creator(&id),
+            None => None,
+        },
+        None => None,
+    };
+    let mut record = event_record(&event, creator.as_ref(), billing.clock.now());
+    if let Some(creator) = &creator {
+        record.customer_id = customer_of(billing, creator, &event).await?;
+    }
+    if !billing.store.record_billing_event(&record).await? {
+        metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "duplicate").increment(1);
+        return Ok(HttpResponse::Ok().json(json!({"received": true, "duplicate": true})));
+    }
+    let handled = match &creator {
+        Some(creator) => handle(billing, creator, &event, record.customer_id.as_deref()).await,
+        None => Ok(false),
+    };
+    match handled {
+        Ok(handled) => {
+            metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "handled").increment(1);
+            Ok(HttpResponse::Ok().json(json!({"received": true, "handled": handled})))
+        }
+        Err(err) => {
+            billing.store.forget_billing_event(&event.id).await?;
+            Err(err)
+        }
+    }
+}
+
+/// The event as the creator's billing history keeps it.
+fn event_record(event: &Event, creator: Option<&Creator>, now: i64) -> BillingEventRow {
+    let object = &event.data.object;
+    let amount = match event.kind.as_str() {
+        "invoice.paid" => object["amount_paid"].as_i64(),
+        "checkout.session.completed" => object["amount_total"].as_i64(),
+        _ => object["amount_due"].as_i64(),
+    };
+    BillingEventRow {
+        event_id: event.id.clone(),
+        creator_id: creator.map(|c| c.tenant.id.to_string()),
+        r#type: event.kind.clone(),
+        customer_id: None,
+        stripe_customer_id: id_field(object, "customer"),
+        object_id: object["id"].as_str().map(String::from),
+        amount,
+        currency: object["currency"].as_str().map(String::from),
+        status: object["status"].as_str().map(String::from),
+        stripe_created: event.created,
+        received_at: now,
+    }
+}
+
+/// The creator's own id for the customer the event is about: what Checkout and our
+/// subscriptions carry in metadata, else the customer with that Stripe customer id.
+async fn customer_of(
+    billing: &Billing,
+    creator: &Creator,
+    event: &Event,
+) -> Result<Option<String>, ApiError> {
+    let object = &event.data.object;
+    let named = object["client_reference_id"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| metadata(object, "staryer_customer_id"));
+    if named.is_some() {
+        return Ok(named);
+    }
+    match id_field(object, "customer") {
+        Some(stripe_id) => Ok(billing
+            .store
+            .customer_by_stripe_id(&creator.tenant.id, &stripe_id)
+            .await?
+            .map(|row| row.id)),
+        None => Ok(None),
+    }
+}
+
+/// Applies the event; `Ok(false)` for an event kept only as history.
+async fn handle(
+    billing: &Billing,
+    creator: &Creator,
+    event: &Event,
+    customer_id: Option<&str>,
+) -> Result<bool, ApiError> {
+    let object = &event.data.object;
+    let Some(customer_id) = customer_id else {
+        return Ok(false);
+    };
+    let tier = match event.kind.as_str() {
+        "checkout.session.completed" => match metadata(object, "staryer_tier") {
+            Some(tier) if object["mode"].as_str() == Some("subscription") => Some(tier),
+            _ => return Ok(false),
+        },
+        "customer.subscription.updated" => {
+            let ended = matches!(
+                object["status"].as_str(),
+                Some("canceled" | "unpaid" | "incomplete_expired")
+            );
+            if ended {
+                None
+            } else {
+                match subscribed_tier(billing, creator, object).await? {
+                    Some(tier) => Some(tier),
+                    None => return Ok(false),
+                }
+            }
+        }
+        "customer.subscription.deleted" => None,
+        _ => return Ok(false),
+    };
+    assign(
+        billing,
+        creator,
+        customer_id,
+        tier,
+        id_field(object, "customer"),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The tier a subscription is for: the tier whose current price is among its items, else
+/// the tier our Checkout wrote into its metadata.
+async fn subscribed_tier(
+    billing: &Billing,
+    creator: &Creator,
+    subscription: &Value,
+) -> Result<Option<String>, ApiError> {
+    let prices: Vec<&str> = subscription["items"]["data"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item["price"]["id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let synced = billing.store.load_stripe_tiers(&creator.tenant.id).await?;
+    let by_price = synced.iter().find(|row| {
+        prices.contains(&row.price_id.as_str())
+            || overage_prices(row)
+                .values()
+                .any(|id| prices.contains(&id.as_str()))
+    });
+    Ok(by_price
+        .map(|row| row.tier_key.clone())
+        .or_else(|| metadata(subscription, "staryer_tier")))
+}
+
+/// Puts the customer on `tier` (`None`: back to the default tier), keeping its email and
+/// taking the Stripe customer id the event names.
+async fn assign(
+    billing: &Billing,
+    creator: &Creator,
+    customer_id: &str,
+    tier: Option<String>,
+    stripe_customer_id: Option<String>,
+) -> Result<(), ApiError> {
+    let current = billing
+        .store
+        .customer(&creator.tenant.id, customer_id)
+        .await?;
+    let (email, known_stripe_id) = current
+        .map(|row| (row.email, row.stripe_customer_id))
+        .unwrap_or_default();
+    let update = CustomerUpdate {
+        id: Arc::from(customer_id),
+        tier: tier.map(|key| Arc::from(key.as_str())),
+        email,
+        stripe_customer_id: stripe_customer_id.or(known_stripe_id),
+    };
+    creator.actor.upsert_customer(update).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &str, t: i64, payload: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{payload}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn accepts_any_matching_v1_and_refuses_the_rest() {
+        let body = r#"{"id":"evt_1"}"#;
+        let good = sign("whsec_a", 1_000, body);
+        let other = sign("whsec_b", 1_000, body);
+        let ok = |header: &str| verify_signature(header, body.as_bytes(), "whsec_a", 1_100);
+        assert!(ok(&format!("t=1000,v1={good}")).is_ok());
+        assert!(ok(&format!("t=1000,v1={other},v1={good},v0=abc")).is_ok());
+        assert_eq!(
+            ok(&format!("t=1000,v1={other}")).unwrap_err().code,
+            "invalid_signature"
+        );
+        assert_eq!(ok("t=1000,v1=zz").unwrap_err().code, "invalid_signature");
+        assert_eq!(
+            ok(&format!("v1={good}")).unwrap_err().code,
+            "invalid_signature_header"
+        );
+        assert_eq!(ok("t=1000").unwrap_err().code, "invalid_signature_header");
+        let tampered = verify_signature(
+            &format!("t=1000,v1={good}"),
+            br#"{"id":"evt_2"}"#,
+            "whsec_a",
+            1_100,
+        );
+        assert_eq!(tampered.unwrap_err().code, "invalid_signature");
+    }
+
+    #[test]
+    fn tolerance_is_300_seconds_either_way() {
+        let body = "{}";
+        for (offset, accepted) in [
+            (-301, false),
+            (-300, true),
+            (0, true),
+            (300, true),
+            (301, false),
+        ] {
+            let t = 10_000 + offset;
+            let header = format!("t={t},v1={}", sign("s", t, body));
+            let result = verify_signature(&header, body.as_bytes(), "s", 10_000);
+            assert_eq!(result.is_ok(), accepted, "offset {offset}");
+            if !accepted {
+                assert_eq!(result.unwrap_err().code, "stale_signature");
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The billing tables: the Stripe objects made for each creator's catalog, the report
+//! cursors and the reports themselves (the outbox of meter events), and the webhook
+//! events received. Same SQL on both databases, like the rest of the store.
+
+use sqlx::Row;
+
+use super::{unavailable, CustomerRow, Store, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StripeMeterRow {
+    pub meter_key: String,
+    pub account_id: String,
+    pub stripe_meter_id: String,
+    pub event_name: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StripeTierRow {
+    pub tier_key: String,
+    pub account_id: String,
+    pub product_id: String,
+    pub price_id: String,
+    /// JSON object: meter key -> metered price id.
+    pub overage_prices: String,
+    pub definition_hash: String,
+    pub synced_at: i64,
+}
+
+/// A customer's usage of one meter since its tier was assigned, from the durable buckets.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BillableTotalRow {
+    pub customer_id: String,
+    pub stripe_customer_id: String,
+    pub tier_key: Option<String>,
+    pub assigned_at: i64,
+    pub meter_key: String,
+    /// Millionths.
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReportCursorRow {
+    pub customer_id: String,
+    pub meter_key: String,
+    pub since: i64,
+    pub reported_units: i64,
+    pub next_seq: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReportRow {
+    pub identifier: String,
+    pub creator_id: String,
+    pub account_id: String,
+    pub customer_id: String,
+    pub meter_key: String,
+    pub event_name: String,
+    pub stripe_customer_id: String,
+    /// Whole units.
+    pub value: i64,
+    pub event_at: i64,
+    pub created_at: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BillingEventRow {
+    pub event_id: String,
+    pub creator_id: Option<String>,
+    pub r#type: String,
+    pub customer_id: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub object_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub status: Option<String>,
+    pub stripe_created: i64,
+    pub received_at: i64,
+}
+
+const REPORT_COLUMNS: &str = "identifier, creator_id, account_id, customer_id, meter_key, \
+     event_name, stripe_customer_id, value, event_at, created_at, state, attempts, \
+     next_attempt_at, sent_at, last_error";
+
+const CUSTOMER_COLUMNS: &str = "id, tier_key, assigned_at, email, stripe_customer_id";
+
+impl Store {
+    // --- connected accounts -----------------------------------------------------------------
+
+    pub async fn set_stripe_account(
+        &self,
+        creator_id: &str,
+        account_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE creators SET stripe_account_id = $1 WHERE id = $2")
+            .bind(account_id)
+            .bind(creator_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn stripe_account(&self, creator_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT stripe_account_id FROM creators WHERE id = $1")
+            .bind(creator_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        match row {
+            Some(row) => row.try_get(0).map_err(unavailable),
+            None => Ok(None),
+        }
+    }
+
+    /// The creator whose connected account this is.
+    pub async fn creator_by_stripe_account(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM creators WHERE stripe_account_id = $1")
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| row.try_get(0).map_err(unavailable))
+            .transpose()
+    }
+
+    /// Every creator with a connected account: (creator id, account id).
+    pub async fn connected_creators(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, stripe_account_id FROM creators WHERE stripe_account_id IS NOT NULL \
+             ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    // --- catalog ----------------------------------------------------------------------------
+
+    pub async fn stripe_meter(
+        &self,
+        creator_id: &str,
+        meter_key: &str,
+    ) -> Result<Option<StripeMeterRow>, StoreError> {
+        sqlx::query_as::<_, StripeMeterRow>(
+            "SELECT meter_key, account_id, stripe_meter_id, event_name FROM stripe_meters \
+             WHERE creator_id = $1 AND meter_key = $2",
+        )
+        .bind(creator_id)
+        .bind(meter_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn load_stripe_meters(
+        &self,
+        creator_id: &str,
+    ) -> Result<Vec<StripeMeterRow>, StoreError> {
+        sqlx::query_as::<_, StripeMeterRow>(
+            "SELECT meter_key, account_id, stripe_meter_id, event_name FROM stripe_meters \
+             WHERE creator_id = $1",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn save_stripe_meter(
+        &self,
+        creator_id: &str,
+        meter: &StripeMeterRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO stripe_meters (creator_id, meter_key, account_id, stripe_meter_id, \
+             event_name) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (creator_id, meter_key) \
+             DO UPDATE SET account_id = excluded.account_id, \
+             stripe_meter_id = excluded.stripe_meter_id, event_name = excluded.event_name",
+        )
+        .bind(creator_id)
+        .bind(&meter.meter_key)
+        .bind(&meter.account_id)
+        .bind(&meter.stripe_meter_id)
+        .bind(&meter.event_name)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn stripe_tier(
+        &self,
+        creator_id: &str,
+        tier_key: &str,
+    ) -> Result<Option<StripeTierRow>, StoreError> {
+        sqlx::query_as::<_, StripeTierRow>(
+            "SELECT tier_key, account_id, product_id, price_id, overage_prices, \
+             definition_hash, synced_at FROM stripe_tiers WHERE creator_id = $1 AND tier_key = $2",
+        )
+        .bind(creator_id)
+        .bind(tier_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn load_stripe_tiers(
+        &self,
+        creator_id: &str,
+    ) -> Result<Vec<StripeTierRow>, StoreError> {
+        sqlx::query_as::<_, StripeTierRow>(
+            "SELECT tier_key, account_id, product_id, price_id, overage_prices, \
+             definition_hash, synced_at FROM stripe_tiers WHERE creator_id = $1",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn save_stripe_tier(
+        &self,
+        creator_id: &str,
+        tier: &StripeTierRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO stripe_tiers (creator_id, tier_key, account_id, product_id, price_id, \
+             overage_prices, definition_hash, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (creator_id, tier_key) DO UPDATE SET account_id = excluded.account_id, \
+             product_id = excluded.product_id, price_id = excluded.price_id, \
+             overage_prices = excluded.overage_prices, \
+             definition_hash = excluded.definition_hash, synced_at = excluded.synced_at",
+        )
+        .bind(creator_id)
+        .bind(&tier.tier_key)
+        .bind(&tier.account_id)
+        .bind(&tier.product_id)
+        .bind(&tier.price_id)
+        .bind(&tier.overage_prices)
+        .bind(&tier.definition_hash)
+        .bind(tier.synced_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    // --- customers, as billing finds them ---------------------------------------------------
+
+    pub async fn customer(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<CustomerRow>, StoreError> {
+        sqlx::query_as::<_, CustomerRow>(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creator_id = $1 AND id = $2"
+        ))
+        .bind(creator_id)
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn customer_by_stripe_id(
+        &self,
+        creator_id: &str,
+        stripe_customer_id: &str,
+    ) -> Result<Option<CustomerRow>, StoreError> {
+        sqlx::query_as::<_, CustomerRow>(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers \
+             WHERE creator_id = $1 AND stripe_customer_id = $2 ORDER BY updated_at DESC LIMIT 1"
+        ))
+        .bind(creator_id)
+        .bind(stripe_customer_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    // --- reports ----------------------------------------------------------------------------
+
+    /// For every customer with a Stripe customer id: its durable usage of each meter since
+    /// the hour its current tier was assigned (millionths).
+    pub async fn billable_totals(
+        &self,
+        creator_id: &str,
+    ) -> Result<Vec<BillableTotalRow>, StoreError> {
+        sqlx::query_as::<_, BillableTotalRow>(
+            "SELECT c.id AS customer_id, c.stripe_customer_id, c.tier_key, c.assigned_at, \
+             b.meter_key, CAST(SUM(b.value) AS BIGINT) AS total \
+             FROM customers c JOIN usage_buckets b \
+             ON b.creator_id = c.creator_id AND b.customer_id = c.id \
+             WHERE c.creator_id = $1 AND c.stripe_customer_id IS NOT NULL \
+             AND b.bucket_start >= c.assigned_at - (c.assigned_at % 3600) \
+             GROUP BY c.id, c.stripe_customer_id, c.tier_key, c.assigned_at, b.meter_key",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn load_report_cursors(
+        &self,
+        creator_id: &str,
+    ) -> Result<Vec<ReportCursorRow>, StoreError> {
+        sqlx::query_as::<_, ReportCursorRow>(
+            "SELECT customer_id, meter_key, since, reported_units, next_seq \
+             FROM stripe_report_cursors WHERE creator_id = $1",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Writes new reports and their cursors in one transaction: a report exists exactly
+    /// when its cursor counts it.
+    pub async fn insert_reports(
+        &self,
+        creator_id: &str,
+        reports: &[ReportRow],
+        cursors: &[ReportCursorRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for report in reports {
+            sqlx::query(&format!(
+                "INSERT INTO stripe_reports ({REPORT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
+            .bind(&report.identifier)
+            .bind(&report.creator_id)
+            .bind(&report.account_id)
+            .bind(&report.customer_id)
+            .bind(&report.meter_key)
+            .bind(&report.event_name)
+            .bind(&report.stripe_customer_id)
+            .bind(report.value)
+            .bind(report.event_at)
+            .bind(report.created_at)
+            .bind(&report.state)
+            .bind(report.attempts)
+            .bind(report.next_attempt_at)
+            .bind(report.sent_at)
+            .bind(&report.last_error)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "a report with this identifier"))?;
+        }
+        for cursor in cursors {
+            sqlx::query(
+                "INSERT INTO stripe_report_cursors (creator_id, customer_id, meter_key, since, \
+                 reported_units, next_seq) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (creator_id, customer_id, meter_key) DO UPDATE SET \
+                 since = excluded.since, reported_units = excluded.reported_units, \
+                 next_seq = excluded.next_seq",
+            )
+            .bind(creator_id)
+            .bind(&cursor.customer_id)
+            .bind(&cursor.meter_key)
+            .bind(cursor.since)
+            .bind(cursor.reported_units)
+            .bind(cursor.next_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Pending reports whose next attempt is due, oldest first.
+    pub async fn due_reports(&self, now: i64, limit: i64) -> Result<Vec<ReportRow>, StoreError> {
+        sqlx::query_as::<_, ReportRow>(&format!(
+            "SELECT {REPORT_COLUMNS} FROM stripe_reports \
+             WHERE state = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, created_at LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn mark_reports_sent(
+        &self,
+        identifiers: &[&str],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for identifier in identifiers {
+            sqlx::query(
+                "UPDATE stripe_reports SET state = 'sent', sent_at = $1, \
+                 attempts = attempts + 1, last_error = NULL WHERE identifier = $2",
+            )
+            .bind(now)
+            .bind(*identifier)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Records a failed attempt: `next_attempt_at` for a retry, or `None` to give up.
+    pub async fn mark_report_attempt_failed(
+        &self,
+        identifier: &str,
+        next_attempt_at: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let (state, next) = match next_attempt_at {
+            Some(at) => ("pending", at),
+            None => ("failed", 0),
+        };
+        sqlx::query(
+            "UPDATE stripe_reports SET state = $1, attempts = attempts + 1, \
+             next_attempt_at = $2, last_error = $3 WHERE identifier = $4",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(identifier)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// When the oldest report Stripe has not accepted yet was written.
+    pub async fn oldest_pending_report(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(created_at) FROM stripe_reports WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.try_get::<Option<i64>, _>(0).map_err(unavailable)
+    }
+
+    pub async fn list_reports(
+        &self,
+        creator_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        sqlx::query_as::<_, ReportRow>(&format!(
+            "SELECT {REPORT_COLUMNS} FROM stripe_reports WHERE creator_id = $1 \
+             ORDER BY created_at DESC, identifier DESC LIMIT $2"
+        ))
+        .bind(creator_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    // --- webhook events ---------------------------------------------------------------------
+
+    /// Records a webhook event; `false` when its id was recorded before (a redelivery).
+    pub async fn record_billing_event(&self, event: &BillingEventRow) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO billing_events (event_id, creator_id, type, customer_id, \
+             stripe_customer_id, object_id, amount, currency, status, stripe_created, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.event_id)
+        .bind(&event.creator_id)
+        .bind(&event.r#type)
+        .bind(&event.customer_id)
+        .bind(&event.stripe_customer_id)
+        .bind(&event.object_id)
+        .bind(event.amount)
+        .bind(&event.currency)
+        .bind(&event.status)
+        .bind(event.stripe_created)
+        .bind(event.received_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Forgets an event whose handling failed, so that Stripe's redelivery is handled.
+    pub async fn forget_billing_event(&self, event_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM billing_events WHERE event_id = $1")
+            .bind(event_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn list_billing_events(
+        &self,
+        creator_id: &str,
+        limit: i64,
+    ) -> Result<Vec<BillingEventRow>, StoreError> {
+        sqlx::query_as::<_, BillingEventRow>(
+            "SELECT event_id, creator_id, type, customer_id, stripe_customer_id, object_id, \
+             amount, currency, status, stripe_created, received_at FROM billing_events \
+             WHERE creator_id = $1 ORDER BY received_at DESC, event_id DESC LIMIT $2",
+        )
+        .bind(creator_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+}
