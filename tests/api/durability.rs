@@ -2,73 +2,18 @@
 //! down, ingest answers 503 (nothing counted) and checks and reads answer from memory; the
 //! daemon recovers by itself when the store returns.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::helpers::{assert_error, ok_json, spawn_app, Backend, ADMIN_TOKEN};
+use crate::helpers::{assert_error, free_port, ok_json, spawn_app, Backend, Daemon, ADMIN_TOKEN};
 use crate::on_both_databases;
 
 on_both_databases!(
     acknowledged_events_survive_a_sigkill_of_the_daemon,
     a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers,
 );
-
-/// The real binary, on its own port and data directory.
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Daemon {
-    async fn start(data_dir: &std::path::Path, database_url: &str, port: u16) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_staryer"))
-            .env("STARYER__DATA_DIR", data_dir)
-            .env("STARYER__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("STARYER__ADMIN__TOKEN", ADMIN_TOKEN)
-            .env("STARYER__DATABASE__URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the staryer binary starts");
-        let daemon = Daemon {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(r) = client.get(format!("{}/readyz", daemon.base)).send().await {
-                if r.status() == 200 {
-                    return daemon;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the daemon never became ready");
-    }
-
-    fn sigkill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 async fn post(client: &reqwest::Client, url: String, key: &str, body: Value) -> Value {
     ok_json(
@@ -89,7 +34,7 @@ async fn acknowledged_events_survive_a_sigkill_of_the_daemon(backend: Backend) {
     let database_url = backend.fresh_database().await;
     let port = free_port();
     let client = reqwest::Client::new();
-    let daemon = Daemon::start(data_dir.path(), &database_url, port).await;
+    let daemon = Daemon::start(data_dir.path(), &database_url, port, &[]).await;
     let created = ok_json(
         client
             .post(format!("{}/v1/admin/creators", daemon.base))
@@ -142,7 +87,7 @@ async fn acknowledged_events_survive_a_sigkill_of_the_daemon(backend: Backend) {
     assert!(last.iter().all(|r| r["decision"] == "allow"));
     daemon.sigkill();
 
-    let daemon = Daemon::start(data_dir.path(), &database_url, port).await;
+    let daemon = Daemon::start(data_dir.path(), &database_url, port, &[]).await;
     let usage = ok_json(
         client
             .get(format!("{}/v1/customers/c1/usage", daemon.base))

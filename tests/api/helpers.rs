@@ -2,6 +2,7 @@
 //! new PostgreSQL database per test when `STARYER_TEST_DATABASE_URL` is set), a manual
 //! clock, and a client with helpers named after what a creator does.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -357,4 +358,65 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     assert_eq!(body["error"]["code"], code, "body: {body}");
     assert!(body["error"]["message"].is_string(), "body: {body}");
     body
+}
+
+/// The real binary, on its own port and data directory.
+pub struct Daemon {
+    child: Child,
+    pub base: String,
+}
+
+impl Daemon {
+    /// Starts it and waits until ready; `env` adds settings (`STARYER__…`).
+    pub async fn start(
+        data_dir: &std::path::Path,
+        database_url: &str,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_staryer"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("STARYER__DATA_DIR", data_dir)
+            .env("STARYER__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("STARYER__ADMIN__TOKEN", ADMIN_TOKEN)
+            .env("STARYER__DATABASE__URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the staryer binary starts");
+        let daemon = Daemon {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(r) = client.get(format!("{}/readyz", daemon.base)).send().await {
+                if r.status() == 200 {
+                    return daemon;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the daemon never became ready");
+    }
+
+    pub fn sigkill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod auth;
+mod billing;
 mod concurrency;
 mod decisions;
 mod durability;
@@ -10,4 +11,5 @@ mod idempotency;
 mod isolation;
 mod ops;
 mod periods;
+mod stripe_fake;
 mod validation;

@@ -1,0 +1,999 @@
+//! Billing through Stripe Connect, against a local fake Stripe: the exact requests of tier
+//! sync and checkout, the reporter's identifiers and whole-number carry, a Stripe outage
+//! and recovery with nothing lost or doubled, a kill mid-report, the v2 meter event
+//! stream, webhook signatures, and what each handled webhook does to the customer's tier.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use staryer::config::MeterEventTransport;
+use stripe_webhook::Webhook;
+
+use crate::helpers::{
+    assert_error, free_port, ok_json, spawn_app, spawn_app_with, Backend, Daemon, TestApp,
+    TestCreator, ADMIN_TOKEN, START,
+};
+use crate::on_both_databases;
+use crate::stripe_fake::{fixture, form, header, FakeStripe, PLATFORM_KEY, WEBHOOK_SECRET};
+
+on_both_databases!(
+    tiers_become_products_and_prices_with_the_exact_requests,
+    checkout_sells_a_tier_with_its_prices_and_the_platform_fee,
+    the_reporter_sends_whole_units_and_carries_fractions,
+    a_stripe_outage_loses_and_doubles_nothing,
+    a_kill_mid_report_resends_the_same_identifier,
+    the_v2_stream_carries_reports_in_bulk,
+    webhooks_are_verified_and_idempotent,
+    webhooks_move_customers_between_tiers,
+);
+
+const ACCOUNT: &str = "acct_1TestCreator";
+
+async fn billing_app(backend: Backend, fake: &FakeStripe) -> TestApp {
+    billing_app_with(backend, fake, MeterEventTransport::V1).await
+}
+
+async fn billing_app_with(
+    backend: Backend,
+    fake: &FakeStripe,
+    transport: MeterEventTransport,
+) -> TestApp {
+    let base = fake.uri();
+    spawn_app_with(backend, move |config| {
+        config.stripe.secret_key = PLATFORM_KEY.into();
+        config.stripe.webhook_secret = WEBHOOK_SECRET.into();
+        config.stripe.api_base = base.clone();
+        config.stripe.meter_events_base = base;
+        config.stripe.report_interval_ms = 50;
+        config.stripe.platform_fee_percent = 10.0;
+        config.stripe.meter_event_transport = transport;
+        config.ingest.fold_interval_ms = 50;
+    })
+    .await
+}
+
+/// The tiers every billing test sells: `free` (the default; api blocked at 100), `pro`
+/// ($29 a month, 1000 api calls included, 0.5¢ each past them) and `team` ($99, 10000
+/// included, 0.25¢ each).
+fn tiers() -> [Value; 3] {
+    [
+        json!({"key": "free", "name": "Free", "default": true,
+            "price": {"amount": 0, "currency": "usd", "interval": "month"},
+            "caps": {"api": {"limit": 100}}}),
+        json!({"key": "pro", "name": "Pro",
+            "price": {"amount": 2900, "currency": "usd", "interval": "month"},
+            "caps": {"api": {"limit": 1000, "on_exceed": "overage", "overage_price": 0.5}}}),
+        json!({"key": "team", "name": "Team",
+            "price": {"amount": 9900, "currency": "usd", "interval": "month"},
+            "caps": {"api": {"limit": 10000, "on_exceed": "overage", "overage_price": 0.25}}}),
+    ]
+}
+
+/// A creator with meter `api`, the three tiers, and its Stripe account connected;
+/// answers the creator and the connect answer (each tier's Stripe ids).
+async fn connected_creator(app: &TestApp) -> (TestCreator, Value) {
+    let creator = app.create_creator("acme").await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    for tier in tiers() {
+        ok_json(app.post("/v1/tiers", &creator.secret_key, &tier).await, 201).await;
+    }
+    let connected = ok_json(
+        app.send(
+            Method::PUT,
+            "/v1/billing/account",
+            &creator.secret_key,
+            Some(&json!({"account_id": ACCOUNT})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    (creator, connected)
+}
+
+async fn put_customer(app: &TestApp, creator: &TestCreator, id: &str, body: Value) {
+    ok_json(
+        app.send(
+            Method::PUT,
+            &format!("/v1/customers/{id}"),
+            &creator.secret_key,
+            Some(&body),
+        )
+        .await,
+        200,
+    )
+    .await;
+}
+
+async fn use_api(app: &TestApp, creator: &TestCreator, customer: &str, value: f64) {
+    app.event(
+        creator,
+        json!({"customer_id": customer, "meter": "api", "value": value}),
+    )
+    .await;
+}
+
+async fn reports(app: &TestApp, creator: &TestCreator) -> Vec<Value> {
+    let body = ok_json(
+        app.get("/v1/billing/reports", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    body.as_array().unwrap().clone()
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, connected) = connected_creator(&app).await;
+    let pro = &connected["tiers"]["pro"];
+    assert_eq!(pro["status"], "synced", "{connected}");
+    assert_eq!(connected["tiers"]["free"]["status"], "not_priced");
+
+    let every = fake.server.received_requests().await.unwrap();
+    for request in &every {
+        assert_eq!(header(request, "stripe-account"), Some(ACCOUNT));
+        assert_eq!(
+            header(request, "authorization"),
+            Some(format!("Bearer {PLATFORM_KEY}").as_str())
+        );
+        let key = header(request, "idempotency-key").expect("every create is idempotent");
+        assert!(key.starts_with("staryer:"), "{key}");
+    }
+    // Two priced tiers: two products, four prices, and one meter they share.
+    let products: Vec<_> = fake
+        .requests("/v1/products")
+        .await
+        .iter()
+        .map(form)
+        .collect();
+    assert_eq!(products.len(), 2);
+    let pro_product = products.iter().find(|f| f["name"] == "Pro").unwrap();
+    assert_eq!(pro_product["metadata[staryer_tier]"], "pro");
+    let meters: Vec<_> = fake
+        .requests("/v1/billing/meters")
+        .await
+        .iter()
+        .map(form)
+        .collect();
+    assert_eq!(meters.len(), 1);
+    for (field, value) in [
+        ("event_name", "staryer_api"),
+        ("display_name", "api"),
+        ("default_aggregation[formula]", "sum"),
+        ("customer_mapping[type]", "by_id"),
+        ("customer_mapping[event_payload_key]", "stripe_customer_id"),
+        ("value_settings[event_payload_key]", "value"),
+    ] {
+        assert_eq!(meters[0][field], value, "{field}");
+    }
+    let prices: Vec<_> = fake.requests("/v1/prices").await.iter().map(form).collect();
+    assert_eq!(prices.len(), 4);
+    let base = prices
+        .iter()
+        .find(|f| f.get("unit_amount").map(String::as_str) == Some("2900"))
+        .unwrap();
+    assert_eq!(base["currency"], "usd");
+    assert_eq!(base["recurring[interval]"], "month");
+    assert_eq!(base["product"], pro["product_id"].as_str().unwrap());
+    let overage = prices
+        .iter()
+        .find(|f| {
+            f.get("metadata[staryer_tier]").map(String::as_str) == Some("pro")
+                && f.contains_key("tiers[0][up_to]")
+        })
+        .unwrap();
+    for (field, value) in [
+        ("recurring[usage_type]", "metered"),
+        ("recurring[interval]", "month"),
+        ("billing_scheme", "tiered"),
+        ("tiers_mode", "graduated"),
+        ("tiers[0][up_to]", "1000"),
+        ("tiers[0][unit_amount]", "0"),
+        ("tiers[1][up_to]", "inf"),
+        ("tiers[1][unit_amount_decimal]", "0.5"),
+    ] {
+        assert_eq!(overage[field], value, "{field}");
+    }
+    assert!(overage["recurring[meter]"].starts_with("mtr_"));
+    let overage_id = pro["overage_prices"]["api"].as_str().unwrap();
+    assert!(overage_id.starts_with("price_") && pro["price_id"] != overage_id);
+
+    // The same definition again changes nothing at Stripe.
+    let same = ok_json(
+        app.send(
+            Method::PATCH,
+            "/v1/tiers/pro",
+            &creator.secret_key,
+            Some(&json!({"name": "Pro"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(same["stripe"]["price_id"], pro["price_id"]);
+    assert_eq!(fake.requests("/v1/prices").await.len(), 4);
+
+    // A new price: new prices on the same product, renamed; the old prices archived.
+    let changed = ok_json(
+        app.send(
+            Method::PATCH,
+            "/v1/tiers/pro",
+            &creator.secret_key,
+            Some(&json!({"name": "Pro 2026",
+                "price": {"amount": 3900, "currency": "usd", "interval": "month"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(changed["stripe"]["status"], "synced");
+    assert_eq!(changed["stripe"]["product_id"], pro["product_id"]);
+    assert_ne!(changed["stripe"]["price_id"], pro["price_id"]);
+    assert_eq!(fake.requests("/v1/prices").await.len(), 6);
+    let product_path = format!("/v1/products/{}", pro["product_id"].as_str().unwrap());
+    let renamed = fake.requests(&product_path).await;
+    assert_eq!(form(&renamed[0])["name"], "Pro 2026");
+    for old in [
+        pro["price_id"].as_str().unwrap(),
+        pro["overage_prices"]["api"].as_str().unwrap(),
+    ] {
+        let archived = fake.requests(&format!("/v1/prices/{old}")).await;
+        assert_eq!(archived.len(), 1, "{old} archived once");
+        assert_eq!(form(&archived[0])["active"], "false");
+    }
+}
+
+async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, connected) = connected_creator(&app).await;
+    put_customer(
+        &app,
+        &creator,
+        "c1",
+        json!({"tier": "free", "email": "c1@example.com"}),
+    )
+    .await;
+    let buy = |tier: &str| {
+        json!({"customer_id": "c1", "tier": tier,
+            "success_url": "https://acme.example/thanks", "cancel_url": "https://acme.example/pricing"})
+    };
+    // Browsers call this with the publishable key.
+    let session = ok_json(
+        app.post(
+            "/v1/checkout/sessions",
+            &creator.publishable_key,
+            buy("pro"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(session["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://checkout.stripe.com/"));
+    let sent = fake.requests("/v1/checkout/sessions").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(header(&sent[0], "stripe-account"), Some(ACCOUNT));
+    let fields = form(&sent[0]);
+    let pro = &connected["tiers"]["pro"];
+    for (field, value) in [
+        ("mode", "subscription"),
+        ("line_items[0][price]", pro["price_id"].as_str().unwrap()),
+        ("line_items[0][quantity]", "1"),
+        (
+            "line_items[1][price]",
+            pro["overage_prices"]["api"].as_str().unwrap(),
+        ),
+        ("client_reference_id", "c1"),
+        ("customer_email", "c1@example.com"),
+        ("success_url", "https://acme.example/thanks"),
+        ("cancel_url", "https://acme.example/pricing"),
+        ("subscription_data[metadata][staryer_tier]", "pro"),
+        ("subscription_data[metadata][staryer_customer_id]", "c1"),
+        ("metadata[staryer_tier]", "pro"),
+    ] {
+        assert_eq!(
+            fields.get(field).map(String::as_str),
+            Some(value),
+            "{field}"
+        );
+    }
+    assert!(
+        !fields.contains_key("line_items[1][quantity]"),
+        "metered prices take no quantity"
+    );
+    let fee: f64 = fields["subscription_data[application_fee_percent]"]
+        .parse()
+        .unwrap();
+    assert_eq!(fee, 10.0);
+
+    assert_error(
+        app.post("/v1/checkout/sessions", &creator.secret_key, buy("free"))
+            .await,
+        422,
+        "tier_not_priced",
+    )
+    .await;
+    assert_error(
+        app.post("/v1/checkout/sessions", &creator.secret_key, buy("gold"))
+            .await,
+        404,
+        "tier_not_found",
+    )
+    .await;
+    let mut bad_url = buy("pro");
+    bad_url["success_url"] = json!("javascript:alert(1)");
+    assert_error(
+        app.post("/v1/checkout/sessions", &creator.secret_key, bad_url)
+            .await,
+        422,
+        "invalid_url",
+    )
+    .await;
+    // A creator without an account cannot sell yet.
+    let other = app.create_creator("beta").await;
+    app.create_meter(&other, "api", "sum", "month").await;
+    ok_json(
+        app.post("/v1/tiers", &other.secret_key, &tiers()[1]).await,
+        201,
+    )
+    .await;
+    assert_error(
+        app.post("/v1/checkout/sessions", &other.secret_key, buy("pro"))
+            .await,
+        409,
+        "stripe_account_missing",
+    )
+    .await;
+}
+
+/// The meter event requests' forms, in arrival order.
+async fn meter_events(fake: &FakeStripe, count: usize) -> Vec<HashMap<String, String>> {
+    let requests = fake.wait_for("/v1/billing/meter_events", count).await;
+    requests.iter().map(form).collect()
+}
+
+async fn the_reporter_sends_whole_units_and_carries_fractions(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, _) = connected_creator(&app).await;
+    put_customer(
+        &app,
+        &creator,
+        "c1",
+        json!({"tier": "pro", "stripe_customer_id": "cus_C1"}),
+    )
+    .await;
+    // A customer without a Stripe customer id, and one on a tier that bills nothing.
+    put_customer(&app, &creator, "c2", json!({"tier": "pro"})).await;
+    put_customer(
+        &app,
+        &creator,
+        "c3",
+        json!({"tier": "free", "stripe_customer_id": "cus_C3"}),
+    )
+    .await;
+    use_api(&app, &creator, "c2", 50.0).await;
+    use_api(&app, &creator, "c3", 50.0).await;
+    use_api(&app, &creator, "c1", 0.4).await;
+    use_api(&app, &creator, "c1", 0.4).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        fake.requests("/v1/billing/meter_events").await.is_empty(),
+        "0.8 units is not a whole unit yet; c2 and c3 are not billed"
+    );
+
+    use_api(&app, &creator, "c1", 0.4).await; // 1.2
+    let first = meter_events(&fake, 1).await;
+    use_api(&app, &creator, "c1", 0.9).await; // 2.1
+    let second = meter_events(&fake, 2).await;
+    use_api(&app, &creator, "c1", 1000.0).await; // 1002.1
+    let sent = meter_events(&fake, 3).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(second.len(), 2);
+    let values: Vec<&str> = sent.iter().map(|f| f["payload[value]"].as_str()).collect();
+    assert_eq!(values, ["1", "1", "1000"]);
+    let prefix = sent[0]["identifier"]
+        .rsplit_once('_')
+        .unwrap()
+        .0
+        .to_string();
+    for (seq, event) in sent.iter().enumerate() {
+        assert_eq!(event["identifier"], format!("{prefix}_{seq}"));
+        assert_eq!(event["event_name"], "staryer_api");
+        assert_eq!(event["payload[stripe_customer_id]"], "cus_C1");
+        assert_eq!(event["timestamp"], START.to_string());
+    }
+    for request in fake.requests("/v1/billing/meter_events").await {
+        let fields = form(&request);
+        assert_eq!(
+            header(&request, "idempotency-key"),
+            Some(fields["identifier"].as_str())
+        );
+        assert_eq!(header(&request, "stripe-account"), Some(ACCOUNT));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.requests("/v1/billing/meter_events").await.len(), 3);
+    let reports = reports(&app, &creator).await;
+    assert_eq!(reports.len(), 3);
+    assert!(reports.iter().all(|r| r["state"] == "sent"), "{reports:?}");
+}
+
+/// Moves the clock past every backoff until `count` reports are sent (10 s at most).
+async fn until_sent(app: &TestApp, creator: &TestCreator, count: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let all = reports(app, creator).await;
+        if all.iter().filter(|r| r["state"] == "sent").count() >= count {
+            return all;
+        }
+        app.clock.advance(601);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{count} reports were never sent: {:?}",
+        reports(app, creator).await
+    );
+}
+
+async fn a_stripe_outage_loses_and_doubles_nothing(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, _) = connected_creator(&app).await;
+    // Three failures that Stripe says to retry (a rate limit, a 503, an explicit yes),
+    // then a refusal for good for one customer.
+    fake.fail_meter_events(1, 429, None).await;
+    fake.fail_meter_events(1, 503, None).await;
+    fake.fail_meter_events(1, 400, Some(true)).await;
+    fake.refuse_customer("cus_GONE").await;
+    for (customer, stripe_id) in [("c1", "cus_C1"), ("c2", "cus_C2"), ("c3", "cus_C3")] {
+        put_customer(
+            &app,
+            &creator,
+            customer,
+            json!({"tier": "pro", "stripe_customer_id": stripe_id}),
+        )
+        .await;
+        use_api(&app, &creator, customer, 5.0).await;
+    }
+    let all = until_sent(&app, &creator, 3).await;
+    put_customer(
+        &app,
+        &creator,
+        "c4",
+        json!({"tier": "pro", "stripe_customer_id": "cus_GONE"}),
+    )
+    .await;
+    use_api(&app, &creator, "c4", 2.0).await;
+    let refused = loop {
+        let all = reports(&app, &creator).await;
+        if let Some(failed) = all.iter().find(|r| r["state"] == "failed") {
+            break failed.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused["customer_id"], "c4");
+    assert!(refused["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("No such customer"));
+
+    // Each of the three reports was accepted exactly once, after three failed attempts.
+    let sent: Vec<_> = all.iter().filter(|r| r["customer_id"] != "c4").collect();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        sent.iter()
+            .map(|r| r["value"].as_i64().unwrap())
+            .sum::<i64>(),
+        15
+    );
+    assert_eq!(
+        sent.iter()
+            .map(|r| r["attempts"].as_i64().unwrap())
+            .sum::<i64>(),
+        6
+    );
+    app.clock.advance(3_600);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests: Vec<_> = fake
+        .requests("/v1/billing/meter_events")
+        .await
+        .iter()
+        .map(form)
+        .collect();
+    assert_eq!(
+        requests.len(),
+        7,
+        "3 failed + 3 accepted + 1 refused, never resent"
+    );
+    let mut identifiers: Vec<&str> = requests.iter().map(|f| f["identifier"].as_str()).collect();
+    identifiers.sort();
+    identifiers.dedup();
+    assert_eq!(identifiers.len(), 4, "retries reuse their identifier");
+
+    // The recorder is shared by every test in this binary: counts are at least ours.
+    let metrics = app.metrics().await;
+    assert!(metric(&metrics, "staryer_stripe_reports_retried_total") >= 3.0);
+    assert!(metric(&metrics, "staryer_stripe_reports_failed_total") >= 1.0);
+    assert!(
+        metric(
+            &metrics,
+            "staryer_stripe_reports_sent_total{transport=\"v1\"}"
+        ) >= 3.0
+    );
+}
+
+async fn a_kill_mid_report_resends_the_same_identifier(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    // The first meter event is answered only after the daemon is gone.
+    fake.slow_meter_events(Duration::from_secs(30)).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = backend.fresh_database().await;
+    let port = free_port();
+    let env = [
+        ("STARYER__STRIPE__SECRET_KEY", PLATFORM_KEY.to_string()),
+        ("STARYER__STRIPE__API_BASE", fake.uri()),
+        ("STARYER__STRIPE__REPORT_INTERVAL_MS", "100".to_string()),
+        ("STARYER__INGEST__FOLD_INTERVAL_MS", "100".to_string()),
+    ];
+    let daemon = Daemon::start(data_dir.path(), &database_url, port, &env).await;
+    let client = reqwest::Client::new();
+    let call = |method: Method, path: &str, key: &str, body: Value| {
+        client
+            .request(method, format!("{}{path}", daemon.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let created = ok_json(
+        call(
+            Method::POST,
+            "/v1/admin/creators",
+            ADMIN_TOKEN,
+            json!({"slug": "acme"}),
+        )
+        .await
+        .unwrap(),
+        201,
+    )
+    .await;
+    let key = created["secret_key"].as_str().unwrap().to_string();
+    let steps = [
+        (
+            Method::POST,
+            "/v1/meters",
+            json!({"key": "api", "aggregation": "sum", "reset": "month"}),
+        ),
+        (Method::POST, "/v1/tiers", tiers()[1].clone()),
+        (
+            Method::PUT,
+            "/v1/billing/account",
+            json!({"account_id": ACCOUNT}),
+        ),
+        (
+            Method::PUT,
+            "/v1/customers/c1",
+            json!({"tier": "pro", "stripe_customer_id": "cus_C1"}),
+        ),
+        (
+            Method::POST,
+            "/v1/events",
+            json!({"customer_id": "c1", "meter": "api", "value": 7}),
+        ),
+    ];
+    for (method, path, body) in steps {
+        let response = call(method, path, &key, body).await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    let in_flight = fake.wait_for("/v1/billing/meter_events", 1).await;
+    daemon.sigkill();
+
+    let daemon = Daemon::start(data_dir.path(), &database_url, port, &env).await;
+    let sent = fake.wait_for("/v1/billing/meter_events", 2).await;
+    let (first, again) = (form(&in_flight[0]), form(&sent[1]));
+    assert_eq!(first["identifier"], again["identifier"]);
+    assert_eq!(first["payload[value]"], "7");
+    assert_eq!(again["payload[value]"], "7");
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let listed = ok_json(
+            client
+                .get(format!("{}/v1/billing/reports", daemon.base))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap(),
+            200,
+        )
+        .await;
+        state = listed.clone();
+        if listed[0]["state"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state.as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state[0]["state"], "sent", "{state}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        fake.requests("/v1/billing/meter_events").await.len(),
+        2,
+        "no third request, no second report"
+    );
+    // This daemon is its own process: its metrics are its own.
+    let metrics = client
+        .get(format!("{}/metrics", daemon.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "staryer_stripe_reports_sent_total{transport=\"v1\"}"
+        ),
+        1.0
+    );
+    assert!(
+        metrics.contains("staryer_stripe_oldest_unsent_report_seconds 0"),
+        "{metrics}"
+    );
+}
+
+async fn the_v2_stream_carries_reports_in_bulk(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app_with(backend, &fake, MeterEventTransport::V2).await;
+    let (creator, _) = connected_creator(&app).await;
+    for n in 0..3 {
+        let customer = format!("c{n}");
+        put_customer(
+            &app,
+            &creator,
+            &customer,
+            json!({"tier": "pro", "stripe_customer_id": format!("cus_{n}")}),
+        )
+        .await;
+        use_api(&app, &creator, &customer, 3.0 + n as f64).await;
+    }
+    let cut_at: HashMap<String, Value> = until_sent(&app, &creator, 3)
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r["identifier"].as_str().unwrap().to_string(),
+                r["created_at"].clone(),
+            )
+        })
+        .collect();
+    let sessions = fake.requests("/v2/billing/meter_event_session").await;
+    assert_eq!(sessions.len(), 1, "the session is reused");
+    assert_eq!(header(&sessions[0], "stripe-context"), Some(ACCOUNT));
+    assert_eq!(
+        header(&sessions[0], "authorization"),
+        Some(format!("Bearer {PLATFORM_KEY}").as_str())
+    );
+    let mut events = Vec::new();
+    for request in fake.requests("/v2/billing/meter_event_stream").await {
+        assert_eq!(
+            header(&request, "authorization"),
+            Some("Bearer mes_token_fake1")
+        );
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        events.extend(body["events"].as_array().unwrap().clone());
+    }
+    assert_eq!(events.len(), 3);
+    let mut values: Vec<&str> = events
+        .iter()
+        .map(|e| e["payload"]["value"].as_str().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["3", "4", "5"]);
+    for event in &events {
+        assert_eq!(event["event_name"], "staryer_api");
+        let identifier = event["identifier"].as_str().unwrap();
+        assert!(identifier.starts_with("stry_"));
+        assert_eq!(event["timestamp"], cut_at[identifier], "stamped when cut");
+    }
+    assert!(fake.requests("/v1/billing/meter_events").await.is_empty());
+}
+
+/// A Stripe event of `kind` about `object`, from the creator's connected account.
+fn stripe_event(id: &str, kind: &str, object: Value) -> String {
+    let mut event = fixture("event");
+    event["id"] = json!(id);
+    event["type"] = json!(kind);
+    event["account"] = json!(ACCOUNT);
+    event["data"] = json!({"object": object});
+    event.to_string()
+}
+
+async fn post_webhook(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/v1/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(signature) = signature {
+        request = request.header("stripe-signature", signature);
+    }
+    request.send().await.unwrap()
+}
+
+/// Signs like Stripe does (with Stripe's own SDK), at the daemon's now.
+fn sign(body: &str) -> String {
+    Webhook::generate_test_header(body, WEBHOOK_SECRET, Some(START))
+}
+
+async fn webhooks_are_verified_and_idempotent(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, _) = connected_creator(&app).await;
+    let mut invoice = fixture("invoice");
+    invoice["customer"] = json!("cus_nobody");
+    let body = stripe_event("evt_1", "invoice.created", invoice);
+
+    let first = ok_json(post_webhook(&app, &body, Some(&sign(&body))).await, 200).await;
+    assert_eq!(first["received"], true);
+    let again = ok_json(post_webhook(&app, &body, Some(&sign(&body))).await, 200).await;
+    assert_eq!(
+        again["duplicate"], true,
+        "a redelivery is recognised by event id"
+    );
+
+    let wrong_secret = Webhook::generate_test_header(&body, "whsec_other", Some(START));
+    assert_error(
+        post_webhook(&app, &body, Some(&wrong_secret)).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
+    let stale = Webhook::generate_test_header(&body, WEBHOOK_SECRET, Some(START - 301));
+    assert_error(
+        post_webhook(&app, &body, Some(&stale)).await,
+        400,
+        "stale_signature",
+    )
+    .await;
+    let tampered = body.replace("evt_1", "evt_2");
+    assert_error(
+        post_webhook(&app, &tampered, Some(&sign(&body))).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
+    assert_error(
+        post_webhook(&app, &body, None).await,
+        400,
+        "missing_signature",
+    )
+    .await;
+    assert_error(
+        post_webhook(&app, &body, Some("t=abc")).await,
+        400,
+        "invalid_signature_header",
+    )
+    .await;
+    // While a secret is rolled, Stripe signs with both: any matching v1 will do.
+    let other_body = stripe_event("evt_3", "invoice.created", fixture("invoice"));
+    let good = sign(&other_body);
+    let good_v1 = good.split_once(",v1=").unwrap().1;
+    let both = format!("t={START},v1={},v1={good_v1}", "0".repeat(64));
+    ok_json(post_webhook(&app, &other_body, Some(&both)).await, 200).await;
+
+    let events = ok_json(
+        app.get("/v1/billing/events", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    let ids: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{events}");
+    assert!(ids.contains(&"evt_1") && ids.contains(&"evt_3"));
+    let metrics = app.metrics().await;
+    assert!(
+        metric(
+            &metrics,
+            "staryer_stripe_webhooks_total{outcome=\"rejected\"}"
+        ) >= 5.0
+    );
+}
+
+async fn tier_of(app: &TestApp, creator: &TestCreator, customer: &str) -> Value {
+    app.usage(creator, customer).await["tier"].clone()
+}
+
+async fn webhooks_move_customers_between_tiers(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, connected) = connected_creator(&app).await;
+    put_customer(
+        &app,
+        &creator,
+        "c1",
+        json!({"tier": "free", "email": "c1@example.com"}),
+    )
+    .await;
+    let deliver = |id: &'static str, kind: &'static str, object: Value| {
+        let body = stripe_event(id, kind, object);
+        let app = &app;
+        async move { ok_json(post_webhook(app, &body, Some(&sign(&body))).await, 200).await }
+    };
+
+    let mut session = fixture("checkout.session");
+    session["mode"] = json!("subscription");
+    session["client_reference_id"] = json!("c1");
+    session["customer"] = json!("cus_NEW");
+    session["subscription"] = json!("sub_1");
+    session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
+    let handled = deliver("evt_checkout", "checkout.session.completed", session).await;
+    assert_eq!(handled["handled"], true);
+    assert_eq!(tier_of(&app, &creator, "c1").await, "pro");
+
+    // An upgrade made in Stripe: found by the Stripe customer id and the team price.
+    let subscription = |status: &str, price: &str| {
+        let mut object = fixture("subscription");
+        object["customer"] = json!("cus_NEW");
+        object["status"] = json!(status);
+        object["metadata"] = json!({});
+        object["items"]["data"][0]["price"]["id"] = json!(price);
+        object
+    };
+    let team_price = connected["tiers"]["team"]["price_id"].as_str().unwrap();
+    deliver(
+        "evt_upgrade",
+        "customer.subscription.updated",
+        subscription("active", team_price),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &creator, "c1").await, "team");
+
+    deliver(
+        "evt_cancel",
+        "customer.subscription.updated",
+        subscription("canceled", team_price),
+    )
+    .await;
+    assert_eq!(
+        tier_of(&app, &creator, "c1").await,
+        "free",
+        "the default tier"
+    );
+
+    deliver(
+        "evt_back",
+        "customer.subscription.updated",
+        subscription("active", team_price),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &creator, "c1").await, "team");
+    deliver(
+        "evt_deleted",
+        "customer.subscription.deleted",
+        subscription("canceled", team_price),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &creator, "c1").await, "free");
+
+    for (id, kind, status) in [
+        ("evt_inv1", "invoice.created", "draft"),
+        ("evt_inv2", "invoice.paid", "paid"),
+        ("evt_inv3", "invoice.payment_failed", "open"),
+    ] {
+        let mut invoice = fixture("invoice");
+        invoice["customer"] = json!("cus_NEW");
+        invoice["status"] = json!(status);
+        invoice["amount_paid"] = json!(if status == "paid" { 2900 } else { 0 });
+        invoice["amount_due"] = json!(2900);
+        let answer = deliver(id, kind, invoice).await;
+        assert_eq!(
+            answer["handled"], false,
+            "invoices are history, not tier changes"
+        );
+    }
+    let events = ok_json(
+        app.get("/v1/billing/events", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    let invoices: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("invoice."))
+        .collect();
+    assert_eq!(invoices.len(), 3, "{events}");
+    for invoice in invoices {
+        assert_eq!(invoice["customer_id"], "c1");
+        assert_eq!(invoice["stripe_customer_id"], "cus_NEW");
+        assert_eq!(invoice["amount"], 2900);
+        assert_eq!(invoice["currency"], "usd");
+    }
+    // The email the creator set survived every change.
+    let reused = fake.requests("/v1/checkout/sessions").await;
+    assert!(reused.is_empty());
+}
+
+#[actix_web::test]
+async fn billing_is_off_without_a_key() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let creator = app.create_creator("acme").await;
+    assert_error(
+        app.get("/v1/billing/account", &creator.secret_key).await,
+        409,
+        "billing_off",
+    )
+    .await;
+    assert_error(
+        app.post(
+            "/v1/checkout/sessions",
+            &creator.publishable_key,
+            json!({"customer_id": "c1", "tier": "pro", "success_url": "https://a.example",
+                "cancel_url": "https://a.example"}),
+        )
+        .await,
+        409,
+        "billing_off",
+    )
+    .await;
+    assert_error(
+        post_webhook(&app, "{}", Some("t=1,v1=00")).await,
+        409,
+        "billing_off",
+    )
+    .await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    let tier = ok_json(
+        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
+            .await,
+        201,
+    )
+    .await;
+    assert!(tier.get("stripe").is_none(), "{tier}");
+}
+
+#[actix_web::test]
+async fn overage_prices_are_validated() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let creator = app.create_creator("acme").await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    app.create_meter(&creator, "seats", "max", "month").await;
+    let tier = |caps: Value| {
+        json!({"key": "pro", "name": "Pro",
+            "price": {"amount": 100, "currency": "usd", "interval": "month"}, "caps": caps})
+    };
+    for caps in [
+        json!({"api": {"limit": 10, "overage_price": 1}}),
+        json!({"api": {"limit": 10.5, "on_exceed": "overage", "overage_price": 1}}),
+        json!({"seats": {"limit": 10, "on_exceed": "overage", "overage_price": 1}}),
+    ] {
+        assert_error(
+            app.post("/v1/tiers", &creator.secret_key, tier(caps)).await,
+            422,
+            "invalid_cap",
+        )
+        .await;
+    }
+}
