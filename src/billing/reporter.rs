@@ -275,13 +275,12 @@ impl Pass {
             if due.is_empty() {
                 return Ok(());
             }
-            let use_stream = match self.billing.config.meter_event_transport {
-                MeterEventTransport::V1 => false,
-                MeterEventTransport::V2 => true,
-                MeterEventTransport::Auto => {
-                    due.len() > self.billing.config.meter_events_per_second as usize
-                }
-            };
+            let config = &self.billing.config;
+            let use_stream = uses_stream(
+                config.meter_event_transport,
+                due.len(),
+                config.meter_events_per_second,
+            );
             let outcomes = if use_stream {
                 self.send_v2(&due).await
             } else {
@@ -437,6 +436,16 @@ impl Pass {
     }
 }
 
+/// Whether `due` reports go through the v2 stream: by configuration, or (`auto`) when
+/// they are more than one second's worth of v1 requests.
+fn uses_stream(transport: MeterEventTransport, due: usize, v1_per_second: u32) -> bool {
+    match transport {
+        MeterEventTransport::V1 => false,
+        MeterEventTransport::V2 => true,
+        MeterEventTransport::Auto => due > v1_per_second as usize,
+    }
+}
+
 /// `stry_<16 hex of sha256(creator, customer, meter)>_<sequence>`: the same report always
 /// has the same identifier, and different ones never share one.
 pub fn identifier(creator_id: &str, customer_id: &str, meter_key: &str, seq: i64) -> String {
@@ -490,6 +499,15 @@ mod tests {
                 "{attempts}: {wait}"
             );
         }
+    }
+
+    #[test]
+    fn auto_takes_the_stream_past_a_second_of_v1() {
+        use MeterEventTransport::*;
+        assert!(!uses_stream(Auto, 1_000, 1_000));
+        assert!(uses_stream(Auto, 1_001, 1_000));
+        assert!(!uses_stream(V1, 1_000_000, 1_000));
+        assert!(uses_stream(V2, 1, 1_000));
     }
 
     #[test]

@@ -267,6 +267,14 @@ async fn handle(
         "customer.subscription.deleted" => None,
         _ => return Ok(false),
     };
+    if let Some(key) = &tier {
+        if creator.tenant.config().tier_id(key).is_none() {
+            // Redelivery cannot bring the tier back: keep the event as history only.
+            tracing::warn!(creator = %creator.tenant.slug, tier = %key, event = %event.id,
+                "a Stripe event names a tier that does not exist; ignored");
+            return Ok(false);
+        }
+    }
     assign(
         billing,
         creator,

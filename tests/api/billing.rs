@@ -20,6 +20,7 @@ use crate::stripe_fake::{fixture, form, header, FakeStripe, PLATFORM_KEY, WEBHOO
 
 on_both_databases!(
     tiers_become_products_and_prices_with_the_exact_requests,
+    a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time,
     checkout_sells_a_tier_with_its_prices_and_the_platform_fee,
     the_reporter_sends_whole_units_and_carries_fractions,
     a_stripe_outage_loses_and_doubles_nothing,
@@ -255,6 +256,58 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     }
 }
 
+async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let creator = app.create_creator("acme").await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    ok_json(
+        app.send(
+            Method::PUT,
+            "/v1/billing/account",
+            &creator.secret_key,
+            Some(&json!({"account_id": ACCOUNT})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    // The product is made, then Stripe fails on the price: the tier is kept, unsynced.
+    fake.fail("/v1/prices", 1, 500, None).await;
+    let created = ok_json(
+        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["stripe"]["status"], "failed", "{created}");
+    assert!(created["stripe"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("Stripe answered 500"));
+
+    let retried = ok_json(
+        app.send(
+            Method::PATCH,
+            "/v1/tiers/pro",
+            &creator.secret_key,
+            Some(&json!({})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(retried["stripe"]["status"], "synced", "{retried}");
+    // The retry sent the same idempotency key and got back the one product made.
+    let products = fake.requests("/v1/products").await;
+    assert_eq!(products.len(), 2);
+    assert_eq!(
+        header(&products[0], "idempotency-key"),
+        header(&products[1], "idempotency-key")
+    );
+    assert_eq!(retried["stripe"]["product_id"], "prod_fake1");
+}
+
 async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = billing_app(backend, &fake).await;
@@ -455,9 +508,10 @@ async fn a_stripe_outage_loses_and_doubles_nothing(backend: Backend) {
     let (creator, _) = connected_creator(&app).await;
     // Three failures that Stripe says to retry (a rate limit, a 503, an explicit yes),
     // then a refusal for good for one customer.
-    fake.fail_meter_events(1, 429, None).await;
-    fake.fail_meter_events(1, 503, None).await;
-    fake.fail_meter_events(1, 400, Some(true)).await;
+    fake.fail("/v1/billing/meter_events", 1, 429, None).await;
+    fake.fail("/v1/billing/meter_events", 1, 503, None).await;
+    fake.fail("/v1/billing/meter_events", 1, 400, Some(true))
+        .await;
     fake.refuse_customer("cus_GONE").await;
     for (customer, stripe_id) in [("c1", "cus_C1"), ("c2", "cus_C2"), ("c3", "cus_C3")] {
         put_customer(

@@ -157,9 +157,9 @@ impl FakeStripe {
         self.server.uri()
     }
 
-    /// The next `times` meter event requests answer `status` (with `Stripe-Should-Retry`
+    /// The next `times` requests to `route` answer `status` (with `Stripe-Should-Retry`
     /// when given) before the normal answers resume.
-    pub async fn fail_meter_events(&self, times: u64, status: u16, should_retry: Option<bool>) {
+    pub async fn fail(&self, route: &str, times: u64, status: u16, should_retry: Option<bool>) {
         let mut answer = ResponseTemplate::new(status).set_body_json(json!({
             "error": {"type": "api_error", "code": "fake_failure", "message": "injected by the test"}
         }));
@@ -167,7 +167,7 @@ impl FakeStripe {
             answer = answer.insert_header("stripe-should-retry", retry.to_string());
         }
         Mock::given(method("POST"))
-            .and(path("/v1/billing/meter_events"))
+            .and(path(route))
             .respond_with(answer)
             .up_to_n_times(times)
             .with_priority(1)
