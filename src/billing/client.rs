@@ -65,6 +65,12 @@ pub struct Created {
     pub id: String,
 }
 
+/// A meter event Stripe took. The object has no `id`: it is named by its `identifier`.
+#[derive(Debug, miniserde::Deserialize)]
+pub struct MeterEventTaken {
+    pub identifier: Option<String>,
+}
+
 /// An object with a URL to send a person to (account link, checkout session).
 #[derive(Debug, miniserde::Deserialize)]
 pub struct Redirect {

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 
 use crate::billing::catalog::{CUSTOMER_PAYLOAD_KEY, VALUE_PAYLOAD_KEY};
-use crate::billing::client::{Created, StreamEvent, StreamPayload, StripeError};
+use crate::billing::client::{MeterEventTaken, StreamEvent, StreamPayload, StripeError};
 use crate::billing::Billing;
 use crate::config::MeterEventTransport;
 use crate::store::billing::{ReportCursorRow, ReportRow};
@@ -312,7 +312,11 @@ impl Pass {
                     .timestamp(stamp(report.event_at, now));
                 self.billing
                     .client
-                    .send::<_, Created>(&event, Some(&report.account_id), Some(&report.identifier))
+                    .send::<_, MeterEventTaken>(
+                        &event,
+                        Some(&report.account_id),
+                        Some(&report.identifier),
+                    )
                     .await
                     .map(drop)
                     .into()
