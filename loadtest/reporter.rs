@@ -47,7 +47,14 @@ async fn fake_stripe() -> MockServer {
     server
 }
 
-async fn call(client: &reqwest::Client, base: &str, verb: &str, path: &str, key: &str, body: Value) -> Value {
+async fn call(
+    client: &reqwest::Client,
+    base: &str,
+    verb: &str,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> Value {
     let method = reqwest::Method::from_bytes(verb.as_bytes()).expect("a method");
     let response = client
         .request(method, format!("{base}{path}"))
@@ -56,7 +63,11 @@ async fn call(client: &reqwest::Client, base: &str, verb: &str, path: &str, key:
         .send()
         .await
         .expect("the daemon answers");
-    assert!(response.status().is_success(), "{path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
     response.json().await.expect("JSON")
 }
 
@@ -88,13 +99,20 @@ async fn run(customers: usize, database_url: &str, transport: MeterEventTranspor
     config.stripe.meter_events_base = stripe.uri();
     config.stripe.report_interval_ms = 100;
     config.stripe.meter_event_transport = transport;
-    let app = App::build(config, Arc::new(SystemClock)).await.expect("the daemon builds");
+    let app = App::build(config, Arc::new(SystemClock))
+        .await
+        .expect("the daemon builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     actix_rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     for _ in 0..400 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -103,20 +121,58 @@ async fn run(customers: usize, database_url: &str, transport: MeterEventTranspor
     // Fresh names per run, so that runs can share a PostgreSQL database.
     let run_id = format!("{}-{transport:?}", std::process::id()).to_lowercase();
     let slug = format!("bench-{run_id}");
-    let creator = call(&client, &base, "POST", "/v1/admin/creators", ADMIN, json!({"slug": slug})).await;
+    let creator = call(
+        &client,
+        &base,
+        "POST",
+        "/v1/admin/creators",
+        ADMIN,
+        json!({"slug": slug}),
+    )
+    .await;
     let key = creator["secret_key"].as_str().expect("a key").to_string();
-    call(&client, &base, "POST", "/v1/meters", &key,
-        json!({"key": "api", "aggregation": "sum", "reset": "month"})).await;
-    call(&client, &base, "POST", "/v1/tiers", &key, json!({"key": "pro", "name": "Pro",
+    call(
+        &client,
+        &base,
+        "POST",
+        "/v1/meters",
+        &key,
+        json!({"key": "api", "aggregation": "sum", "reset": "month"}),
+    )
+    .await;
+    call(
+        &client,
+        &base,
+        "POST",
+        "/v1/tiers",
+        &key,
+        json!({"key": "pro", "name": "Pro",
         "price": {"amount": 2900, "currency": "usd", "interval": "month"},
-        "caps": {"api": {"limit": 1000, "on_exceed": "overage", "overage_price": 0.5}}})).await;
-    call(&client, &base, "PUT", "/v1/billing/account", &key, json!({"account_id": format!("acct_bench_{}", run_id.replace('-', "_"))})).await;
+        "caps": {"api": {"limit": 1000, "on_exceed": "overage", "overage_price": 0.5}}}),
+    )
+    .await;
+    call(
+        &client,
+        &base,
+        "PUT",
+        "/v1/billing/account",
+        &key,
+        json!({"account_id": format!("acct_bench_{}", run_id.replace('-', "_"))}),
+    )
+    .await;
     futures::stream::iter(0..customers)
         .map(|n| {
             let (client, base, key) = (&client, &base, &key);
             async move {
-                call(client, base, "PUT", &format!("/v1/customers/c{n}"), key,
-                    json!({"tier": "pro", "stripe_customer_id": format!("cus_{n}")})).await
+                call(
+                    client,
+                    base,
+                    "PUT",
+                    &format!("/v1/customers/c{n}"),
+                    key,
+                    json!({"tier": "pro", "stripe_customer_id": format!("cus_{n}")}),
+                )
+                .await
             }
         })
         .buffer_unordered(32)
@@ -130,7 +186,15 @@ async fn run(customers: usize, database_url: &str, transport: MeterEventTranspor
             .iter()
             .map(|n| json!({"customer_id": format!("c{n}"), "meter": "api", "value": 2}))
             .collect();
-        call(&client, &base, "POST", "/v1/events", &key, json!({"events": events})).await;
+        call(
+            &client,
+            &base,
+            "POST",
+            "/v1/events",
+            &key,
+            json!({"events": events}),
+        )
+        .await;
     }
     while sent_so_far(&client, &base).await - before < customers as f64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -145,8 +209,15 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let customers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let database = args.next().filter(|a| a != "sqlite").unwrap_or_default();
-    let label = if database.is_empty() { "sqlite" } else { "postgres" };
-    for (name, transport) in [("v1", MeterEventTransport::V1), ("v2", MeterEventTransport::V2)] {
+    let label = if database.is_empty() {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    for (name, transport) in [
+        ("v1", MeterEventTransport::V1),
+        ("v2", MeterEventTransport::V2),
+    ] {
         let (reports, seconds) = run(customers, &database, transport).await;
         println!(
             "{label} {name}: {reports} reports sent in {seconds:.2} s = {:.0} reports/s \

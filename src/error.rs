@@ -157,8 +157,15 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// `stripe_error`: Stripe answered with a refusal (its reason in the message);
+/// `stripe_unreachable`: no usable answer came back.
 impl From<crate::billing::client::StripeError> for ApiError {
     fn from(err: crate::billing::client::StripeError) -> Self {
-        ApiError::bad_gateway("stripe_error", err.to_string())
+        use crate::billing::client::StripeError;
+        let code = match err {
+            StripeError::Api { .. } => "stripe_error",
+            StripeError::Transport(_) | StripeError::Decode(_) => "stripe_unreachable",
+        };
+        ApiError::bad_gateway(code, err.to_string())
     }
 }

@@ -22,6 +22,7 @@ use crate::{billing, creators, customers, error, http, meters, tenants, tiers, u
         billing::routes::get_account, billing::routes::put_account,
         billing::routes::start_onboarding, billing::routes::create_checkout_session,
         billing::routes::list_events, billing::routes::list_reports,
+        billing::routes::retry_report,
         billing::webhooks::receive,
     ),
     components(schemas(
@@ -40,10 +41,6 @@ impl Modify for SecuritySchemes {
         for (name, what) in [
             ("secret_key", "A creator's secret key (sk_…)"),
             ("admin_token", "The platform owner's admin token"),
-            (
-                "publishable_key",
-                "A creator's publishable key (pk_…), for browsers",
-            ),
         ] {
             components.add_security_scheme(
                 name,

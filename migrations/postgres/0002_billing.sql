@@ -1,6 +1,14 @@
 -- Billing through Stripe Connect. Times are Unix seconds (UTC); report values are whole
 -- units, as Stripe's meters take them.
 
+-- One Stripe account belongs to one creator: webhooks find the creator by it.
+CREATE UNIQUE INDEX creators_by_stripe_account ON creators (stripe_account_id);
+
+-- The subscription that decides the customer's tier, and the time of the last Stripe
+-- event applied to it: events about another subscription, or older ones, change nothing.
+ALTER TABLE customers ADD COLUMN stripe_subscription_id TEXT;
+ALTER TABLE customers ADD COLUMN subscription_event_at BIGINT;
+
 -- The Billing Meter made on the creator's account for each of its meters that some tier
 -- bills overage on.
 CREATE TABLE stripe_meters (
@@ -13,8 +21,9 @@ CREATE TABLE stripe_meters (
 );
 
 -- What each priced tier was last synced to: its Product, its recurring Price, its metered
--- overage Prices (JSON object: meter key -> price id), and a hash of the definition they
--- were made from, so an unchanged tier is not synced again.
+-- overage Prices (JSON object: meter key -> price id), a hash of the definition they were
+-- made from (an unchanged tier is not synced again), and how many syncs made objects
+-- (part of every idempotency key: a tier changed back is made anew, not replayed).
 CREATE TABLE stripe_tiers (
     creator_id TEXT NOT NULL REFERENCES creators (id),
     tier_key TEXT NOT NULL,
@@ -23,20 +32,20 @@ CREATE TABLE stripe_tiers (
     price_id TEXT NOT NULL,
     overage_prices TEXT NOT NULL,
     definition_hash TEXT NOT NULL,
+    syncs BIGINT NOT NULL,
     synced_at BIGINT NOT NULL,
     PRIMARY KEY (creator_id, tier_key)
 );
 
--- How much of a customer's usage of a meter has gone into reports, in whole units, since
--- `since` (the hour its current tier was assigned). The rest of the durable total (the
--- fraction, and whatever arrived since) goes into the next report. `next_seq` numbers the
--- reports, so identifiers never repeat.
+-- How many whole units of a customer's all-time durable usage of a meter are accounted
+-- for: reported, or passed over while its tier billed nothing. The rest (the fraction,
+-- and whatever arrived since) is for the next pass. `next_seq` numbers the reports, so
+-- identifiers never repeat.
 CREATE TABLE stripe_report_cursors (
     creator_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
     meter_key TEXT NOT NULL,
-    since BIGINT NOT NULL,
-    reported_units BIGINT NOT NULL,
+    accounted_units BIGINT NOT NULL,
     next_seq BIGINT NOT NULL,
     PRIMARY KEY (creator_id, customer_id, meter_key)
 );

@@ -6,8 +6,15 @@
 //! Stripe prices cannot change amount, so a changed tier gets new Prices (the old ones are
 //! archived; subscriptions already on them keep them until they change plan) and the same
 //! Product, renamed. A hash of what the objects were made from decides whether a tier is
-//! in sync; it is also in every idempotency key, so retrying a sync that lost its answer
-//! gets back the objects made the first time.
+//! in sync. Syncs of one creator run one at a time, each on the tier as it is when its
+//! turn comes, so a slow sync never writes back an older definition.
+//!
+//! Every call carries an idempotency key made of the tier, the number of syncs so far, the
+//! definition's hash, the step, and how often Stripe refused that step: a sync retried
+//! after a lost answer gets back the objects made the first time; a tier changed back and
+//! forth makes new objects; and since Stripe replays a refusal for its key's 24 hours, a
+//! refused step is retried under a new key (the other steps keep theirs, so nothing made
+//! before the refusal is made twice).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,6 +25,7 @@ use stripe_billing::billing_meter::{
     CreateBillingMeterDefaultAggregation, CreateBillingMeterDefaultAggregationFormula,
     CreateBillingMeterValueSettings,
 };
+use stripe_client_core::StripeRequest;
 use stripe_product::price::{
     CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, CreatePriceRecurringUsageType,
     CreatePriceTiers, CreatePriceTiersUpTo, UpdatePrice,
@@ -25,7 +33,7 @@ use stripe_product::price::{
 use stripe_product::product::{CreateProduct, UpdateProduct};
 use stripe_shared::{PriceBillingScheme, PriceTiersMode};
 
-use crate::billing::client::Created;
+use crate::billing::client::{Created, StripeError};
 use crate::billing::Billing;
 use crate::error::ApiError;
 use crate::meters::model::Meter;
@@ -78,6 +86,14 @@ impl TierSyncView {
     }
 }
 
+/// What one sync made at Stripe.
+struct TierObjects {
+    product_id: String,
+    price_id: String,
+    /// Meter key -> metered price id.
+    overage_prices: BTreeMap<String, String>,
+}
+
 /// The metered prices of a synced tier, by meter key.
 pub fn overage_prices(row: &StripeTierRow) -> BTreeMap<String, String> {
     serde_json::from_str(&row.overage_prices).unwrap_or_default()
@@ -123,25 +139,48 @@ impl Billing {
     pub async fn sync_tier(
         &self,
         tenant: &Tenant,
-        tier: &Tier,
+        tier_key: &str,
     ) -> Result<Option<StripeTierRow>, ApiError> {
+        let turn = self
+            .sync_turns
+            .entry(tenant.id.clone())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        let config = tenant.config();
+        let Some(tier) = config.tier_id(tier_key).map(|id| config.tier(id).clone()) else {
+            return Ok(None);
+        };
         let Some(account) = self.store.stripe_account(&tenant.id).await? else {
             return Ok(None);
         };
         if !tier.is_priced() {
             return Ok(None);
         }
-        let hash = definition_hash(&account, tier);
+        let hash = definition_hash(&account, &tier);
         let existing = self.store.stripe_tier(&tenant.id, &tier.key).await?;
         if let Some(row) = existing.as_ref().filter(|row| row.definition_hash == hash) {
             return Ok(Some(row.clone()));
         }
+        let syncs = existing.as_ref().map_or(0, |row| row.syncs);
+        let key_base = format!("staryer:{}:{}:{syncs}:{}", tenant.id, tier.key, &hash[..16]);
         let result = self
-            .make_tier_objects(tenant, tier, &account, &hash, existing.as_ref())
+            .make_tier_objects(tenant, &tier, &account, &key_base, existing.as_ref())
             .await;
         let outcome = if result.is_ok() { "synced" } else { "failed" };
         metrics::counter!(metric_names::STRIPE_TIER_SYNCS, "outcome" => outcome).increment(1);
-        let row = result?;
+        let made = result?;
+        let row = StripeTierRow {
+            tier_key: tier.key.to_string(),
+            account_id: account.clone(),
+            product_id: made.product_id,
+            price_id: made.price_id,
+            overage_prices: serde_json::to_string(&made.overage_prices)
+                .map_err(|e| ApiError::internal(&e))?,
+            definition_hash: hash,
+            syncs: syncs + 1,
+            synced_at: self.clock.now(),
+        };
         self.store.save_stripe_tier(&tenant.id, &row).await?;
         if let Some(old) = existing.filter(|old| old.account_id == account) {
             self.archive_replaced_prices(&account, &old, &row).await;
@@ -151,7 +190,7 @@ impl Billing {
 
     /// The tier's sync state for an answer: synced ids, or why there are none.
     pub async fn sync_view(&self, tenant: &Tenant, tier: &Tier) -> TierSyncView {
-        match self.sync_tier(tenant, tier).await {
+        match self.sync_tier(tenant, &tier.key).await {
             Ok(Some(row)) => TierSyncView::synced(&row),
             Ok(None) if !tier.is_priced() => TierSyncView::status("not_priced"),
             Ok(None) => TierSyncView::status("not_connected"),
@@ -171,11 +210,10 @@ impl Billing {
         tenant: &Tenant,
         tier: &Tier,
         account: &str,
-        hash: &str,
+        key_base: &str,
         existing: Option<&StripeTierRow>,
-    ) -> Result<StripeTierRow, ApiError> {
+    ) -> Result<TierObjects, ApiError> {
         let definition = &tier.definition;
-        let key_base = format!("staryer:{}:{}:{}", tenant.id, tier.key, &hash[..16]);
         let tags = metadata(&[
             ("staryer_creator", &tenant.slug),
             ("staryer_tier", &tier.key),
@@ -183,19 +221,14 @@ impl Billing {
         let product_id = match existing.filter(|row| row.account_id == account) {
             Some(row) => {
                 let rename = UpdateProduct::new(row.product_id.as_str()).name(&definition.name);
-                let _: Created = self
-                    .client
-                    .send(&rename, Some(account), Some(&format!("{key_base}:product")))
+                self.make(&rename, account, &format!("{key_base}:product"))
                     .await?;
                 row.product_id.clone()
             }
             None => {
                 let create = CreateProduct::new(&definition.name).metadata(tags.clone());
-                let created: Created = self
-                    .client
-                    .send(&create, Some(account), Some(&format!("{key_base}:product")))
-                    .await?;
-                created.id
+                self.make(&create, account, &format!("{key_base}:product"))
+                    .await?
             }
         };
         let currency: stripe_types::Currency =
@@ -207,9 +240,8 @@ impl Billing {
                 definition.price.interval,
             )))
             .metadata(tags.clone());
-        let price: Created = self
-            .client
-            .send(&base, Some(account), Some(&format!("{key_base}:price")))
+        let price_id = self
+            .make(&base, account, &format!("{key_base}:price"))
             .await?;
 
         let config = tenant.config();
@@ -248,25 +280,45 @@ impl Billing {
             } else {
                 metered.unit_amount_decimal(unit_price.to_string())
             };
-            let created: Created = self
-                .client
-                .send(
+            let price_id = self
+                .make(
                     &metered,
-                    Some(account),
-                    Some(&format!("{key_base}:overage:{meter_key}")),
+                    account,
+                    &format!("{key_base}:overage:{meter_key}"),
                 )
                 .await?;
-            overage.insert(meter_key.clone(), created.id);
+            overage.insert(meter_key.clone(), price_id);
         }
-        Ok(StripeTierRow {
-            tier_key: tier.key.to_string(),
-            account_id: account.to_string(),
+        Ok(TierObjects {
             product_id,
-            price_id: price.id,
-            overage_prices: serde_json::to_string(&overage).map_err(|e| ApiError::internal(&e))?,
-            definition_hash: hash.to_string(),
-            synced_at: self.clock.now(),
+            price_id,
+            overage_prices: overage,
         })
+    }
+
+    /// Sends one catalog call on the creator's account and answers the object's id. The
+    /// idempotency key is `key` plus how often Stripe refused it: a lost answer is retried
+    /// under the same key (Stripe answers with what it made), a refusal under a new one.
+    async fn make<R: StripeRequest>(
+        &self,
+        request: &R,
+        account: &str,
+        key: &str,
+    ) -> Result<String, ApiError> {
+        let refusals = self.refused_keys.get(key).map_or(0, |n| *n);
+        let sent = self
+            .client
+            .send::<R, Created>(request, Some(account), Some(&format!("{key}:{refusals}")))
+            .await;
+        match sent {
+            Ok(created) => Ok(created.id),
+            Err(err) => {
+                if matches!(err, StripeError::Api { .. }) {
+                    *self.refused_keys.entry(key.to_string()).or_default() += 1;
+                }
+                Err(err.into())
+            }
+        }
     }
 
     /// The Billing Meter for a Staryer meter on this account: events named
@@ -296,21 +348,17 @@ impl Billing {
             CreateBillingMeterCustomerMappingType::ById,
         ))
         .value_settings(CreateBillingMeterValueSettings::new(VALUE_PAYLOAD_KEY));
-        let created: Created = self
-            .client
-            .send(
+        let stripe_meter_id = self
+            .make(
                 &create,
-                Some(account),
-                Some(&format!(
-                    "staryer:{creator_id}:meter:{}:{account}",
-                    meter.key
-                )),
+                account,
+                &format!("staryer:{creator_id}:meter:{}:{account}", meter.key),
             )
             .await?;
         let row = StripeMeterRow {
             meter_key: meter.key.to_string(),
             account_id: account.to_string(),
-            stripe_meter_id: created.id,
+            stripe_meter_id,
             event_name,
         };
         self.store.save_stripe_meter(creator_id, &row).await?;

@@ -21,7 +21,7 @@ use crate::config::StripeConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum StripeError {
     /// Stripe answered with an error status.
-    #[error("Stripe answered {status}: {message}")]
+    #[error("Stripe answered {status} ({}): {message}", code.as_deref().unwrap_or("no code"))]
     Api {
         status: u16,
         code: Option<String>,

@@ -19,6 +19,8 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
+
 use crate::clock::SharedClock;
 use crate::config::StripeConfig;
 use crate::error::ApiError;
@@ -33,6 +35,10 @@ pub struct Billing {
     pub store: Store,
     pub clock: SharedClock,
     pub config: Arc<StripeConfig>,
+    /// One catalog sync at a time per creator (`catalog`).
+    sync_turns: Arc<DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    /// Refusals so far per catalog idempotency key (`catalog`).
+    refused_keys: Arc<DashMap<String, u32>>,
 }
 
 impl Billing {
@@ -55,6 +61,8 @@ impl Billing {
             store,
             clock,
             config: Arc::new(config.clone()),
+            sync_turns: Arc::default(),
+            refused_keys: Arc::default(),
         }))
     }
 

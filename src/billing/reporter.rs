@@ -1,15 +1,18 @@
 //! The usage reporter: an actor that, on a timer, turns the usage counted since its last
 //! report into Billing Meter events on each creator's connected account, exactly once.
 //!
-//! Each tick has two halves. *Cut*: for every customer with a Stripe customer id on a tier
-//! that bills a meter's overage, the durable usage since the hour the tier was assigned,
-//! in whole units, minus what earlier reports carried, becomes a new report. The report
-//! and the advanced cursor are written in one transaction, with a deterministic identifier
-//! (`stry_<hash of creator, customer, meter>_<sequence>`), before anything is sent; the
-//! fraction below a whole unit stays behind and goes out once it adds up. *Send*: every
-//! report due is sent with its identifier (also its `Idempotency-Key`) until Stripe
-//! accepts it, then marked sent. A restart between the two resends the same identifier,
-//! which Stripe takes once: a report is never cut twice and never dropped.
+//! Each tick has two halves. *Cut*: for every customer with a Stripe customer id, a cursor
+//! per meter says how many whole units of its all-time durable usage are accounted for.
+//! Whatever has grown past it becomes a report when the customer's tier bills that
+//! meter's overage, and is passed over when it does not (so usage is billed by the tier
+//! in force when a pass sees it; a customer first seen is billed from the hour of its
+//! current assignment). The report and the advanced cursor are written in one transaction,
+//! with a deterministic identifier (`stry_<hash of creator, customer, meter>_<sequence>`),
+//! before anything is sent; the fraction below a whole unit stays behind and goes out once
+//! it adds up. *Send*: every report due is sent with its identifier until Stripe accepts
+//! it, then marked sent. A restart between the two resends the same identifier (and the
+//! same `Idempotency-Key`), which Stripe takes once: a report is never cut twice and never
+//! dropped.
 //!
 //! Sending respects Stripe's limits: at most `meter_events_per_second` v1 requests a
 //! second; 429s, 5xx, network errors and `Stripe-Should-Retry: true` back off
@@ -42,8 +45,9 @@ use crate::usage::model::MAX_PAST_SECS;
 use crate::usage::period::rfc3339;
 use crate::usage::quantity::SCALE;
 
-/// Reports read from the store per send round.
-const SEND_BATCH: i64 = 1_000;
+/// Reports read from the store per send round: ten seconds of v1 at Stripe's limit, so
+/// that `auto` sees a backlog larger than one second's worth.
+const SEND_BATCH: i64 = 10_000;
 /// v1 requests in flight at once (the rate limiter sets the pace; this hides latency).
 const V1_CONCURRENCY: usize = 32;
 /// Events per v2 stream request (Stripe's maximum).
@@ -208,26 +212,39 @@ impl Pass {
                         .get(&total.meter_key)
                         .is_some_and(|cap| cap.billed_overage().is_some())
                 });
-                if !billed {
+                let units = total.total / SCALE;
+                let key = (total.customer_id.clone(), total.meter_key.clone());
+                let (mut cursor, first_sight) = match cursors.remove(&key) {
+                    Some(cursor) => (cursor, false),
+                    // Usage from before the hour of the current assignment belongs to no
+                    // tier that this customer bought here; on a tier that bills nothing,
+                    // nothing so far is billed.
+                    None => {
+                        let baseline = if billed {
+                            total.before_assignment / SCALE
+                        } else {
+                            units
+                        };
+                        let cursor = ReportCursorRow {
+                            customer_id: total.customer_id.clone(),
+                            meter_key: total.meter_key.clone(),
+                            accounted_units: baseline,
+                            next_seq: 0,
+                        };
+                        (cursor, true)
+                    }
+                };
+                let delta = units - cursor.accounted_units;
+                if delta <= 0 {
+                    if first_sight {
+                        advanced.push(cursor);
+                    }
                     continue;
                 }
-                let since = total.assigned_at - total.assigned_at.rem_euclid(3_600);
-                let key = (total.customer_id.clone(), total.meter_key.clone());
-                let mut cursor = cursors.remove(&key).unwrap_or(ReportCursorRow {
-                    customer_id: total.customer_id.clone(),
-                    meter_key: total.meter_key.clone(),
-                    since,
-                    reported_units: 0,
-                    next_seq: 0,
-                });
-                if cursor.since != since {
-                    // A new assignment starts a new reporting window; numbering goes on.
-                    cursor.since = since;
-                    cursor.reported_units = 0;
-                }
-                let units = total.total / SCALE;
-                let delta = units - cursor.reported_units;
-                if delta <= 0 {
+                cursor.accounted_units = units;
+                if !billed {
+                    // Units counted while the tier bills nothing are passed over.
+                    advanced.push(cursor);
                     continue;
                 }
                 reports.push(ReportRow {
@@ -252,11 +269,10 @@ impl Pass {
                     sent_at: None,
                     last_error: None,
                 });
-                cursor.reported_units = units;
                 cursor.next_seq += 1;
                 advanced.push(cursor);
             }
-            if !reports.is_empty() {
+            if !advanced.is_empty() {
                 store
                     .insert_reports(&creator_id, &reports, &advanced)
                     .await?;
@@ -281,10 +297,11 @@ impl Pass {
                 due.len(),
                 config.meter_events_per_second,
             );
+            let reports: Vec<&ReportRow> = due.iter().collect();
             let outcomes = if use_stream {
-                self.send_v2(&due).await
+                self.send_v2(&reports).await
             } else {
-                self.send_v1(&due).await
+                self.send_v1(&reports).await
             };
             self.record(&due, outcomes, if use_stream { "v2" } else { "v1" })
                 .await?;
@@ -295,11 +312,12 @@ impl Pass {
     }
 
     /// One v1 request per report, paced by the rate limiter.
-    async fn send_v1(&self, due: &[ReportRow]) -> Vec<Attempt> {
+    async fn send_v1(&self, due: &[&ReportRow]) -> Vec<Attempt> {
         let now = self.billing.clock.now();
         futures::stream::iter(due)
             .map(|report| async move {
                 self.limiter.until_ready().await;
+                let timestamp = stamp(report.event_at, now);
                 let payload = HashMap::from([
                     (
                         CUSTOMER_PAYLOAD_KEY.to_string(),
@@ -309,14 +327,13 @@ impl Pass {
                 ]);
                 let event = CreateBillingMeterEvent::new(report.event_name.as_str(), payload)
                     .identifier(report.identifier.as_str())
-                    .timestamp(stamp(report.event_at, now));
+                    .timestamp(timestamp);
+                // The key names the exact request: a report restamped into the window is
+                // a different request, and must not collide with its earlier attempts.
+                let key = format!("{}:{timestamp}", report.identifier);
                 self.billing
                     .client
-                    .send::<_, MeterEventTaken>(
-                        &event,
-                        Some(&report.account_id),
-                        Some(&report.identifier),
-                    )
+                    .send::<_, MeterEventTaken>(&event, Some(&report.account_id), Some(&key))
                     .await
                     .map(drop)
                     .into()
@@ -326,51 +343,74 @@ impl Pass {
             .await
     }
 
-    /// The v2 meter event stream: a session per account, 100 events a request.
-    async fn send_v2(&self, due: &[ReportRow]) -> Vec<Attempt> {
+    /// The v2 meter event stream: a session per account, 100 events a request. A request
+    /// Stripe refuses for good is sent again through v1, so that each report gets its own
+    /// answer rather than sharing a refusal.
+    async fn send_v2(&self, due: &[&ReportRow]) -> Vec<Attempt> {
         let now = self.billing.clock.now();
-        let mut outcomes = Vec::with_capacity(due.len());
-        for chunk in due.chunk_by(|a, b| a.account_id == b.account_id) {
-            for requests in chunk.chunks(V2_EVENTS_PER_REQUEST) {
-                let result = match self.session_token(&requests[0].account_id, now).await {
-                    Ok(token) => {
-                        let events: Vec<StreamEvent> = requests
-                            .iter()
-                            .map(|report| StreamEvent {
-                                event_name: &report.event_name,
-                                identifier: &report.identifier,
-                                payload: StreamPayload {
-                                    stripe_customer_id: &report.stripe_customer_id,
-                                    value: report.value.to_string(),
-                                },
-                                timestamp: rfc3339(stamp(report.event_at, now)),
-                            })
-                            .collect();
-                        let sent = self
-                            .billing
-                            .client
-                            .send_meter_event_stream(&token, &events)
-                            .await;
-                        if matches!(sent, Err(StripeError::Api { status: 401, .. })) {
-                            // The session expired early: the next attempt opens a new one.
-                            self.sessions_lock().remove(&requests[0].account_id);
-                            sent.map_err(|err| StripeError::Transport(err.to_string()))
-                        } else {
-                            sent
-                        }
-                    }
-                    Err(err) => Err(err),
+        let mut by_account: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (index, report) in due.iter().enumerate() {
+            by_account
+                .entry(&report.account_id)
+                .or_default()
+                .push(index);
+        }
+        let mut outcomes: Vec<Option<Attempt>> = due.iter().map(|_| None).collect();
+        for (account, indexes) in by_account {
+            for chunk in indexes.chunks(V2_EVENTS_PER_REQUEST) {
+                let reports: Vec<&ReportRow> = chunk.iter().map(|&i| due[i]).collect();
+                let answers = match self.stream(account, &reports, now).await {
+                    Ok(()) => reports.iter().map(|_| Attempt::Accepted).collect(),
+                    Err(err) if err.is_retryable() => reports
+                        .iter()
+                        .map(|_| Attempt::Retry(err.to_string()))
+                        .collect(),
+                    Err(_) => self.send_v1(&reports).await,
                 };
-                let message = result.as_ref().err().map(ToString::to_string);
-                let retryable = result.as_ref().err().is_none_or(StripeError::is_retryable);
-                outcomes.extend(requests.iter().map(|_| match &message {
-                    None => Attempt::Accepted,
-                    Some(m) if retryable => Attempt::Retry(m.clone()),
-                    Some(m) => Attempt::Refused(m.clone()),
-                }));
+                for (&index, answer) in chunk.iter().zip(answers) {
+                    outcomes[index] = Some(answer);
+                }
             }
         }
         outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every report is in one chunk"))
+            .collect()
+    }
+
+    /// One v2 stream request for one account's reports.
+    async fn stream(
+        &self,
+        account: &str,
+        reports: &[&ReportRow],
+        now: i64,
+    ) -> Result<(), StripeError> {
+        let token = self.session_token(account, now).await?;
+        let events: Vec<StreamEvent> = reports
+            .iter()
+            .map(|report| StreamEvent {
+                event_name: &report.event_name,
+                identifier: &report.identifier,
+                payload: StreamPayload {
+                    stripe_customer_id: &report.stripe_customer_id,
+                    value: report.value.to_string(),
+                },
+                timestamp: rfc3339(stamp(report.event_at, now)),
+            })
+            .collect();
+        match self
+            .billing
+            .client
+            .send_meter_event_stream(&token, &events)
+            .await
+        {
+            Err(StripeError::Api { status: 401, .. }) => {
+                // The session ended early: forget it; the retry opens a new one.
+                self.sessions_lock().remove(account);
+                Err(StripeError::Transport("meter event session expired".into()))
+            }
+            other => other,
+        }
     }
 
     fn sessions_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {

@@ -18,7 +18,7 @@ use crate::billing::catalog::{overage_prices, TierSyncView};
 use crate::billing::client::{Created, Redirect};
 use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
-use crate::http::auth::{CreatorAuth, CreatorOrBrowserAuth};
+use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::startup::AppState;
 use crate::store::billing::{BillingEventRow, ReportRow};
@@ -186,6 +186,13 @@ fn parse_url(field: &str, url: &str) -> Result<(), ApiError> {
     }
 }
 
+fn account_taken() -> ApiError {
+    ApiError::conflict(
+        "account_taken",
+        "another creator has connected this Stripe account",
+    )
+}
+
 /// Records the account and syncs every tier to it.
 async fn connect(
     billing: &Billing,
@@ -241,13 +248,13 @@ pub async fn put_account(
     }
     if let Some(owner) = billing.store.creator_by_stripe_account(id).await? {
         if owner != *creator.tenant.id {
-            return Err(ApiError::conflict(
-                "account_taken",
-                "another creator has connected this Stripe account",
-            ));
+            return Err(account_taken());
         }
     }
-    let tiers = connect(billing, &creator, id).await?;
+    let tiers = match connect(billing, &creator, id).await {
+        Err(err) if err.code == "already_exists" => return Err(account_taken()),
+        other => other?,
+    };
     Ok(HttpResponse::Ok().json(AccountView {
         account_id: Some(id.clone()),
         tiers,
@@ -304,16 +311,18 @@ pub async fn start_onboarding(
 
 /// Sell a tier: a subscription Checkout Session on the creator's account with the tier's
 /// price and overage prices, the platform's fee, and the customer named so that the
-/// completed checkout assigns the tier. Takes a secret or a publishable key (browsers).
+/// completed checkout assigns the tier. Secret key only: whoever may start a checkout
+/// for a customer id may change that customer's tier, so browsers go through the
+/// creator's server (the embeds will carry a signed customer token).
 #[utoipa::path(post, path = "/v1/checkout/sessions", tag = "billing", request_body = NewCheckout,
     responses((status = 200, body = CheckoutView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody)),
-    security(("secret_key" = []), ("publishable_key" = [])))]
+    security(("secret_key" = [])))]
 #[post("/v1/checkout/sessions")]
 pub async fn create_checkout_session(
     state: web::Data<AppState>,
-    CreatorOrBrowserAuth(creator): CreatorOrBrowserAuth,
+    CreatorAuth(creator): CreatorAuth,
     ApiJson(body): ApiJson<NewCheckout>,
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
@@ -336,7 +345,7 @@ pub async fn create_checkout_session(
     }
     let account = billing.account_of(&creator.tenant.id).await?;
     let synced = billing
-        .sync_tier(&creator.tenant, &tier)
+        .sync_tier(&creator.tenant, &tier.key)
         .await?
         .ok_or_else(|| ApiError::internal(&std::io::Error::other("a priced tier did not sync")))?;
 
@@ -405,6 +414,33 @@ pub async fn list_events(
         .await?;
     let views: Vec<BillingEventView> = rows.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(views))
+}
+
+/// Puts a failed report back in the queue, once its cause is fixed at Stripe (say, the
+/// customer it names exists again). It is sent with its original identifier.
+#[utoipa::path(post, path = "/v1/billing/reports/{identifier}/retry", tag = "billing",
+    params(("identifier" = String, Path, description = "The report's identifier")),
+    responses((status = 200, body = ReportView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/billing/reports/{identifier}/retry")]
+pub async fn retry_report(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    identifier: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let billing = billing(&state)?;
+    let requeued = billing
+        .store
+        .requeue_report(&creator.tenant.id, &identifier, billing.clock.now())
+        .await?;
+    if !requeued {
+        return Err(ApiError::not_found(
+            "report_not_found",
+            format!("no failed report `{identifier}`"),
+        ));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"identifier": *identifier, "state": "pending"})))
 }
 
 /// The usage reports sent (or being sent) to Stripe, newest first.

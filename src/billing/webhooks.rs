@@ -4,9 +4,15 @@
 //! A request is believed only with a valid `Stripe-Signature`: HMAC-SHA256 of
 //! `<t>.<raw body>` under the webhook secret, matching any of the header's `v1` values
 //! (Stripe sends several while a secret is being rolled), compared in constant time, with
-//! `t` at most 300 s from now. Each event is recorded once by id before it is handled, so
-//! a redelivery answers 200 without acting twice; an event whose handling fails is
-//! forgotten again and answered 500, and Stripe redelivers it.
+//! `t` at most 300 s from now. Each event is recorded by id *after* its effect: a
+//! redelivery of a recorded event answers 200 and does nothing, and an event whose
+//! handling failed (or was cut short by a crash) is not recorded, so Stripe's redelivery
+//! applies it; every effect is idempotent (putting a customer on the tier it is on keeps
+//! its billing cycle). Until the daemon is ready, webhooks answer 503 and Stripe retries.
+//!
+//! Subscription events apply to the subscription the customer bought through Checkout,
+//! and only in order: an event about another subscription, or older than the last one
+//! applied, changes nothing.
 //!
 //! Only the fields used are read (serde, lenient), so events from any API version parse.
 
@@ -24,7 +30,7 @@ use crate::customers::model::CustomerUpdate;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
 use crate::startup::AppState;
-use crate::store::billing::BillingEventRow;
+use crate::store::billing::{BillingEventRow, SubscriptionRow};
 use crate::telemetry::metric_names;
 use crate::tenants::registry::Creator;
 
@@ -114,7 +120,8 @@ fn metadata(object: &Value, key: &str) -> Option<String> {
     request_body(content = String, description = "Stripe's event, as Stripe sent it"),
     params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex hmac>,…")),
     responses((status = 200, description = "Received (also for a redelivery)"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 #[post("/v1/webhooks/stripe")]
 pub async fn receive(
     state: web::Data<AppState>,
@@ -122,6 +129,7 @@ pub async fn receive(
     Body(payload): Body,
 ) -> Result<HttpResponse, ApiError> {
     let billing = state.billing.as_ref().ok_or_else(billing_off)?;
+    state.ensure_ready()?;
     let rejected = |err: ApiError| {
         metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "rejected").increment(1);
         err
@@ -155,35 +163,36 @@ pub async fn receive(
             format!("not a Stripe event: {err}"),
         ))
     })?;
+    let duplicate = || {
+        metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "duplicate").increment(1);
+        Ok(HttpResponse::Ok().json(json!({"received": true, "duplicate": true})))
+    };
+    if billing.store.billing_event_seen(&event.id).await? {
+        return duplicate();
+    }
     let creator = match &event.account {
         Some(account) => match billing.store.creator_by_stripe_account(account).await? {
-            Some(id) => state.registry.creator(&id),
+            Some(id) => Some(state.registry.creator(&id).ok_or_else(|| {
+                ApiError::unavailable("not_ready", "the creator is still loading; retry")
+            })?),
             None => None,
         },
         None => None,
     };
     let mut record = event_record(&event, creator.as_ref(), billing.clock.now());
-    if let Some(creator) = &creator {
-        record.customer_id = customer_of(billing, creator, &event).await?;
-    }
-    if !billing.store.record_billing_event(&record).await? {
-        metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "duplicate").increment(1);
-        return Ok(HttpResponse::Ok().json(json!({"received": true, "duplicate": true})));
-    }
     let handled = match &creator {
-        Some(creator) => handle(billing, creator, &event, record.customer_id.as_deref()).await,
-        None => Ok(false),
+        Some(creator) => {
+            record.customer_id = customer_of(billing, creator, &event).await?;
+            handle(billing, creator, &event, record.customer_id.as_deref()).await?
+        }
+        None => false,
     };
-    match handled {
-        Ok(handled) => {
-            metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "handled").increment(1);
-            Ok(HttpResponse::Ok().json(json!({"received": true, "handled": handled})))
-        }
-        Err(err) => {
-            billing.store.forget_billing_event(&event.id).await?;
-            Err(err)
-        }
+    if !billing.store.record_billing_event(&record).await? {
+        // A concurrent delivery of the same event got there first; the effect is the same.
+        return duplicate();
     }
+    metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "handled").increment(1);
+    Ok(HttpResponse::Ok().json(json!({"received": true, "handled": handled})))
 }
 
 /// The event as the creator's billing history keeps it.
@@ -245,6 +254,26 @@ async fn handle(
     let Some(customer_id) = customer_id else {
         return Ok(false);
     };
+    let subscription_id = match event.kind.as_str() {
+        "checkout.session.completed" => id_field(object, "subscription"),
+        _ => object["id"].as_str().map(String::from),
+    };
+    let known = billing
+        .store
+        .subscription(&creator.tenant.id, customer_id)
+        .await?;
+    if event.kind.starts_with("customer.subscription.") {
+        let other = known.stripe_subscription_id.is_some()
+            && known.stripe_subscription_id != subscription_id;
+        let stale = known
+            .subscription_event_at
+            .is_some_and(|at| event.created < at);
+        if other || stale {
+            tracing::info!(creator = %creator.tenant.slug, event = %event.id, other, stale,
+                "a subscription event that no longer decides the tier; kept as history");
+            return Ok(false);
+        }
+    }
     let tier = match event.kind.as_str() {
         "checkout.session.completed" => match metadata(object, "staryer_tier") {
             Some(tier) if object["mode"].as_str() == Some("subscription") => Some(tier),
@@ -283,6 +312,16 @@ async fn handle(
         id_field(object, "customer"),
     )
     .await?;
+    // A deleted subscription decides nothing any more; its time still orders late events.
+    let current = SubscriptionRow {
+        stripe_subscription_id: subscription_id
+            .filter(|_| event.kind != "customer.subscription.deleted"),
+        subscription_event_at: Some(event.created),
+    };
+    billing
+        .store
+        .set_subscription(&creator.tenant.id, customer_id, &current)
+        .await?;
     Ok(true)
 }
 

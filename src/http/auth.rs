@@ -1,6 +1,5 @@
 //! Who is calling. `AdminAuth` accepts only the platform owner's token; `CreatorAuth`
-//! accepts only a creator's secret key, `CreatorOrBrowserAuth` also its publishable key
-//! (for the few endpoints a browser calls); both apply that key's rate limit. Keys are found
+//! accepts only a creator's secret key and applies that key's rate limit. Keys are found
 //! by their SHA-256 and compared again in constant time; the admin token likewise.
 
 use std::future::{ready, Ready};
@@ -19,9 +18,6 @@ pub struct AdminAuth;
 
 /// A creator, authenticated by one of its secret keys.
 pub struct CreatorAuth(pub Creator);
-
-/// A creator, authenticated by a secret or a publishable key.
-pub struct CreatorOrBrowserAuth(pub Creator);
 
 fn state(req: &HttpRequest) -> &web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
@@ -73,7 +69,7 @@ fn authenticate_admin(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
     Err(invalid_key())
 }
 
-fn authenticate_creator(req: &HttpRequest, publishable_ok: bool) -> Result<Creator, ApiError> {
+fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
     let state = state(req);
     let key = bearer(req)?;
     state.ensure_ready()?;
@@ -88,7 +84,7 @@ fn authenticate_creator(req: &HttpRequest, publishable_ok: bool) -> Result<Creat
         }
         return Err(invalid_key());
     };
-    if entry.kind != KeyKind::Secret && !publishable_ok {
+    if entry.kind != KeyKind::Secret {
         return Err(wrong_kind(
             "a secret key (sk_…); publishable keys are for embeds",
         ));
@@ -102,7 +98,7 @@ fn authenticate_creator(req: &HttpRequest, publishable_ok: bool) -> Result<Creat
             ));
         }
     }
-    Ok(entry.creator)
+    Ok(CreatorAuth(entry.creator))
 }
 
 impl FromRequest for AdminAuth {
@@ -119,15 +115,6 @@ impl FromRequest for CreatorAuth {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate_creator(req, false).map(CreatorAuth))
-    }
-}
-
-impl FromRequest for CreatorOrBrowserAuth {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate_creator(req, true).map(CreatorOrBrowserAuth))
+        ready(authenticate_creator(req))
     }
 }

@@ -38,5 +38,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(billing::routes::create_checkout_session)
         .service(billing::routes::list_events)
         .service(billing::routes::list_reports)
+        .service(billing::routes::retry_report)
         .service(billing::webhooks::receive);
 }

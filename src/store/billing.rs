@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{unavailable, CustomerRow, Store, StoreError};
+use super::{unavailable, CustomerRow, Store, StoreError, CUSTOMER_COLUMNS};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StripeMeterRow {
@@ -23,28 +23,36 @@ pub struct StripeTierRow {
     /// JSON object: meter key -> metered price id.
     pub overage_prices: String,
     pub definition_hash: String,
+    /// Syncs that made objects for this tier so far.
+    pub syncs: i64,
     pub synced_at: i64,
 }
 
-/// A customer's usage of one meter since its tier was assigned, from the durable buckets.
+/// A customer's all-time durable usage of one meter, from the hourly buckets (millionths).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BillableTotalRow {
     pub customer_id: String,
     pub stripe_customer_id: String,
     pub tier_key: Option<String>,
-    pub assigned_at: i64,
     pub meter_key: String,
-    /// Millionths.
     pub total: i64,
+    /// The part of `total` in hours before the hour its current tier was assigned.
+    pub before_assignment: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReportCursorRow {
     pub customer_id: String,
     pub meter_key: String,
-    pub since: i64,
-    pub reported_units: i64,
+    pub accounted_units: i64,
     pub next_seq: i64,
+}
+
+/// The subscription that decides a customer's tier, as the webhooks last saw it.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct SubscriptionRow {
+    pub stripe_subscription_id: Option<String>,
+    pub subscription_event_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -86,11 +94,13 @@ const REPORT_COLUMNS: &str = "identifier, creator_id, account_id, customer_id, m
      event_name, stripe_customer_id, value, event_at, created_at, state, attempts, \
      next_attempt_at, sent_at, last_error";
 
-const CUSTOMER_COLUMNS: &str = "id, tier_key, assigned_at, email, stripe_customer_id";
+const STRIPE_TIER_COLUMNS: &str = "tier_key, account_id, product_id, price_id, \
+     overage_prices, definition_hash, syncs, synced_at";
 
 impl Store {
     // --- connected accounts -----------------------------------------------------------------
 
+    /// Records the creator's account; `Conflict` when another creator has it.
     pub async fn set_stripe_account(
         &self,
         creator_id: &str,
@@ -101,7 +111,7 @@ impl Store {
             .bind(creator_id)
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| StoreError::from_sqlx(e, "a creator with this Stripe account"))?;
         Ok(())
     }
 
@@ -205,10 +215,9 @@ impl Store {
         creator_id: &str,
         tier_key: &str,
     ) -> Result<Option<StripeTierRow>, StoreError> {
-        sqlx::query_as::<_, StripeTierRow>(
-            "SELECT tier_key, account_id, product_id, price_id, overage_prices, \
-             definition_hash, synced_at FROM stripe_tiers WHERE creator_id = $1 AND tier_key = $2",
-        )
+        sqlx::query_as::<_, StripeTierRow>(&format!(
+            "SELECT {STRIPE_TIER_COLUMNS} FROM stripe_tiers WHERE creator_id = $1 AND tier_key = $2"
+        ))
         .bind(creator_id)
         .bind(tier_key)
         .fetch_optional(&self.pool)
@@ -220,10 +229,9 @@ impl Store {
         &self,
         creator_id: &str,
     ) -> Result<Vec<StripeTierRow>, StoreError> {
-        sqlx::query_as::<_, StripeTierRow>(
-            "SELECT tier_key, account_id, product_id, price_id, overage_prices, \
-             definition_hash, synced_at FROM stripe_tiers WHERE creator_id = $1",
-        )
+        sqlx::query_as::<_, StripeTierRow>(&format!(
+            "SELECT {STRIPE_TIER_COLUMNS} FROM stripe_tiers WHERE creator_id = $1"
+        ))
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await
@@ -235,14 +243,15 @@ impl Store {
         creator_id: &str,
         tier: &StripeTierRow,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO stripe_tiers (creator_id, tier_key, account_id, product_id, price_id, \
-             overage_prices, definition_hash, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        sqlx::query(&format!(
+            "INSERT INTO stripe_tiers (creator_id, {STRIPE_TIER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (creator_id, tier_key) DO UPDATE SET account_id = excluded.account_id, \
              product_id = excluded.product_id, price_id = excluded.price_id, \
              overage_prices = excluded.overage_prices, \
-             definition_hash = excluded.definition_hash, synced_at = excluded.synced_at",
-        )
+             definition_hash = excluded.definition_hash, syncs = excluded.syncs, \
+             synced_at = excluded.synced_at"
+        ))
         .bind(creator_id)
         .bind(&tier.tier_key)
         .bind(&tier.account_id)
@@ -250,6 +259,7 @@ impl Store {
         .bind(&tier.price_id)
         .bind(&tier.overage_prices)
         .bind(&tier.definition_hash)
+        .bind(tier.syncs)
         .bind(tier.synced_at)
         .execute(&self.pool)
         .await
@@ -290,22 +300,60 @@ impl Store {
         .map_err(unavailable)
     }
 
+    pub async fn subscription(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+    ) -> Result<SubscriptionRow, StoreError> {
+        let row = sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT stripe_subscription_id, subscription_event_at FROM customers \
+             WHERE creator_id = $1 AND id = $2",
+        )
+        .bind(creator_id)
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.unwrap_or_default())
+    }
+
+    pub async fn set_subscription(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+        subscription: &SubscriptionRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE customers SET stripe_subscription_id = $1, subscription_event_at = $2 \
+             WHERE creator_id = $3 AND id = $4",
+        )
+        .bind(&subscription.stripe_subscription_id)
+        .bind(subscription.subscription_event_at)
+        .bind(creator_id)
+        .bind(customer_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
     // --- reports ----------------------------------------------------------------------------
 
-    /// For every customer with a Stripe customer id: its durable usage of each meter since
-    /// the hour its current tier was assigned (millionths).
+    /// For every customer with a Stripe customer id: its all-time durable usage of each
+    /// meter, and the part of it from before the hour its current tier was assigned.
     pub async fn billable_totals(
         &self,
         creator_id: &str,
     ) -> Result<Vec<BillableTotalRow>, StoreError> {
         sqlx::query_as::<_, BillableTotalRow>(
-            "SELECT c.id AS customer_id, c.stripe_customer_id, c.tier_key, c.assigned_at, \
-             b.meter_key, CAST(SUM(b.value) AS BIGINT) AS total \
+            "SELECT c.id AS customer_id, c.stripe_customer_id, c.tier_key, b.meter_key, \
+             CAST(SUM(b.value) AS BIGINT) AS total, \
+             CAST(SUM(CASE WHEN b.bucket_start < c.assigned_at - (c.assigned_at % 3600) \
+             THEN b.value ELSE 0 END) AS BIGINT) AS before_assignment \
              FROM customers c JOIN usage_buckets b \
              ON b.creator_id = c.creator_id AND b.customer_id = c.id \
              WHERE c.creator_id = $1 AND c.stripe_customer_id IS NOT NULL \
-             AND b.bucket_start >= c.assigned_at - (c.assigned_at % 3600) \
-             GROUP BY c.id, c.stripe_customer_id, c.tier_key, c.assigned_at, b.meter_key",
+             GROUP BY c.id, c.stripe_customer_id, c.tier_key, b.meter_key",
         )
         .bind(creator_id)
         .fetch_all(&self.pool)
@@ -318,7 +366,7 @@ impl Store {
         creator_id: &str,
     ) -> Result<Vec<ReportCursorRow>, StoreError> {
         sqlx::query_as::<_, ReportCursorRow>(
-            "SELECT customer_id, meter_key, since, reported_units, next_seq \
+            "SELECT customer_id, meter_key, accounted_units, next_seq \
              FROM stripe_report_cursors WHERE creator_id = $1",
         )
         .bind(creator_id)
@@ -362,17 +410,15 @@ impl Store {
         }
         for cursor in cursors {
             sqlx::query(
-                "INSERT INTO stripe_report_cursors (creator_id, customer_id, meter_key, since, \
-                 reported_units, next_seq) VALUES ($1, $2, $3, $4, $5, $6) \
+                "INSERT INTO stripe_report_cursors (creator_id, customer_id, meter_key, \
+                 accounted_units, next_seq) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (creator_id, customer_id, meter_key) DO UPDATE SET \
-                 since = excluded.since, reported_units = excluded.reported_units, \
-                 next_seq = excluded.next_seq",
+                 accounted_units = excluded.accounted_units, next_seq = excluded.next_seq",
             )
             .bind(creator_id)
             .bind(&cursor.customer_id)
             .bind(&cursor.meter_key)
-            .bind(cursor.since)
-            .bind(cursor.reported_units)
+            .bind(cursor.accounted_units)
             .bind(cursor.next_seq)
             .execute(&mut *tx)
             .await
@@ -440,6 +486,27 @@ impl Store {
         Ok(())
     }
 
+    /// Puts a failed report back in the queue (after the cause was fixed at Stripe);
+    /// `false` when the creator has no failed report by that identifier.
+    pub async fn requeue_report(
+        &self,
+        creator_id: &str,
+        identifier: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE stripe_reports SET state = 'pending', next_attempt_at = $1 \
+             WHERE creator_id = $2 AND identifier = $3 AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(creator_id)
+        .bind(identifier)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// When the oldest report Stripe has not accepted yet was written.
     pub async fn oldest_pending_report(&self) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT MIN(created_at) FROM stripe_reports WHERE state = 'pending'")
@@ -492,14 +559,13 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Forgets an event whose handling failed, so that Stripe's redelivery is handled.
-    pub async fn forget_billing_event(&self, event_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM billing_events WHERE event_id = $1")
+    pub async fn billing_event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM billing_events WHERE event_id = $1")
             .bind(event_id)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Ok(row.is_some())
     }
 
     pub async fn list_billing_events(

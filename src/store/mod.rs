@@ -24,6 +24,9 @@ pub use health::StoreHealth;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The columns of `CustomerRow`.
+const CUSTOMER_COLUMNS: &str = "id, tier_key, assigned_at, email, stripe_customer_id";
+
 /// Rows per multi-row INSERT (6 binds each stays far below both databases' limits).
 const ROWS_PER_STATEMENT: usize = 500;
 /// Log records folded in one transaction (one record is one group commit, up to a few
@@ -447,10 +450,9 @@ impl Store {
     }
 
     pub async fn load_customers(&self, creator_id: &str) -> Result<Vec<CustomerRow>, StoreError> {
-        sqlx::query_as::<_, CustomerRow>(
-            "SELECT id, tier_key, assigned_at, email, stripe_customer_id FROM customers \
-             WHERE creator_id = $1",
-        )
+        sqlx::query_as::<_, CustomerRow>(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creator_id = $1"
+        ))
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await

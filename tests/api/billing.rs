@@ -23,6 +23,7 @@ on_both_databases!(
     a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time,
     checkout_sells_a_tier_with_its_prices_and_the_platform_fee,
     the_reporter_sends_whole_units_and_carries_fractions,
+    tier_changes_bill_each_unit_once_by_the_tier_in_force,
     a_stripe_outage_loses_and_doubles_nothing,
     a_kill_mid_report_resends_the_same_identifier,
     the_v2_stream_carries_reports_in_bulk,
@@ -298,7 +299,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
     )
     .await;
     assert_eq!(retried["stripe"]["status"], "synced", "{retried}");
-    // The retry sent the same idempotency key and got back the one product made.
+    // The product step went again under its key and got back the one product made.
     let products = fake.requests("/v1/products").await;
     assert_eq!(products.len(), 2);
     assert_eq!(
@@ -306,6 +307,14 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
         header(&products[1], "idempotency-key")
     );
     assert_eq!(retried["stripe"]["product_id"], "prod_fake1");
+    // The refused step went again under a new key: Stripe would replay its refusal.
+    let prices = fake.requests("/v1/prices").await;
+    let first = header(&prices[0], "idempotency-key").unwrap();
+    let again = header(&prices[1], "idempotency-key").unwrap();
+    assert!(
+        first.ends_with(":price:0") && again.ends_with(":price:1"),
+        "{first} {again}"
+    );
 }
 
 async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Backend) {
@@ -323,14 +332,22 @@ async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Bac
         json!({"customer_id": "c1", "tier": tier,
             "success_url": "https://acme.example/thanks", "cancel_url": "https://acme.example/pricing"})
     };
-    // Browsers call this with the publishable key.
-    let session = ok_json(
+    // Whoever starts a checkout for a customer id changes that customer's tier: not
+    // something a publishable key may do.
+    assert_error(
         app.post(
             "/v1/checkout/sessions",
             &creator.publishable_key,
             buy("pro"),
         )
         .await,
+        403,
+        "wrong_key_kind",
+    )
+    .await;
+    let session = ok_json(
+        app.post("/v1/checkout/sessions", &creator.secret_key, buy("pro"))
+            .await,
         200,
     )
     .await;
@@ -473,10 +490,8 @@ async fn the_reporter_sends_whole_units_and_carries_fractions(backend: Backend) 
     }
     for request in fake.requests("/v1/billing/meter_events").await {
         let fields = form(&request);
-        assert_eq!(
-            header(&request, "idempotency-key"),
-            Some(fields["identifier"].as_str())
-        );
+        let key = format!("{}:{}", fields["identifier"], fields["timestamp"]);
+        assert_eq!(header(&request, "idempotency-key"), Some(key.as_str()));
         assert_eq!(header(&request, "stripe-account"), Some(ACCOUNT));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -484,6 +499,31 @@ async fn the_reporter_sends_whole_units_and_carries_fractions(backend: Backend) 
     let reports = reports(&app, &creator).await;
     assert_eq!(reports.len(), 3);
     assert!(reports.iter().all(|r| r["state"] == "sent"), "{reports:?}");
+}
+
+async fn tier_changes_bill_each_unit_once_by_the_tier_in_force(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, _) = connected_creator(&app).await;
+    let on = |tier: &str| json!({"tier": tier, "stripe_customer_id": "cus_C1"});
+    put_customer(&app, &creator, "c1", on("pro")).await;
+    use_api(&app, &creator, "c1", 5.0).await;
+    meter_events(&fake, 1).await;
+    // An upgrade within the same hour: only what comes after it is new.
+    put_customer(&app, &creator, "c1", on("team")).await;
+    use_api(&app, &creator, "c1", 1.0).await;
+    meter_events(&fake, 2).await;
+    // On a tier that bills nothing, usage is passed over, not saved up.
+    put_customer(&app, &creator, "c1", on("free")).await;
+    use_api(&app, &creator, "c1", 3.0).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    put_customer(&app, &creator, "c1", on("pro")).await;
+    use_api(&app, &creator, "c1", 2.0).await;
+    let sent = meter_events(&fake, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.requests("/v1/billing/meter_events").await.len(), 3);
+    let values: Vec<&str> = sent.iter().map(|f| f["payload[value]"].as_str()).collect();
+    assert_eq!(values, ["5", "1", "2"]);
 }
 
 /// Moves the clock past every backoff until `count` reports are sent (10 s at most).
@@ -532,13 +572,15 @@ async fn a_stripe_outage_loses_and_doubles_nothing(backend: Backend) {
     )
     .await;
     use_api(&app, &creator, "c4", 2.0).await;
-    let refused = loop {
+    let mut refused = Value::Null;
+    for _ in 0..200 {
         let all = reports(&app, &creator).await;
         if let Some(failed) = all.iter().find(|r| r["state"] == "failed") {
-            break failed.clone();
+            refused = failed.clone();
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
     assert_eq!(refused["customer_id"], "c4");
     assert!(refused["last_error"]
         .as_str()
@@ -577,6 +619,33 @@ async fn a_stripe_outage_loses_and_doubles_nothing(backend: Backend) {
     identifiers.sort();
     identifiers.dedup();
     assert_eq!(identifiers.len(), 4, "retries reuse their identifier");
+
+    // Once the customer exists at Stripe again, the creator puts the report back.
+    let identifier = refused["identifier"].as_str().unwrap();
+    ok_json(
+        app.post(
+            &format!("/v1/billing/reports/{identifier}/retry"),
+            &creator.secret_key,
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let all = until_sent(&app, &creator, 4).await;
+    let retried = all.iter().find(|r| r["identifier"] == identifier).unwrap();
+    assert_eq!(retried["value"], 2);
+    assert_error(
+        app.post(
+            &format!("/v1/billing/reports/{identifier}/retry"),
+            &creator.secret_key,
+            json!({}),
+        )
+        .await,
+        404,
+        "report_not_found",
+    )
+    .await;
 
     // The recorder is shared by every test in this binary: counts are at least ours.
     let metrics = app.metrics().await;
@@ -768,12 +837,30 @@ async fn the_v2_stream_carries_reports_in_bulk(backend: Backend) {
         assert_eq!(event["timestamp"], cut_at[identifier], "stamped when cut");
     }
     assert!(fake.requests("/v1/billing/meter_events").await.is_empty());
+
+    // A stream request Stripe refuses for good goes again through v1, report by report.
+    fake.fail("/v2/billing/meter_event_stream", 1, 400, None)
+        .await;
+    put_customer(
+        &app,
+        &creator,
+        "c9",
+        json!({"tier": "pro", "stripe_customer_id": "cus_9"}),
+    )
+    .await;
+    use_api(&app, &creator, "c9", 4.0).await;
+    until_sent(&app, &creator, 4).await;
+    let fallback = fake.requests("/v1/billing/meter_events").await;
+    assert_eq!(fallback.len(), 1);
+    assert_eq!(form(&fallback[0])["payload[value]"], "4");
 }
 
-/// A Stripe event of `kind` about `object`, from the creator's connected account.
-fn stripe_event(id: &str, kind: &str, object: Value) -> String {
+/// A Stripe event of `kind` about `object`, created at `created`, from the creator's
+/// connected account.
+fn stripe_event(id: &str, kind: &str, created: i64, object: Value) -> String {
     let mut event = fixture("event");
     event["id"] = json!(id);
+    event["created"] = json!(created);
     event["type"] = json!(kind);
     event["account"] = json!(ACCOUNT);
     event["data"] = json!({"object": object});
@@ -803,7 +890,7 @@ async fn webhooks_are_verified_and_idempotent(backend: Backend) {
     let (creator, _) = connected_creator(&app).await;
     let mut invoice = fixture("invoice");
     invoice["customer"] = json!("cus_nobody");
-    let body = stripe_event("evt_1", "invoice.created", invoice);
+    let body = stripe_event("evt_1", "invoice.created", START, invoice);
 
     let first = ok_json(post_webhook(&app, &body, Some(&sign(&body))).await, 200).await;
     assert_eq!(first["received"], true);
@@ -847,7 +934,7 @@ async fn webhooks_are_verified_and_idempotent(backend: Backend) {
     )
     .await;
     // While a secret is rolled, Stripe signs with both: any matching v1 will do.
-    let other_body = stripe_event("evt_3", "invoice.created", fixture("invoice"));
+    let other_body = stripe_event("evt_3", "invoice.created", START, fixture("invoice"));
     let good = sign(&other_body);
     let good_v1 = good.split_once(",v1=").unwrap().1;
     let both = format!("t={START},v1={},v1={good_v1}", "0".repeat(64));
@@ -890,25 +977,33 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
         json!({"tier": "free", "email": "c1@example.com"}),
     )
     .await;
-    let deliver = |id: &'static str, kind: &'static str, object: Value| {
-        let body = stripe_event(id, kind, object);
+    // Each delivery is an event created one second after the one before, unless told.
+    let clock = std::cell::Cell::new(START);
+    let deliver_at = |id: &'static str, kind: &'static str, created: i64, object: Value| {
+        let body = stripe_event(id, kind, created, object);
         let app = &app;
         async move { ok_json(post_webhook(app, &body, Some(&sign(&body))).await, 200).await }
     };
+    let deliver = |id: &'static str, kind: &'static str, object: Value| {
+        clock.set(clock.get() + 1);
+        deliver_at(id, kind, clock.get(), object)
+    };
+    let bought = fixture("subscription")["id"].as_str().unwrap().to_string();
 
     let mut session = fixture("checkout.session");
     session["mode"] = json!("subscription");
     session["client_reference_id"] = json!("c1");
     session["customer"] = json!("cus_NEW");
-    session["subscription"] = json!("sub_1");
+    session["subscription"] = json!(bought);
     session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
     let handled = deliver("evt_checkout", "checkout.session.completed", session).await;
     assert_eq!(handled["handled"], true);
     assert_eq!(tier_of(&app, &creator, "c1").await, "pro");
 
-    // An upgrade made in Stripe: found by the Stripe customer id and the team price.
-    let subscription = |status: &str, price: &str| {
+    // Changes made in Stripe: found by the Stripe customer id and the tier's price.
+    let subscription = |id: &str, status: &str, price: &str| {
         let mut object = fixture("subscription");
+        object["id"] = json!(id);
         object["customer"] = json!("cus_NEW");
         object["status"] = json!(status);
         object["metadata"] = json!({});
@@ -916,18 +1011,29 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
         object
     };
     let team_price = connected["tiers"]["team"]["price_id"].as_str().unwrap();
+    let pro_price = connected["tiers"]["pro"]["price_id"].as_str().unwrap();
     deliver(
         "evt_upgrade",
         "customer.subscription.updated",
-        subscription("active", team_price),
+        subscription(&bought, "active", team_price),
     )
     .await;
+    assert_eq!(tier_of(&app, &creator, "c1").await, "team");
+
+    // Another subscription of the same Stripe customer does not decide the tier.
+    let foreign = deliver(
+        "evt_foreign",
+        "customer.subscription.deleted",
+        subscription("sub_other", "canceled", pro_price),
+    )
+    .await;
+    assert_eq!(foreign["handled"], false);
     assert_eq!(tier_of(&app, &creator, "c1").await, "team");
 
     deliver(
         "evt_cancel",
         "customer.subscription.updated",
-        subscription("canceled", team_price),
+        subscription(&bought, "canceled", team_price),
     )
     .await;
     assert_eq!(
@@ -939,16 +1045,27 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
     deliver(
         "evt_back",
         "customer.subscription.updated",
-        subscription("active", team_price),
+        subscription(&bought, "active", team_price),
     )
     .await;
     assert_eq!(tier_of(&app, &creator, "c1").await, "team");
+    let deleted_at = clock.get() + 1;
     deliver(
         "evt_deleted",
         "customer.subscription.deleted",
-        subscription("canceled", team_price),
+        subscription(&bought, "canceled", team_price),
     )
     .await;
+    assert_eq!(tier_of(&app, &creator, "c1").await, "free");
+    // An update that Stripe sent before the deletion, delivered after it, is stale.
+    let late = deliver_at(
+        "evt_late",
+        "customer.subscription.updated",
+        deleted_at - 10,
+        subscription(&bought, "active", pro_price),
+    )
+    .await;
+    assert_eq!(late["handled"], false);
     assert_eq!(tier_of(&app, &creator, "c1").await, "free");
 
     for (id, kind, status) in [
@@ -985,9 +1102,22 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
         assert_eq!(invoice["amount"], 2900);
         assert_eq!(invoice["currency"], "usd");
     }
-    // The email the creator set survived every change.
-    let reused = fake.requests("/v1/checkout/sessions").await;
-    assert!(reused.is_empty());
+    // The Stripe customer the checkout made is the customer's now: the next checkout
+    // names it instead of the email.
+    ok_json(
+        app.post(
+            "/v1/checkout/sessions",
+            &creator.secret_key,
+            json!({"customer_id": "c1", "tier": "pro",
+                "success_url": "https://acme.example/ok", "cancel_url": "https://acme.example/no"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let fields = form(&fake.requests("/v1/checkout/sessions").await[0]);
+    assert_eq!(fields["customer"], "cus_NEW");
+    assert!(!fields.contains_key("customer_email"));
 }
 
 #[actix_web::test]
@@ -1003,7 +1133,7 @@ async fn billing_is_off_without_a_key() {
     assert_error(
         app.post(
             "/v1/checkout/sessions",
-            &creator.publishable_key,
+            &creator.secret_key,
             json!({"customer_id": "c1", "tier": "pro", "success_url": "https://a.example",
                 "cancel_url": "https://a.example"}),
         )

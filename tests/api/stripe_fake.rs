@@ -178,7 +178,7 @@ impl FakeStripe {
             .await;
     }
 
-    /// Meter events for this Stripe customer are refused for good (400, no retry).
+    /// The next meter event for this Stripe customer is refused (400, not to be retried).
     pub async fn refuse_customer(&self, stripe_customer_id: &str) {
         Mock::given(method("POST"))
             .and(path("/v1/billing/meter_events"))
@@ -187,6 +187,7 @@ impl FakeStripe {
                 "error": {"type": "invalid_request_error", "code": "resource_missing",
                     "message": "No such customer"}
             })))
+            .up_to_n_times(1)
             .with_priority(1)
             .mount(&self.server)
             .await;
