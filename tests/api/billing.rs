@@ -516,7 +516,8 @@ async fn tier_changes_bill_each_unit_once_by_the_tier_in_force(backend: Backend)
     // On a tier that bills nothing, usage is passed over, not saved up.
     put_customer(&app, &creator, "c1", on("free")).await;
     use_api(&app, &creator, "c1", 3.0).await;
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Passes run every 50 ms after a 50 ms fold: two seconds is many passes, even loaded.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
     put_customer(&app, &creator, "c1", on("pro")).await;
     use_api(&app, &creator, "c1", 2.0).await;
     let sent = meter_events(&fake, 3).await;
