@@ -172,6 +172,12 @@ impl From<ReportRow> for ReportView {
     }
 }
 
+/// A list answer: each row as its view.
+fn listed<Row, View: From<Row> + Serialize>(rows: Vec<Row>) -> HttpResponse {
+    let views: Vec<View> = rows.into_iter().map(View::from).collect();
+    HttpResponse::Ok().json(views)
+}
+
 fn parse_url(field: &str, url: &str) -> Result<(), ApiError> {
     let plausible = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= 2048
@@ -412,8 +418,7 @@ pub async fn list_events(
         .store
         .list_billing_events(&creator.tenant.id, query.limit()?)
         .await?;
-    let views: Vec<BillingEventView> = rows.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(listed::<_, BillingEventView>(rows))
 }
 
 /// Puts a failed report back in the queue, once its cause is fixed at Stripe (say, the
@@ -458,6 +463,5 @@ pub async fn list_reports(
         .store
         .list_reports(&creator.tenant.id, query.limit()?)
         .await?;
-    let views: Vec<ReportView> = rows.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(listed::<_, ReportView>(rows))
 }
