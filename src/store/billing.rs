@@ -4,7 +4,10 @@
 
 use sqlx::Row;
 
-use super::{unavailable, CustomerRow, Store, StoreError, CUSTOMER_COLUMNS};
+use super::{
+    multi_row_insert, unavailable, CustomerRow, Store, StoreError, CUSTOMER_COLUMNS,
+    ROWS_PER_STATEMENT,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StripeMeterRow {
@@ -384,45 +387,53 @@ impl Store {
         cursors: &[ReportCursorRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for report in reports {
-            sqlx::query(&format!(
-                "INSERT INTO stripe_reports ({REPORT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ))
-            .bind(&report.identifier)
-            .bind(&report.creator_id)
-            .bind(&report.account_id)
-            .bind(&report.customer_id)
-            .bind(&report.meter_key)
-            .bind(&report.event_name)
-            .bind(&report.stripe_customer_id)
-            .bind(report.value)
-            .bind(report.event_at)
-            .bind(report.created_at)
-            .bind(&report.state)
-            .bind(report.attempts)
-            .bind(report.next_attempt_at)
-            .bind(report.sent_at)
-            .bind(&report.last_error)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "a report with this identifier"))?;
+        let head = format!("INSERT INTO stripe_reports ({REPORT_COLUMNS}) VALUES ");
+        for chunk in reports.chunks(ROWS_PER_STATEMENT) {
+            let sql = multi_row_insert(self.dialect, &head, 15, chunk.len(), "");
+            let mut insert = sqlx::query(&sql);
+            for report in chunk {
+                insert = insert
+                    .bind(&report.identifier)
+                    .bind(&report.creator_id)
+                    .bind(&report.account_id)
+                    .bind(&report.customer_id)
+                    .bind(&report.meter_key)
+                    .bind(&report.event_name)
+                    .bind(&report.stripe_customer_id)
+                    .bind(report.value)
+                    .bind(report.event_at)
+                    .bind(report.created_at)
+                    .bind(&report.state)
+                    .bind(report.attempts)
+                    .bind(report.next_attempt_at)
+                    .bind(report.sent_at)
+                    .bind(&report.last_error);
+            }
+            insert
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "a report with this identifier"))?;
         }
-        for cursor in cursors {
-            sqlx::query(
+        for chunk in cursors.chunks(ROWS_PER_STATEMENT) {
+            let sql = multi_row_insert(
+                self.dialect,
                 "INSERT INTO stripe_report_cursors (creator_id, customer_id, meter_key, \
-                 accounted_units, next_seq) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (creator_id, customer_id, meter_key) DO UPDATE SET \
+                 accounted_units, next_seq) VALUES ",
+                5,
+                chunk.len(),
+                "ON CONFLICT (creator_id, customer_id, meter_key) DO UPDATE SET \
                  accounted_units = excluded.accounted_units, next_seq = excluded.next_seq",
-            )
-            .bind(creator_id)
-            .bind(&cursor.customer_id)
-            .bind(&cursor.meter_key)
-            .bind(cursor.accounted_units)
-            .bind(cursor.next_seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            );
+            let mut upsert = sqlx::query(&sql);
+            for cursor in chunk {
+                upsert = upsert
+                    .bind(creator_id)
+                    .bind(&cursor.customer_id)
+                    .bind(&cursor.meter_key)
+                    .bind(cursor.accounted_units)
+                    .bind(cursor.next_seq);
+            }
+            upsert.execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }
@@ -447,16 +458,17 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for identifier in identifiers {
-            sqlx::query(
-                "UPDATE stripe_reports SET state = 'sent', sent_at = $1, \
-                 attempts = attempts + 1, last_error = NULL WHERE identifier = $2",
-            )
-            .bind(now)
-            .bind(*identifier)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        let head = format!(
+            "UPDATE stripe_reports SET state = 'sent', sent_at = {now}, \
+             attempts = attempts + 1, last_error = NULL WHERE identifier IN ("
+        );
+        for chunk in identifiers.chunks(ROWS_PER_STATEMENT) {
+            let sql = multi_row_insert(self.dialect, &head, 1, chunk.len(), ")");
+            let mut update = sqlx::query(&sql);
+            for identifier in chunk {
+                update = update.bind(*identifier);
+            }
+            update.execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }

@@ -27,7 +27,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// The columns of `CustomerRow`.
 const CUSTOMER_COLUMNS: &str = "id, tier_key, assigned_at, email, stripe_customer_id";
 
-/// Rows per multi-row INSERT (6 binds each stays far below both databases' limits).
+/// Rows per multi-row statement: at most 15 binds a row (usage reports) stays far below
+/// both databases' limits (32,766 on SQLite, 65,535 on PostgreSQL).
 const ROWS_PER_STATEMENT: usize = 500;
 /// Log records folded in one transaction (one record is one group commit, up to a few
 /// hundred KiB): bounds the memory and the write-lock time of one fold.
@@ -642,7 +643,8 @@ impl Store {
     }
 }
 
-/// `head ($1, …, $n), (…), … tail` with placeholders numbered in order; plain `?` on
+/// `head ($1, …, $n), (…), … tail` with placeholders numbered in order (one column gives
+/// the list of an `IN (…)`); plain `?` on
 /// SQLite, whose lookup of named parameters is linear in their number (a 3,000-parameter
 /// statement spent most of its time there).
 fn multi_row_insert(
