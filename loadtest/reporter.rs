@@ -44,6 +44,11 @@ async fn fake_stripe() -> MockServer {
             .mount(&server)
             .await;
     }
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/v1/accounts/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "acct_bench"})))
+        .mount(&server)
+        .await;
     server
 }
 

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
-use stripe_connect::account::{CreateAccount, CreateAccountType};
+use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveAccount};
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::CheckoutSessionMode;
 
 use crate::billing::catalog::{overage_prices, TierSyncView};
-use crate::billing::client::{Created, Redirect};
+use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
@@ -230,7 +230,8 @@ pub async fn get_account(
     }))
 }
 
-/// Record an existing connected account; every priced tier is synced to it.
+/// Record an existing connected account (checked with Stripe first); every priced tier is
+/// synced to it.
 #[utoipa::path(put, path = "/v1/billing/account", tag = "billing", request_body = PutAccount,
     responses((status = 200, body = AccountView), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)),
@@ -256,6 +257,25 @@ pub async fn put_account(
         if owner != *creator.tenant.id {
             return Err(account_taken());
         }
+    }
+    // The platform must be able to act for the account: Stripe shows it, or says no.
+    match billing
+        .client
+        .send::<_, Created>(&RetrieveAccount::new(id.as_str()), None, None)
+        .await
+    {
+        Ok(_) => {}
+        Err(StripeError::Api {
+            status: 400 | 403 | 404,
+            message,
+            ..
+        }) => {
+            return Err(ApiError::invalid(
+                "stripe_account_not_found",
+                format!("Stripe has no account `{id}` connected to this platform: {message}"),
+            ))
+        }
+        Err(err) => return Err(err.into()),
     }
     let tiers = match connect(billing, &creator, id).await {
         Err(err) if err.code == "already_exists" => return Err(account_taken()),

@@ -16,7 +16,9 @@ use crate::helpers::{
     TestCreator, ADMIN_TOKEN, START,
 };
 use crate::on_both_databases;
-use crate::stripe_fake::{fixture, form, header, FakeStripe, PLATFORM_KEY, WEBHOOK_SECRET};
+use crate::stripe_fake::{
+    fixture, form, header, FakeStripe, MISSING_ACCOUNT, PLATFORM_KEY, WEBHOOK_SECRET,
+};
 
 on_both_databases!(
     tiers_become_products_and_prices_with_the_exact_requests,
@@ -144,7 +146,12 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     assert_eq!(connected["tiers"]["free"]["status"], "not_priced");
 
     let every = fake.server.received_requests().await.unwrap();
-    for request in &every {
+    let (checks, calls): (Vec<_>, Vec<_>) = every.iter().partition(|r| r.method == "GET");
+    // The account was looked up first, as the platform.
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].url.path(), format!("/v1/accounts/{ACCOUNT}"));
+    assert_eq!(header(checks[0], "stripe-account"), None);
+    for request in calls {
         assert_eq!(header(request, "stripe-account"), Some(ACCOUNT));
         assert_eq!(
             header(request, "authorization"),
@@ -429,6 +436,25 @@ async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Bac
         "stripe_account_missing",
     )
     .await;
+    // Nor can it take the first creator's account, or one the platform cannot reach.
+    for (account, status, code) in [
+        (ACCOUNT, 409, "account_taken"),
+        (MISSING_ACCOUNT, 422, "stripe_account_not_found"),
+        ("cus_123", 422, "invalid_account_id"),
+    ] {
+        assert_error(
+            app.send(
+                Method::PUT,
+                "/v1/billing/account",
+                &other.secret_key,
+                Some(&json!({"account_id": account})),
+            )
+            .await,
+            status,
+            code,
+        )
+        .await;
+    }
 }
 
 /// The meter event requests' forms, in arrival order.

@@ -15,6 +15,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const PLATFORM_KEY: &str = "sk_test_platform";
 pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
+/// The one account id the fake does not know.
+pub const MISSING_ACCOUNT: &str = "acct_1Missing";
 
 /// Stripe's example object of a type (`product`, `checkout.session`, …).
 pub fn fixture(kind: &str) -> Value {
@@ -131,6 +133,21 @@ impl FakeStripe {
                 .mount(&server)
                 .await;
         }
+        // Any account is known, but for `MISSING_ACCOUNT`.
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/accounts/{MISSING_ACCOUNT}")))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                "error": {"type": "invalid_request_error", "code": "account_invalid",
+                    "message": "No such account"}
+            })))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/v1/accounts/acct_[A-Za-z0-9_]+$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("account")))
+            .mount(&server)
+            .await;
         Mock::given(method("POST"))
             .and(path("/v1/account_links"))
             .respond_with(ResponseTemplate::new(200).set_body_json(fixture("account_link")))
