@@ -51,6 +51,7 @@ pub const VALUE_PAYLOAD_KEY: &str = "value";
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TierSyncView {
     /// `synced`, `failed` (see `error`; the next change, checkout or connect retries),
+    /// `not_synced` (when read: a change not yet synced, or a sync that failed),
     /// `not_connected` (the creator has no Stripe account yet) or `not_priced` (free, no
     /// overage: nothing to sell).
     pub status: &'static str,
@@ -391,6 +392,36 @@ impl Billing {
                 tracing::warn!(price = %price, error = %err, "archiving a replaced price failed");
             }
         }
+    }
+
+    /// Where every tier stands, from the store alone (no call to Stripe).
+    pub async fn catalog_view(
+        &self,
+        tenant: &Tenant,
+        account: Option<&str>,
+    ) -> Result<BTreeMap<String, TierSyncView>, ApiError> {
+        let synced: HashMap<String, StripeTierRow> = self
+            .store
+            .load_stripe_tiers(&tenant.id)
+            .await?
+            .into_iter()
+            .map(|row| (row.tier_key.clone(), row))
+            .collect();
+        let config = tenant.config();
+        let views = config.tiers.iter().map(|tier| {
+            let view = match (account, synced.get(&*tier.key)) {
+                _ if !tier.is_priced() => TierSyncView::status("not_priced"),
+                (None, _) => TierSyncView::status("not_connected"),
+                (Some(account), Some(row))
+                    if row.definition_hash == definition_hash(account, tier) =>
+                {
+                    TierSyncView::synced(row)
+                }
+                (Some(_), _) => TierSyncView::status("not_synced"),
+            };
+            (tier.key.to_string(), view)
+        });
+        Ok(views.collect())
     }
 
     /// Syncs every tier of a creator (after it connects an account).

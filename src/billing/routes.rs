@@ -54,8 +54,7 @@ pub struct NewOnboarding {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub account_id: Option<String>,
-    /// Each tier's Stripe objects after connecting (absent when only reading).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// Each tier's Stripe objects.
     pub tiers: BTreeMap<String, TierSyncView>,
 }
 
@@ -213,7 +212,8 @@ async fn connect(
     Ok(billing.sync_all_tiers(&creator.tenant).await)
 }
 
-/// The creator's connected Stripe account.
+/// The creator's connected Stripe account, and where each tier stands with Stripe (read
+/// from the store: a tier `not_synced` is synced by its next change or checkout).
 #[utoipa::path(get, path = "/v1/billing/account", tag = "billing",
     responses((status = 200, body = AccountView), (status = 409, body = ErrorBody)),
     security(("secret_key" = [])))]
@@ -224,10 +224,10 @@ pub async fn get_account(
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
     let account_id = billing.store.stripe_account(&creator.tenant.id).await?;
-    Ok(HttpResponse::Ok().json(AccountView {
-        account_id,
-        tiers: BTreeMap::new(),
-    }))
+    let tiers = billing
+        .catalog_view(&creator.tenant, account_id.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(AccountView { account_id, tiers }))
 }
 
 /// Record an existing connected account (checked with Stripe first); every priced tier is

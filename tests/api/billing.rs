@@ -264,6 +264,17 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     }
 }
 
+/// A tier's Stripe standing as `GET /v1/billing/account` reads it from the store.
+async fn tier_standing(app: &TestApp, creator: &TestCreator, tier: &str) -> Value {
+    let account = ok_json(
+        app.get("/v1/billing/account", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    assert_eq!(account["account_id"], ACCOUNT);
+    account["tiers"][tier]["status"].clone()
+}
+
 async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = billing_app(backend, &fake).await;
@@ -293,6 +304,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
         .as_str()
         .unwrap()
         .contains("Stripe answered 500"));
+    assert_eq!(tier_standing(&app, &creator, "pro").await, "not_synced");
 
     let retried = ok_json(
         app.send(
@@ -306,6 +318,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
     )
     .await;
     assert_eq!(retried["stripe"]["status"], "synced", "{retried}");
+    assert_eq!(tier_standing(&app, &creator, "pro").await, "synced");
     // The product step went again under its key and got back the one product made.
     let products = fake.requests("/v1/products").await;
     assert_eq!(products.len(), 2);
