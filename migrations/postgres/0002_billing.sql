@@ -10,13 +10,14 @@ ALTER TABLE customers ADD COLUMN stripe_subscription_id TEXT;
 ALTER TABLE customers ADD COLUMN subscription_event_at BIGINT;
 
 -- The Billing Meter made on the creator's account for each of its meters that some tier
--- bills overage on.
+-- bills overage on, and when: usage from before then was never this meter's to bill.
 CREATE TABLE stripe_meters (
     creator_id TEXT NOT NULL REFERENCES creators (id),
     meter_key TEXT NOT NULL,
     account_id TEXT NOT NULL,
     stripe_meter_id TEXT NOT NULL,
     event_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
     PRIMARY KEY (creator_id, meter_key)
 );
 

@@ -34,7 +34,7 @@ use stripe_product::product::{CreateProduct, UpdateProduct};
 use stripe_shared::{PriceBillingScheme, PriceTiersMode};
 
 use crate::billing::client::{Created, StripeError};
-use crate::billing::Billing;
+use crate::billing::{turn, Billing};
 use crate::error::ApiError;
 use crate::meters::model::Meter;
 use crate::store::billing::{StripeMeterRow, StripeTierRow};
@@ -142,12 +142,7 @@ impl Billing {
         tenant: &Tenant,
         tier_key: &str,
     ) -> Result<Option<StripeTierRow>, ApiError> {
-        let turn = self
-            .sync_turns
-            .entry(tenant.id.clone())
-            .or_default()
-            .clone();
-        let _turn = turn.lock().await;
+        let _turn = turn(&self.sync_turns, &tenant.id).await;
         let config = tenant.config();
         let Some(tier) = config.tier_id(tier_key).map(|id| config.tier(id).clone()) else {
             return Ok(None);
@@ -312,9 +307,15 @@ impl Billing {
             .send::<R, Created>(request, Some(account), Some(&format!("{key}:{refusals}")))
             .await;
         match sent {
-            Ok(created) => Ok(created.id),
+            Ok(created) => {
+                self.refused_keys.remove(key);
+                Ok(created.id)
+            }
             Err(err) => {
-                if matches!(err, StripeError::Api { .. }) {
+                // Stripe keeps no result for a rate-limited request or one that collided
+                // with the same key still running: those are retried under the same key.
+                let kept_by_stripe = matches!(err, StripeError::Api { status, .. } if status != 409 && status != 429);
+                if kept_by_stripe {
                     *self.refused_keys.entry(key.to_string()).or_default() += 1;
                 }
                 Err(err.into())
@@ -361,6 +362,7 @@ impl Billing {
             account_id: account.to_string(),
             stripe_meter_id,
             event_name,
+            created_at: self.clock.now(),
         };
         self.store.save_stripe_meter(creator_id, &row).await?;
         Ok(row)

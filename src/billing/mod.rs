@@ -28,6 +28,15 @@ use crate::store::Store;
 
 use client::StripeClient;
 
+/// A lock per creator, taken with `turn`.
+type Turns = Arc<DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>;
+
+/// Waits for the creator's turn: its changes of one kind happen one at a time.
+async fn turn(turns: &Turns, creator_id: &Arc<str>) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = turns.entry(creator_id.clone()).or_default().clone();
+    lock.lock_owned().await
+}
+
 /// What the billing handlers and the reporter share.
 #[derive(Clone)]
 pub struct Billing {
@@ -36,7 +45,9 @@ pub struct Billing {
     pub clock: SharedClock,
     pub config: Arc<StripeConfig>,
     /// One catalog sync at a time per creator (`catalog`).
-    sync_turns: Arc<DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    sync_turns: Turns,
+    /// One webhook effect at a time per creator (`webhooks`).
+    webhook_turns: Turns,
     /// Refusals so far per catalog idempotency key (`catalog`).
     refused_keys: Arc<DashMap<String, u32>>,
 }
@@ -62,6 +73,7 @@ impl Billing {
             clock,
             config: Arc::new(config.clone()),
             sync_turns: Arc::default(),
+            webhook_turns: Arc::default(),
             refused_keys: Arc::default(),
         }))
     }

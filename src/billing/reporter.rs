@@ -5,8 +5,8 @@
 //! per meter says how many whole units of its all-time durable usage are accounted for.
 //! Whatever has grown past it becomes a report when the customer's tier bills that
 //! meter's overage, and is passed over when it does not (so usage is billed by the tier
-//! in force when a pass sees it; a customer first seen is billed from the hour of its
-//! current assignment). The report and the advanced cursor are written in one transaction,
+//! in force when a pass sees it; a customer first seen is billed from the hour it could
+//! first be: its last change of tier or Stripe id, or the Stripe meter's creation). The report and the advanced cursor are written in one transaction,
 //! with a deterministic identifier (`stry_<hash of creator, customer, meter>_<sequence>`),
 //! before anything is sent; the fraction below a whole unit stays behind and goes out once
 //! it adds up. *Send*: every report due is sent with its identifier until Stripe accepts
@@ -216,12 +216,12 @@ impl Pass {
                 let key = (total.customer_id.clone(), total.meter_key.clone());
                 let (mut cursor, first_sight) = match cursors.remove(&key) {
                     Some(cursor) => (cursor, false),
-                    // Usage from before the hour of the current assignment belongs to no
-                    // tier that this customer bought here; on a tier that bills nothing,
-                    // nothing so far is billed.
+                    // Usage from before the customer could be billed (its last change,
+                    // the Stripe meter's creation) is nobody's to bill; on a tier that
+                    // bills nothing, nothing so far is billed.
                     None => {
                         let baseline = if billed {
-                            total.before_assignment / SCALE
+                            total.before_billable / SCALE
                         } else {
                             units
                         };

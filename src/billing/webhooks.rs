@@ -12,7 +12,8 @@
 //!
 //! Subscription events apply to the subscription the customer bought through Checkout,
 //! and only in order: an event about another subscription, or older than the last one
-//! applied, changes nothing.
+//! applied (a completed checkout included), changes nothing. A creator's events are
+//! applied one at a time, so two deliveries cannot interleave.
 //!
 //! Only the fields used are read (serde, lenient), so events from any API version parse.
 
@@ -25,7 +26,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::billing::catalog::overage_prices;
-use crate::billing::{billing_off, Billing};
+use crate::billing::{billing_off, turn, Billing};
 use crate::customers::model::CustomerUpdate;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
@@ -258,21 +259,22 @@ async fn handle(
         "checkout.session.completed" => id_field(object, "subscription"),
         _ => object["id"].as_str().map(String::from),
     };
+    // Read, decide and write one event at a time, so two events cannot interleave.
+    let _turn = turn(&billing.webhook_turns, &creator.tenant.id).await;
     let known = billing
         .store
         .subscription(&creator.tenant.id, customer_id)
         .await?;
-    if event.kind.starts_with("customer.subscription.") {
-        let other = known.stripe_subscription_id.is_some()
-            && known.stripe_subscription_id != subscription_id;
-        let stale = known
-            .subscription_event_at
-            .is_some_and(|at| event.created < at);
-        if other || stale {
-            tracing::info!(creator = %creator.tenant.slug, event = %event.id, other, stale,
-                "a subscription event that no longer decides the tier; kept as history");
-            return Ok(false);
-        }
+    let stale = known
+        .subscription_event_at
+        .is_some_and(|at| event.created < at);
+    let other = event.kind.starts_with("customer.subscription.")
+        && known.stripe_subscription_id.is_some()
+        && known.stripe_subscription_id != subscription_id;
+    if other || stale {
+        tracing::info!(creator = %creator.tenant.slug, event = %event.id, other, stale,
+            "an event that no longer decides the tier; kept as history");
+        return Ok(false);
     }
     let tier = match event.kind.as_str() {
         "checkout.session.completed" => match metadata(object, "staryer_tier") {
@@ -316,7 +318,7 @@ async fn handle(
     let current = SubscriptionRow {
         stripe_subscription_id: subscription_id
             .filter(|_| event.kind != "customer.subscription.deleted"),
-        subscription_event_at: Some(event.created),
+        subscription_event_at: known.subscription_event_at.max(Some(event.created)),
     };
     billing
         .store

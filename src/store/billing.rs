@@ -15,6 +15,7 @@ pub struct StripeMeterRow {
     pub account_id: String,
     pub stripe_meter_id: String,
     pub event_name: String,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -39,8 +40,10 @@ pub struct BillableTotalRow {
     pub tier_key: Option<String>,
     pub meter_key: String,
     pub total: i64,
-    /// The part of `total` in hours before the hour its current tier was assigned.
-    pub before_assignment: i64,
+    /// The part of `total` in hours before the customer could be billed for the meter:
+    /// before the hour of the later of its last change (tier, Stripe id) and the Stripe
+    /// meter's creation.
+    pub before_billable: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -167,7 +170,7 @@ impl Store {
         meter_key: &str,
     ) -> Result<Option<StripeMeterRow>, StoreError> {
         sqlx::query_as::<_, StripeMeterRow>(
-            "SELECT meter_key, account_id, stripe_meter_id, event_name FROM stripe_meters \
+            "SELECT meter_key, account_id, stripe_meter_id, event_name, created_at FROM stripe_meters \
              WHERE creator_id = $1 AND meter_key = $2",
         )
         .bind(creator_id)
@@ -182,7 +185,7 @@ impl Store {
         creator_id: &str,
     ) -> Result<Vec<StripeMeterRow>, StoreError> {
         sqlx::query_as::<_, StripeMeterRow>(
-            "SELECT meter_key, account_id, stripe_meter_id, event_name FROM stripe_meters \
+            "SELECT meter_key, account_id, stripe_meter_id, event_name, created_at FROM stripe_meters \
              WHERE creator_id = $1",
         )
         .bind(creator_id)
@@ -198,15 +201,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO stripe_meters (creator_id, meter_key, account_id, stripe_meter_id, \
-             event_name) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (creator_id, meter_key) \
-             DO UPDATE SET account_id = excluded.account_id, \
-             stripe_meter_id = excluded.stripe_meter_id, event_name = excluded.event_name",
+             event_name, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (creator_id, meter_key) DO UPDATE SET account_id = excluded.account_id, \
+             stripe_meter_id = excluded.stripe_meter_id, event_name = excluded.event_name, \
+             created_at = excluded.created_at",
         )
         .bind(creator_id)
         .bind(&meter.meter_key)
         .bind(&meter.account_id)
         .bind(&meter.stripe_meter_id)
         .bind(&meter.event_name)
+        .bind(meter.created_at)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -342,22 +347,26 @@ impl Store {
 
     // --- reports ----------------------------------------------------------------------------
 
-    /// For every customer with a Stripe customer id: its all-time durable usage of each
-    /// meter, and the part of it from before the hour its current tier was assigned.
+    /// For every customer with a Stripe customer id and every meter with a Stripe meter:
+    /// the customer's all-time durable usage, and the part of it from before it could be
+    /// billed (see `BillableTotalRow::before_billable`).
     pub async fn billable_totals(
         &self,
         creator_id: &str,
     ) -> Result<Vec<BillableTotalRow>, StoreError> {
-        sqlx::query_as::<_, BillableTotalRow>(
+        let since = format!("{}(c.updated_at, m.created_at)", self.max_fn());
+        sqlx::query_as::<_, BillableTotalRow>(&format!(
             "SELECT c.id AS customer_id, c.stripe_customer_id, c.tier_key, b.meter_key, \
              CAST(SUM(b.value) AS BIGINT) AS total, \
-             CAST(SUM(CASE WHEN b.bucket_start < c.assigned_at - (c.assigned_at % 3600) \
-             THEN b.value ELSE 0 END) AS BIGINT) AS before_assignment \
-             FROM customers c JOIN usage_buckets b \
-             ON b.creator_id = c.creator_id AND b.customer_id = c.id \
+             CAST(SUM(CASE WHEN b.bucket_start < {since} - ({since} % 3600) \
+             THEN b.value ELSE 0 END) AS BIGINT) AS before_billable \
+             FROM customers c \
+             JOIN stripe_meters m ON m.creator_id = c.creator_id \
+             JOIN usage_buckets b ON b.creator_id = c.creator_id AND b.customer_id = c.id \
+             AND b.meter_key = m.meter_key \
              WHERE c.creator_id = $1 AND c.stripe_customer_id IS NOT NULL \
-             GROUP BY c.id, c.stripe_customer_id, c.tier_key, b.meter_key",
-        )
+             GROUP BY c.id, c.stripe_customer_id, c.tier_key, b.meter_key"
+        ))
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await

@@ -226,6 +226,14 @@ impl Store {
         self.dialect
     }
 
+    /// The maximum of its arguments (not the aggregate): the one dialect difference.
+    fn max_fn(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "MAX",
+            Dialect::Postgres => "GREATEST",
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -585,10 +593,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         folded: &FlushJob,
     ) -> Result<(), sqlx::Error> {
-        let max_fn = match self.dialect {
-            Dialect::Sqlite => "MAX",
-            Dialect::Postgres => "GREATEST",
-        };
+        let max_fn = self.max_fn();
         let conflict =
             "ON CONFLICT (creator_id, customer_id, meter_key, period_start, bucket_start)";
         let sum_tail =
@@ -655,6 +660,10 @@ fn multi_row_insert(
     tail: &str,
 ) -> String {
     use std::fmt::Write;
+    debug_assert!(
+        !(head.contains(['$', '?']) || tail.contains(['$', '?'])),
+        "placeholders are numbered from 1 here: head and tail must carry none"
+    );
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
     sql.push_str(head);
     let mut n = 0;

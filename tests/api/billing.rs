@@ -26,6 +26,7 @@ on_both_databases!(
     checkout_sells_a_tier_with_its_prices_and_the_platform_fee,
     the_reporter_sends_whole_units_and_carries_fractions,
     tier_changes_bill_each_unit_once_by_the_tier_in_force,
+    usage_from_before_billing_starts_is_not_billed,
     a_stripe_outage_loses_and_doubles_nothing,
     a_kill_mid_report_resends_the_same_identifier,
     the_v2_stream_carries_reports_in_bulk,
@@ -566,6 +567,31 @@ async fn tier_changes_bill_each_unit_once_by_the_tier_in_force(backend: Backend)
     assert_eq!(values, ["5", "1", "2"]);
 }
 
+async fn usage_from_before_billing_starts_is_not_billed(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, _) = connected_creator(&app).await;
+    // On pro, but with no Stripe customer yet: nothing to bill to.
+    put_customer(&app, &creator, "c1", json!({"tier": "pro"})).await;
+    use_api(&app, &creator, "c1", 5.0).await;
+    app.clock.advance(2 * 3_600);
+    put_customer(
+        &app,
+        &creator,
+        "c1",
+        json!({"tier": "pro", "stripe_customer_id": "cus_C1"}),
+    )
+    .await;
+    use_api(&app, &creator, "c1", 2.0).await;
+    let sent = meter_events(&fake, 1).await;
+    assert_eq!(
+        sent[0]["payload[value]"], "2",
+        "the 5 from before are not billed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.requests("/v1/billing/meter_events").await.len(), 1);
+}
+
 /// Moves the clock past every backoff until `count` reports are sent (10 s at most).
 async fn until_sent(app: &TestApp, creator: &TestCreator, count: usize) -> Vec<Value> {
     for _ in 0..200 {
@@ -1030,13 +1056,21 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
     };
     let bought = fixture("subscription")["id"].as_str().unwrap().to_string();
 
-    let mut session = fixture("checkout.session");
-    session["mode"] = json!("subscription");
-    session["client_reference_id"] = json!("c1");
-    session["customer"] = json!("cus_NEW");
-    session["subscription"] = json!(bought);
-    session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
-    let handled = deliver("evt_checkout", "checkout.session.completed", session).await;
+    let completed_checkout = || {
+        let mut session = fixture("checkout.session");
+        session["mode"] = json!("subscription");
+        session["client_reference_id"] = json!("c1");
+        session["customer"] = json!("cus_NEW");
+        session["subscription"] = json!(bought);
+        session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
+        session
+    };
+    let handled = deliver(
+        "evt_checkout",
+        "checkout.session.completed",
+        completed_checkout(),
+    )
+    .await;
     assert_eq!(handled["handled"], true);
     assert_eq!(tier_of(&app, &creator, "c1").await, "pro");
 
@@ -1106,6 +1140,16 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
     )
     .await;
     assert_eq!(late["handled"], false);
+    assert_eq!(tier_of(&app, &creator, "c1").await, "free");
+    // So is the checkout itself, redelivered after the deletion.
+    let replayed = deliver_at(
+        "evt_checkout_again",
+        "checkout.session.completed",
+        deleted_at - 20,
+        completed_checkout(),
+    )
+    .await;
+    assert_eq!(replayed["handled"], false);
     assert_eq!(tier_of(&app, &creator, "c1").await, "free");
 
     for (id, kind, status) in [
