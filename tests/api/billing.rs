@@ -59,6 +59,14 @@ async fn billing_app_with(
     .await
 }
 
+/// A billing daemon on a fresh fake Stripe, with a connected creator (`connected_creator`).
+async fn connected_app(backend: Backend) -> (FakeStripe, TestApp, TestCreator, Value) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let (creator, connected) = connected_creator(&app).await;
+    (fake, app, creator, connected)
+}
+
 /// The tiers every billing test sells: `free` (the default; api blocked at 100), `pro`
 /// ($29 a month, 1000 api calls included, 0.5¢ each past them) and `team` ($99, 10000
 /// included, 0.25¢ each).
@@ -139,9 +147,7 @@ fn metric(metrics: &str, name: &str) -> f64 {
 }
 
 async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, connected) = connected_creator(&app).await;
+    let (fake, app, creator, connected) = connected_app(backend).await;
     let pro = &connected["tiers"]["pro"];
     assert_eq!(pro["status"], "synced", "{connected}");
     assert_eq!(connected["tiers"]["free"]["status"], "not_priced");
@@ -339,9 +345,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
 }
 
 async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, connected) = connected_creator(&app).await;
+    let (fake, app, creator, connected) = connected_app(backend).await;
     put_customer(
         &app,
         &creator,
@@ -478,9 +482,7 @@ async fn meter_events(fake: &FakeStripe, count: usize) -> Vec<HashMap<String, St
 }
 
 async fn the_reporter_sends_whole_units_and_carries_fractions(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, _) = connected_creator(&app).await;
+    let (fake, app, creator, _) = connected_app(backend).await;
     put_customer(
         &app,
         &creator,
@@ -542,9 +544,7 @@ async fn the_reporter_sends_whole_units_and_carries_fractions(backend: Backend) 
 }
 
 async fn tier_changes_bill_each_unit_once_by_the_tier_in_force(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, _) = connected_creator(&app).await;
+    let (fake, app, creator, _) = connected_app(backend).await;
     let on = |tier: &str| json!({"tier": tier, "stripe_customer_id": "cus_C1"});
     put_customer(&app, &creator, "c1", on("pro")).await;
     use_api(&app, &creator, "c1", 5.0).await;
@@ -568,9 +568,7 @@ async fn tier_changes_bill_each_unit_once_by_the_tier_in_force(backend: Backend)
 }
 
 async fn usage_from_before_billing_starts_is_not_billed(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, _) = connected_creator(&app).await;
+    let (fake, app, creator, _) = connected_app(backend).await;
     // On pro, but with no Stripe customer yet: nothing to bill to.
     put_customer(&app, &creator, "c1", json!({"tier": "pro"})).await;
     use_api(&app, &creator, "c1", 5.0).await;
@@ -609,9 +607,7 @@ async fn until_sent(app: &TestApp, creator: &TestCreator, count: usize) -> Vec<V
 }
 
 async fn a_stripe_outage_loses_and_doubles_nothing(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, _) = connected_creator(&app).await;
+    let (fake, app, creator, _) = connected_app(backend).await;
     // Three failures that Stripe says to retry (a rate limit, a 503, an explicit yes),
     // then a refusal for good for one customer.
     fake.fail("/v1/billing/meter_events", 1, 429, None).await;
@@ -951,9 +947,8 @@ fn sign(body: &str) -> String {
 }
 
 async fn webhooks_are_verified_and_idempotent(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, _) = connected_creator(&app).await;
+    // `_fake` keeps the fake Stripe serving until the test ends.
+    let (_fake, app, creator, _) = connected_app(backend).await;
     let mut invoice = fixture("invoice");
     invoice["customer"] = json!("cus_nobody");
     let body = stripe_event("evt_1", "invoice.created", START, invoice);
@@ -1033,9 +1028,7 @@ async fn tier_of(app: &TestApp, creator: &TestCreator, customer: &str) -> Value 
 }
 
 async fn webhooks_move_customers_between_tiers(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
-    let (creator, connected) = connected_creator(&app).await;
+    let (fake, app, creator, connected) = connected_app(backend).await;
     put_customer(
         &app,
         &creator,
