@@ -12,7 +12,7 @@ use staryer::config::MeterEventTransport;
 use stripe_webhook::Webhook;
 
 use crate::helpers::{
-    assert_error, free_port, ok_json, spawn_app, spawn_app_with, Backend, Daemon, TestApp,
+    assert_error, free_port, ok_json, spawn_app, spawn_app_with, Backend, Daemon, Outage, TestApp,
     TestCreator, ADMIN_TOKEN, START,
 };
 use crate::on_both_databases;
@@ -32,6 +32,7 @@ on_both_databases!(
     the_v2_stream_carries_reports_in_bulk,
     webhooks_are_verified_and_idempotent,
     webhooks_move_customers_between_tiers,
+    a_webhook_whose_effect_fails_is_applied_on_redelivery,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -1023,6 +1024,50 @@ async fn webhooks_are_verified_and_idempotent(backend: Backend) {
     );
 }
 
+/// Customer `c1`'s completed Checkout Session for tier `pro`, subscription `subscription`,
+/// Stripe customer `cus_NEW`.
+fn completed_checkout(subscription: &str) -> Value {
+    let mut session = fixture("checkout.session");
+    session["mode"] = json!("subscription");
+    session["client_reference_id"] = json!("c1");
+    session["customer"] = json!("cus_NEW");
+    session["subscription"] = json!(subscription);
+    session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
+    session
+}
+
+async fn a_webhook_whose_effect_fails_is_applied_on_redelivery(backend: Backend) {
+    let (_fake, app, creator, _) = connected_app(backend.clone()).await;
+    put_customer(&app, &creator, "c1", json!({"tier": "free"})).await;
+    let body = stripe_event(
+        "evt_buy",
+        "checkout.session.completed",
+        START,
+        completed_checkout("sub_1"),
+    );
+    let outage = Outage::begin(&app.database_url, &backend).await;
+    let failed = post_webhook(&app, &body, Some(&sign(&body))).await;
+    assert_eq!(failed.status(), 503, "Stripe will deliver it again");
+    outage.end().await;
+    // Stripe redelivers until it gets a 2xx.
+    let mut answer = Value::Null;
+    for _ in 0..100 {
+        let response = post_webhook(&app, &body, Some(&sign(&body))).await;
+        if response.status() == 200 {
+            answer = response.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        answer["handled"], true,
+        "not recorded before, so applied now: {answer}"
+    );
+    assert_eq!(tier_of(&app, &creator, "c1").await, "pro");
+    let again = ok_json(post_webhook(&app, &body, Some(&sign(&body))).await, 200).await;
+    assert_eq!(again["duplicate"], true);
+}
+
 async fn tier_of(app: &TestApp, creator: &TestCreator, customer: &str) -> Value {
     app.usage(creator, customer).await["tier"].clone()
 }
@@ -1049,19 +1094,10 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
     };
     let bought = fixture("subscription")["id"].as_str().unwrap().to_string();
 
-    let completed_checkout = || {
-        let mut session = fixture("checkout.session");
-        session["mode"] = json!("subscription");
-        session["client_reference_id"] = json!("c1");
-        session["customer"] = json!("cus_NEW");
-        session["subscription"] = json!(bought);
-        session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
-        session
-    };
     let handled = deliver(
         "evt_checkout",
         "checkout.session.completed",
-        completed_checkout(),
+        completed_checkout(&bought),
     )
     .await;
     assert_eq!(handled["handled"], true);
@@ -1139,7 +1175,7 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
         "evt_checkout_again",
         "checkout.session.completed",
         deleted_at - 20,
-        completed_checkout(),
+        completed_checkout(&bought),
     )
     .await;
     assert_eq!(replayed["handled"], false);

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::helpers::{assert_error, free_port, ok_json, spawn_app, Backend, Daemon, ADMIN_TOKEN};
+use crate::helpers::{
+    assert_error, free_port, ok_json, spawn_app, Backend, Daemon, Outage, ADMIN_TOKEN,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -99,67 +101,6 @@ async fn acknowledged_events_survive_a_sigkill_of_the_daemon(backend: Backend) {
     )
     .await;
     assert_eq!(usage["meters"][0]["used"], 20.0 * 1.5 + 100.0 + 100.0);
-}
-
-/// Makes the store refuse writes, and gives them back.
-enum Outage {
-    /// Another connection holds SQLite's write lock.
-    SqliteLock(sqlx::SqliteConnection),
-    /// The test database refuses connections and its sessions are ended.
-    PostgresClosed {
-        admin: sqlx::PgConnection,
-        database: String,
-    },
-}
-
-impl Outage {
-    async fn begin(database_url: &str, backend: &Backend) -> Outage {
-        match backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-                sqlx::query("BEGIN EXCLUSIVE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                Outage::SqliteLock(conn)
-            }
-            Backend::Postgres(server) => {
-                let database = database_url.rsplit_once('/').unwrap().1.to_string();
-                let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-                sqlx::query(&format!(
-                    "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
-                ))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                )
-                .bind(&database)
-                .execute(&mut admin)
-                .await
-                .unwrap();
-                Outage::PostgresClosed { admin, database }
-            }
-        }
-    }
-
-    async fn end(self) {
-        match self {
-            Outage::SqliteLock(mut conn) => {
-                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-            }
-            Outage::PostgresClosed {
-                mut admin,
-                database,
-            } => {
-                sqlx::query(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
 }
 
 async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backend: Backend) {

@@ -420,3 +420,64 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Makes the store refuse writes, and gives them back.
+pub enum Outage {
+    /// Another connection holds SQLite's write lock.
+    SqliteLock(sqlx::SqliteConnection),
+    /// The test database refuses connections and its sessions are ended.
+    PostgresClosed {
+        admin: sqlx::PgConnection,
+        database: String,
+    },
+}
+
+impl Outage {
+    pub async fn begin(database_url: &str, backend: &Backend) -> Outage {
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Outage::SqliteLock(conn)
+            }
+            Backend::Postgres(server) => {
+                let database = database_url.rsplit_once('/').unwrap().1.to_string();
+                let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+                sqlx::query(&format!(
+                    "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
+                ))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(&database)
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                Outage::PostgresClosed { admin, database }
+            }
+        }
+    }
+
+    pub async fn end(self) {
+        match self {
+            Outage::SqliteLock(mut conn) => {
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            Outage::PostgresClosed {
+                mut admin,
+                database,
+            } => {
+                sqlx::query(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
