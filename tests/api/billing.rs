@@ -60,6 +60,21 @@ async fn billing_app_with(
     .await
 }
 
+/// Connects the creator to `ACCOUNT`; answers each tier's Stripe standing.
+async fn connect_account(app: &TestApp, creator: &TestCreator) -> Value {
+    ok_json(
+        app.send(
+            Method::PUT,
+            "/v1/billing/account",
+            &creator.secret_key,
+            Some(&json!({"account_id": ACCOUNT})),
+        )
+        .await,
+        200,
+    )
+    .await
+}
+
 /// A billing daemon on a fresh fake Stripe, with a connected creator (`connected_creator`).
 async fn connected_app(backend: Backend) -> (FakeStripe, TestApp, TestCreator, Value) {
     let fake = FakeStripe::start().await;
@@ -93,17 +108,7 @@ async fn connected_creator(app: &TestApp) -> (TestCreator, Value) {
     for tier in tiers() {
         ok_json(app.post("/v1/tiers", &creator.secret_key, &tier).await, 201).await;
     }
-    let connected = ok_json(
-        app.send(
-            Method::PUT,
-            "/v1/billing/account",
-            &creator.secret_key,
-            Some(&json!({"account_id": ACCOUNT})),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let connected = connect_account(app, &creator).await;
     (creator, connected)
 }
 
@@ -288,17 +293,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
     let app = billing_app(backend, &fake).await;
     let creator = app.create_creator("acme").await;
     app.create_meter(&creator, "api", "sum", "month").await;
-    ok_json(
-        app.send(
-            Method::PUT,
-            "/v1/billing/account",
-            &creator.secret_key,
-            Some(&json!({"account_id": ACCOUNT})),
-        )
-        .await,
-        200,
-    )
-    .await;
+    connect_account(&app, &creator).await;
     // The product is made, then Stripe fails on the price: the tier is kept, unsynced.
     fake.fail("/v1/prices", 1, 500, None).await;
     let created = ok_json(
