@@ -1,19 +1,38 @@
 #!/usr/bin/env python3
 """Staryer's load test: one command, bounded in time, loopback only.
 
+Usage: loadtest/run [--quick]      (or: python3 loadtest/run.py [--quick])
+       loadtest/run --help
+
 Builds in release, then in one run measures:
   1. the floor: loadtest/floor.rs (bare actix-web, same JSON, fixed answer, same workers);
   2. POST /v1/check;  3. POST /v1/events, one event (durable);
   4. POST /v1/events, batches of 100, without and with idempotency keys;
 on SQLite and on PostgreSQL, with a creator of 10,000 customers and three meters, driven
 by wrk from a second process. Then peak RSS, memory per live counter with 1,000,000
-counters, and start-to-ready time with 1,000,000 counters in the database. Writes
-loadtest/results/latest.{json,md} and loadtest/results/chart.svg (throughput and p99
-against connections).
+counters, and start-to-ready time with 1,000,000 counters in the database.
 
-Usage: loadtest/run [--quick]   (see BENCHMARKS.md)
-Environment: STARYER_LOADTEST_PG (PostgreSQL server URL, default
-postgres://postgres@127.0.0.1:5432/postgres), DURATION (seconds per wrk run, default 10).
+Options:
+  --quick      a shorter pass: 3 s per wrk run and 100,000 counters (about three
+               minutes instead of about ten)
+  -h, --help   print this text and exit
+
+Prerequisites:
+  - cargo: the daemon and loadtest/floor.rs are built with `cargo build --release`;
+  - wrk: loadtest/run installs it with `apt-get install wrk` when it is missing (as
+    root); run.py itself stops when wrk is missing;
+  - psql, and a PostgreSQL server reachable at STARYER_LOADTEST_PG whose user may
+    CREATE DATABASE (each run makes its databases and drops them at the end);
+  - free ports 18181 and 18182 on 127.0.0.1: everything runs over loopback only.
+
+Environment:
+  STARYER_LOADTEST_PG  PostgreSQL server URL
+                       (default postgres://postgres@127.0.0.1:5432/postgres)
+  DURATION             seconds per wrk run (default 10; 3 with --quick)
+
+Writes loadtest/results/latest.json, loadtest/results/latest.md (the table, also printed)
+and loadtest/results/chart.svg (throughput and p99 against connections). BENCHMARKS.md
+holds the numbers of a full run.
 """
 
 import http.client
@@ -32,7 +51,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "loadtest", "results")
 LUA = os.path.join(ROOT, "loadtest", "staryer.lua")
 PG_SERVER = os.environ.get("STARYER_LOADTEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
-QUICK = "--quick" in sys.argv
+
+
+def parse_arguments(arguments):
+    """`--quick` or nothing; `-h`/`--help` prints the usage and exits 0; anything else
+    prints it to stderr and exits 2. Runs before anything is built or started."""
+    if any(arg in ("-h", "--help") for arg in arguments):
+        print(__doc__.strip())
+        sys.exit(0)
+    unknown = [arg for arg in arguments if arg != "--quick"]
+    if unknown:
+        print(f"loadtest/run: unknown argument {unknown[0]!r}\n\n{__doc__.strip()}", file=sys.stderr)
+        sys.exit(2)
+    return "--quick" in arguments
+
+
+QUICK = parse_arguments(sys.argv[1:])
 DURATION = int(os.environ.get("DURATION", "3" if QUICK else "10"))
 CONNECTIONS = 64
 SWEEP = [1, 4, 16, 64, 256]

@@ -1,16 +1,45 @@
 //! Typed configuration: the built-in `config/default.toml`, then the file named by
 //! `STARYER_CONFIG`, then `STARYER__<SECTION>__<KEY>` environment variables, later ones
-//! winning. Everything is validated here, at boot, so the rest of the daemon reads plain
-//! fields. See `config/default.toml` for each field's meaning and default.
+//! winning. Everything is validated here, at boot and before anything is written, so the
+//! rest of the daemon reads plain fields.
+//!
+//! Strict: a key in the file or a `STARYER__…` variable that names no setting stops the
+//! start with the nearest valid name (a typo must not silently leave billing off). The
+//! settings are `config/default.toml`'s keys, which cannot drift from these structs: every
+//! struct refuses unknown fields and has no serde defaults, so the built-in file must carry
+//! exactly the fields (a unit test parses it), and `docs/configuration.md` is generated
+//! from its comments (a unit test compares them).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The defaults, compiled in so the binary runs from any working directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+/// Settings whose values never leave the process (logs, `staryer config`).
+const SECRET_SETTINGS: &[&str] = &["admin.token", "stripe.secret_key", "stripe.webhook_secret"];
+
+/// The prefix of the environment variables that set settings.
+const ENV_PREFIX: &str = "STARYER__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown setting `{name}` in {source_name}{hint}")]
+    UnknownSetting {
+        name: String,
+        source_name: String,
+        hint: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Read(#[from] config::ConfigError),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Directory for the SQLite database and the generated admin token.
     pub data_dir: PathBuf,
@@ -19,9 +48,27 @@ pub struct Config {
     pub admin: AdminConfig,
     pub ingest: IngestConfig,
     pub stripe: StripeConfig,
+    pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (colours only on a terminal) or `json` (one object a line).
+    pub format: LogFormat,
+    /// Which lines to write, in `RUST_LOG`'s syntax; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Listen address; port 0 picks a free port (tests).
     pub bind: String,
@@ -31,7 +78,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// Empty: SQLite `staryer.db` in `data_dir`; otherwise a `sqlite://` or `postgres://` URL.
     pub url: String,
@@ -43,7 +91,8 @@ pub struct DatabaseConfig {
     pub health_interval_ms: u64,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Platform owner's token; empty means generated and kept in `data_dir/admin_token`.
     pub token: String,
@@ -57,7 +106,8 @@ impl std::fmt::Debug for AdminConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     /// Most bucket writes one group commit carries.
     pub max_batch_writes: usize,
@@ -71,7 +121,8 @@ pub struct IngestConfig {
     pub maintenance_interval_secs: u64,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct StripeConfig {
     /// Platform secret key; empty means billing is off.
     pub secret_key: String,
@@ -93,7 +144,7 @@ pub struct StripeConfig {
     pub request_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MeterEventTransport {
     V1,
@@ -126,12 +177,27 @@ fn redacted(secret: &str) -> &'static str {
 }
 
 impl Config {
-    /// Defaults < `STARYER_CONFIG` file < `STARYER__*` environment.
-    pub fn load() -> Result<Self, config::ConfigError> {
+    /// Defaults < `STARYER_CONFIG` file < `STARYER__*` environment, strictly: unknown
+    /// keys and variables are refused, every value is validated.
+    pub fn load() -> Result<Self, ConfigError> {
+        let known = known_settings();
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Ok(path) = std::env::var("STARYER_CONFIG") {
-            builder = builder.add_source(config::File::with_name(&path));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::Invalid(format!("STARYER_CONFIG={path}: {e}")))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError::Invalid(format!("STARYER_CONFIG={path}: {e}")))?;
+            for name in setting_names(&table) {
+                refuse_unknown(&known, &name, &path, str::to_string)?;
+            }
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        for (variable, _) in std::env::vars() {
+            if let Some(rest) = variable.strip_prefix(ENV_PREFIX) {
+                let name = rest.to_ascii_lowercase().replace("__", ".");
+                refuse_unknown(&known, &name, &format!("variable {variable}"), env_name)?;
+            }
         }
         let config: Config = builder
             .add_source(
@@ -147,31 +213,65 @@ impl Config {
 
     /// The defaults alone, with the data directory moved (tests, benches, the demo).
     pub fn defaults_in(data_dir: impl Into<PathBuf>) -> Self {
-        let mut config: Config = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .expect("the built-in defaults parse");
+        let mut config: Config = toml::from_str(DEFAULTS).expect("the built-in defaults parse");
         config.data_dir = data_dir.into();
         config
     }
 
-    fn validated(self) -> Result<Self, config::ConfigError> {
-        let fail = |msg: &str| Err(config::ConfigError::Message(msg.to_string()));
-        if self.database.max_connections == 0 {
-            return fail("database.max_connections must be at least 1");
+    fn validated(self) -> Result<Self, ConfigError> {
+        let fail = |msg: String| Err(ConfigError::Invalid(msg));
+        let at_least_one = [
+            ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            (
+                "database.max_connections",
+                self.database.max_connections as u64,
+            ),
+            ("database.write_timeout_ms", self.database.write_timeout_ms),
+            (
+                "database.health_interval_ms",
+                self.database.health_interval_ms,
+            ),
+            ("ingest.queue_capacity", self.ingest.queue_capacity as u64),
+            (
+                "ingest.max_batch_writes",
+                self.ingest.max_batch_writes as u64,
+            ),
+            ("ingest.fold_interval_ms", self.ingest.fold_interval_ms),
+            (
+                "ingest.idempotency_retention_hours",
+                self.ingest.idempotency_retention_hours,
+            ),
+            (
+                "ingest.maintenance_interval_secs",
+                self.ingest.maintenance_interval_secs,
+            ),
+            ("stripe.report_interval_ms", self.stripe.report_interval_ms),
+            (
+                "stripe.meter_events_per_second",
+                self.stripe.meter_events_per_second as u64,
+            ),
+            ("stripe.request_timeout_ms", self.stripe.request_timeout_ms),
+        ];
+        for (name, value) in at_least_one {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
         }
-        if self.ingest.queue_capacity == 0 || self.ingest.max_batch_writes == 0 {
-            return fail("ingest.queue_capacity and ingest.max_batch_writes must be at least 1");
+        if let Err(err) = parse_bind(&self.server.bind) {
+            return fail(format!("server.bind = {:?}: {err}", self.server.bind));
         }
         let fee = self.stripe.platform_fee_percent;
         if !(0.0..=100.0).contains(&fee) {
-            return fail("stripe.platform_fee_percent must be between 0 and 100");
+            return fail("stripe.platform_fee_percent must be between 0 and 100".into());
         }
-        if self.stripe.meter_events_per_second == 0 || self.stripe.report_interval_ms == 0 {
-            return fail(
-                "stripe.meter_events_per_second and stripe.report_interval_ms must be at least 1",
-            );
+        for (name, url) in [
+            ("stripe.api_base", &self.stripe.api_base),
+            ("stripe.meter_events_base", &self.stripe.meter_events_base),
+        ] {
+            match reqwest::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => return fail(format!("{name} = {url:?} must be an http(s) URL")),
+            }
         }
         let url = &self.database.url;
         if !(url.is_empty()
@@ -179,7 +279,10 @@ impl Config {
             || url.starts_with("postgres://")
             || url.starts_with("postgresql://"))
         {
-            return fail("database.url must be empty, sqlite:… or postgres://…");
+            return fail("database.url must be empty, sqlite:… or postgres://…".into());
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return fail(format!("log.filter = {:?}: {err}", self.log.filter));
         }
         Ok(self)
     }
@@ -194,5 +297,247 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+
+    /// Where a client on this machine reaches the daemon: `server.bind`, with an
+    /// any-address host (`0.0.0.0`, `[::]`) replaced by loopback.
+    pub fn local_base_url(&self) -> String {
+        let bind = &self.server.bind;
+        let (host, port) = bind.rsplit_once(':').unwrap_or((bind, "8080"));
+        let host = match host {
+            "0.0.0.0" | "" => "127.0.0.1",
+            "[::]" => "[::1]",
+            other => other,
+        };
+        format!("http://{host}:{port}")
+    }
+
+    /// The effective configuration as TOML, secrets (and a database password) redacted:
+    /// what `staryer config` prints.
+    pub fn redacted_toml(&self) -> String {
+        let mut table = toml::Table::try_from(self).expect("the configuration serializes");
+        for name in SECRET_SETTINGS {
+            let (section, key) = name.split_once('.').expect("section.key");
+            if let Some(toml::Value::Table(section)) = table.get_mut(section) {
+                if let Some(value) = section.get_mut(key) {
+                    let shown = redacted(value.as_str().unwrap_or_default());
+                    *value = toml::Value::String(shown.into());
+                }
+            }
+        }
+        if let Some(toml::Value::Table(database)) = table.get_mut("database") {
+            if let Some(toml::Value::String(url)) = database.get_mut("url") {
+                *url = without_password(url);
+            }
+        }
+        toml::to_string(&table).expect("a table prints")
+    }
+}
+
+/// `host:port`, where the host is an address or a name that resolves.
+fn parse_bind(bind: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let (_, port) = bind
+        .rsplit_once(':')
+        .ok_or("expected host:port, such as 127.0.0.1:8080")?;
+    port.parse::<u16>()
+        .map_err(|_| format!("the port {port:?} is not a number from 0 to 65535"))?;
+    let mut addresses = bind.to_socket_addrs().map_err(|e| e.to_string())?;
+    addresses
+        .next()
+        .map(|_| ())
+        .ok_or_else(|| "the host resolves to no address".to_string())
+}
+
+/// A URL with its password (if any) replaced.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("REDACTED"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Every setting's dotted name (`server.bind`), read from the built-in defaults.
+pub fn known_settings() -> BTreeSet<String> {
+    let table: toml::Table = toml::from_str(DEFAULTS).expect("the built-in defaults parse");
+    setting_names(&table).collect()
+}
+
+/// The dotted names of a TOML table's leaves (`[server] bind` is `server.bind`).
+fn setting_names(table: &toml::Table) -> impl Iterator<Item = String> + '_ {
+    table.iter().flat_map(|(key, value)| match value {
+        toml::Value::Table(inner) => setting_names(inner)
+            .map(|name| format!("{key}.{name}"))
+            .collect::<Vec<_>>(),
+        _ => vec![key.clone()],
+    })
+}
+
+/// `server.bind` as its variable, `STARYER__SERVER__BIND`.
+pub fn env_name(setting: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        setting.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
+/// Refuses a name that is no setting, naming the closest one (as `spell` writes it).
+fn refuse_unknown(
+    known: &BTreeSet<String>,
+    name: &str,
+    source_name: &str,
+    spell: impl Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if known.contains(name) {
+        return Ok(());
+    }
+    let nearest = known
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .min();
+    let hint = match nearest {
+        Some((distance, candidate)) if distance <= 3 || candidate.ends_with(name) => {
+            format!("; did you mean `{}`?", spell(candidate))
+        }
+        _ => format!(
+            "; the settings are listed in docs/configuration.md ({} of them)",
+            known.len()
+        ),
+    };
+    Err(ConfigError::UnknownSetting {
+        name: spell(name),
+        source_name: source_name.to_string(),
+        hint,
+    })
+}
+
+/// `docs/configuration.md`: every setting with its variable, default and meaning, made from
+/// `config/default.toml` (each key's comment lines above it), so the reference cannot
+/// drift from the settings.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from config/default.toml by `staryer config --reference`; a unit test \
+         keeps the two equal. Edit config/default.toml, then regenerate. -->\n\n\
+         Later sources win: the built-in defaults (`config/default.toml`, compiled in), then \
+         the TOML file named by `STARYER_CONFIG`, then environment variables \
+         `STARYER__<SECTION>__<KEY>` (double underscores). A key in the file or a \
+         `STARYER__…` variable that names no setting stops the start, naming the closest \
+         setting. `staryer config` prints the configuration in force, secrets redacted. \
+         Logs also follow `RUST_LOG` (it wins over `log.filter`).\n\n\
+         | setting | environment variable | default | meaning |\n|---|---|---|---|\n",
+    );
+    let mut section = String::new();
+    let mut comment: Vec<&str> = Vec::new();
+    for line in DEFAULTS.lines().map(str::trim) {
+        if let Some(text) = line.strip_prefix('#') {
+            comment.push(text.trim());
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{name}.");
+            comment.clear();
+        } else if let Some((key, value)) = line.split_once('=') {
+            let setting = format!("{section}{}", key.trim());
+            let value = value.trim();
+            let default = if value == "\"\"" {
+                "(empty)".to_string()
+            } else {
+                format!("`{value}`")
+            };
+            out.push_str(&format!(
+                "| `{setting}` | `{}` | {default} | {} |\n",
+                env_name(&setting),
+                comment.join(" ").replace('|', "\\|")
+            ));
+            comment.clear();
+        } else {
+            // A blank line ends the file's header comment.
+            comment.clear();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_defaults_carry_exactly_the_typed_settings() {
+        // Every struct refuses unknown fields and has no serde defaults: a field missing
+        // from the file, or a key the structs lack, fails here.
+        let config = Config::defaults_in("./data").validated().unwrap();
+        assert_eq!(config.server.bind, "127.0.0.1:8080");
+        assert_eq!(known_settings().len(), 25, "{:?}", known_settings());
+    }
+
+    #[test]
+    fn the_reference_in_docs_is_generated_from_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == reference_markdown(),
+            "docs/configuration.md is stale: run `cargo run -- config --reference > docs/configuration.md`"
+        );
+        for setting in known_settings() {
+            assert!(committed.contains(&format!("`{setting}`")), "{setting}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_setting_names_the_closest_one() {
+        let known = known_settings();
+        let err = refuse_unknown(&known, "server.bindd", "x.toml", str::to_string).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown setting `server.bindd` in x.toml; did you mean `server.bind`?"
+        );
+        let err = refuse_unknown(
+            &known,
+            "server_bind",
+            "variable STARYER__SERVER_BIND",
+            env_name,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown setting `STARYER__SERVER_BIND` in variable STARYER__SERVER_BIND; \
+             did you mean `STARYER__SERVER__BIND`?"
+        );
+        let err =
+            refuse_unknown(&known, "stripe.secret_keyy", "x.toml", str::to_string).unwrap_err();
+        assert!(err
+            .to_string()
+            .ends_with("did you mean `stripe.secret_key`?"));
+    }
+
+    #[test]
+    fn values_are_validated_before_anything_starts() {
+        let mut config = Config::defaults_in("./data");
+        config.server.bind = "127.0.0.1:80800".into();
+        assert!(config
+            .validated()
+            .unwrap_err()
+            .to_string()
+            .contains("server.bind"));
+        let mut config = Config::defaults_in("./data");
+        config.stripe.api_base = "api.stripe.com".into();
+        assert!(config
+            .validated()
+            .unwrap_err()
+            .to_string()
+            .contains("stripe.api_base"));
+    }
+
+    #[test]
+    fn the_printed_configuration_hides_secrets() {
+        let mut config = Config::defaults_in("./data");
+        config.stripe.secret_key = "sk_live_secret".into();
+        config.database.url = "postgres://u:hunter2@db:5432/staryer".into();
+        let printed = config.redacted_toml();
+        assert!(!printed.contains("sk_live_secret") && !printed.contains("hunter2"));
+        assert!(printed.contains("secret_key = \"<redacted>\""), "{printed}");
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
-    let base = format!("http://{}", config.server.bind);
+    let base = config.local_base_url();
     let token = if config.admin.token.is_empty() {
         let path = config.data_dir.join("admin_token");
         std::fs::read_to_string(&path)

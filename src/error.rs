@@ -146,10 +146,19 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Store refusals repeat on every request while they last: their cause is logged at most
+/// every ten seconds.
+static STORE_REFUSALS: crate::telemetry::LogLimiter = crate::telemetry::LogLimiter::every(10);
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
         match err {
-            crate::store::StoreError::Unavailable(_) => ApiError::store_unavailable(),
+            crate::store::StoreError::Unavailable(cause) => {
+                if let Some(held_back) = STORE_REFUSALS.allow() {
+                    tracing::warn!(%cause, held_back, "a store operation failed; answered 503");
+                }
+                ApiError::store_unavailable()
+            }
             crate::store::StoreError::Conflict(what) => {
                 ApiError::conflict("already_exists", format!("{what} already exists"))
             }

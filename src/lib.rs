@@ -7,14 +7,16 @@
 //! An event's path, by folder: `http` (routes, auth, bodies) → `usage` (parse, decide,
 //! count) → `store` (group commit). Around it:
 //!
-//! - `config`, `startup`, `telemetry`, `error`, `clock`: the daemon's frame.
+//! - `config`, `startup`, `state` (what every handler reaches), `telemetry`, `error`,
+//!   `clock`, `hashing`: the daemon's frame.
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
 //! - `billing`: Stripe Connect: tiers as prices, usage as meter events, Checkout,
 //!   webhooks.
 //! - `openapi`: the generated API document.
-//! - `demo`: the `staryer demo` walkthrough.
+//! - `demo`, `health`: the `staryer demo` walkthrough and the `staryer health` check, two
+//!   clients of a running daemon (`main.rs` holds the command line).
 
 pub mod billing;
 pub mod clock;
@@ -23,10 +25,13 @@ pub mod creators;
 pub mod customers;
 pub mod demo;
 pub mod error;
+pub mod hashing;
+pub mod health;
 pub mod http;
 pub mod meters;
 pub mod openapi;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;

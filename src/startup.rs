@@ -12,14 +12,15 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App as ActixApp, HttpServer};
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::billing::reporter::{self, Reporter};
 use crate::billing::Billing;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::creators::keys::{self, KeyHash};
+use crate::creators::keys;
 use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::writer_hold::WriterHold;
 use crate::store::{FlushHandle, Store, StoreHealth};
 use crate::telemetry;
 use crate::tenants::actor::ActorSettings;
@@ -27,63 +28,41 @@ use crate::tenants::loader;
 use crate::tenants::registry::Registry;
 use crate::usage::service::UsageService;
 
-/// What every handler can reach.
-pub struct AppState {
-    pub registry: Arc<Registry>,
-    pub usage: UsageService,
-    pub store: Store,
-    pub settings: ActorSettings,
-    pub admin_token_hash: KeyHash,
-    pub ready: Arc<AtomicBool>,
-    pub metrics: PrometheusHandle,
-    pub max_body_bytes: usize,
-    /// `None` while billing is off (no Stripe key).
-    pub billing: Option<Billing>,
-}
-
-impl AppState {
-    /// 503 until the tenants are loaded.
-    pub fn ensure_ready(&self) -> Result<(), ApiError> {
-        if self.ready.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(ApiError::unavailable(
-                "not_ready",
-                "the daemon is loading its counters; retry shortly",
-            ))
-        }
-    }
-}
-
 pub struct App {
     server: Server,
     port: u16,
     flusher: FlushHandle,
     store: Store,
     reporter: Option<actix::Addr<Reporter>>,
+    /// Let go when the daemon has stopped (after the store is closed).
+    _hold: WriterHold,
 }
 
 impl App {
-    /// Connects the store (running migrations), binds the listener and starts loading.
-    /// Must run inside an actix system (the actors live there).
+    /// Binds the listener, takes the writer hold on the database, connects the store
+    /// (running migrations) and starts loading. Nothing is written anywhere before the bind
+    /// address and the hold are known good. Must run inside an actix system (the actors
+    /// live there).
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(&config.server.bind)
+            .with_context(|| format!("binding server.bind = {}", config.server.bind))?;
+        let port = listener.local_addr()?.port();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
-        let admin_token_hash = keys::hash(&admin_token(&config)?);
+        let database_url = config.database_url();
+        let health = StoreHealth::up();
+        let health_interval = Duration::from_millis(config.database.health_interval_ms);
+        let hold = WriterHold::acquire(&database_url, health.clone(), health_interval).await?;
         let write_timeout = Duration::from_millis(config.database.write_timeout_ms);
         let store = Store::connect(
-            &config.database_url(),
+            &database_url,
             config.database.max_connections,
             write_timeout,
         )
         .await
         .context("connecting to the database")?;
-        tracing::info!(dialect = ?store.dialect(), "store connected and migrated");
-        let health = StoreHealth::up();
-        health.spawn_monitor(
-            store.clone(),
-            Duration::from_millis(config.database.health_interval_ms),
-        );
+        let admin_token_hash = keys::hash(&admin_token(&config)?);
+        health.spawn_monitor(store.clone(), health_interval);
         let flusher = FlushHandle::spawn(
             store.clone(),
             health.clone(),
@@ -105,11 +84,20 @@ impl App {
             .clone()
             .map(|billing| Reporter::start(billing, registry.clone()));
         let ready = Arc::new(AtomicBool::new(false));
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            bind = %format!("{}:{port}", listener_host(&config.server.bind)),
+            data_dir = %absolute(&config.data_dir).display(),
+            store = %describe_database(&database_url),
+            billing = if billing.is_some() { "on" } else { "off" },
+            stripe_webhooks = if config.stripe.webhook_secret.is_empty() { "off" } else { "on" },
+            "staryer started; loading counters"
+        );
         let state = web::Data::new(AppState {
             registry: registry.clone(),
             usage: UsageService {
                 flusher: flusher.clone(),
-                health,
+                health: health.clone(),
                 clock,
             },
             store: store.clone(),
@@ -121,16 +109,15 @@ impl App {
             billing,
         });
 
-        let listener = TcpListener::bind(&config.server.bind)
-            .with_context(|| format!("binding {}", config.server.bind))?;
-        let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::bad_request("invalid_query", err.to_string()).into()
                 }))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::observe::observe,
+                ))
                 .configure(crate::http::routes)
                 .default_service(web::to(crate::http::ops::not_found))
         })
@@ -138,26 +125,14 @@ impl App {
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        tracing::info!("listening on {}:{port}", listener_host(&config.server.bind));
 
-        actix_rt::spawn(async move {
-            let started = std::time::Instant::now();
-            let loaded = match settings.store.fold_all().await {
-                Ok(()) => loader::load_all(&registry, &settings).await,
-                Err(err) => Err(err.into()),
-            };
-            match loaded {
-                Ok(counters) => {
-                    ready.store(true, Ordering::Release);
-                    tracing::info!(
-                        counters,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "counters loaded; ready"
-                    );
-                }
-                Err(err) => tracing::error!(error = %err, "loading tenants failed; not ready"),
-            }
-        });
+        actix_rt::spawn(load_until_ready(
+            settings,
+            registry,
+            health,
+            health_interval,
+            ready,
+        ));
 
         Ok(App {
             server: server.run(),
@@ -165,6 +140,7 @@ impl App {
             flusher,
             store,
             reporter,
+            _hold: hold,
         })
     }
 
@@ -190,8 +166,65 @@ impl App {
             tracing::warn!(error = %err, "the usage log stays unfolded; the next start folds it");
         }
         self.store.close().await;
+        drop(self._hold);
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Folds the log and reads every tenant back, then says ready. A store that refuses
+/// (down, read-only) is marked down with its cause, which `/readyz` shows, and the fold is
+/// tried again until it passes.
+async fn load_until_ready(
+    settings: ActorSettings,
+    registry: Arc<Registry>,
+    health: StoreHealth,
+    retry_interval: Duration,
+    ready: Arc<AtomicBool>,
+) {
+    let started = std::time::Instant::now();
+    while let Err(err) = settings.store.fold_all().await {
+        health.mark_down(&err.to_string());
+        tokio::time::sleep(retry_interval).await;
+    }
+    match loader::load_all(&registry, &settings).await {
+        Ok(counters) => {
+            ready.store(true, Ordering::Release);
+            tracing::info!(
+                counters,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "counters loaded; ready"
+            );
+        }
+        Err(err) => tracing::error!(error = %err, "loading tenants failed; not ready"),
+    }
+}
+
+/// The data directory as an absolute path, for the log (relative paths are resolved
+/// against the working directory, which an operator may not know).
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The database in use, for the log: the SQLite file, or PostgreSQL's host, port,
+/// database and user (never the password).
+pub fn describe_database(url: &str) -> String {
+    use std::str::FromStr;
+    if url.starts_with("sqlite:") {
+        return match sqlx::sqlite::SqliteConnectOptions::from_str(url) {
+            Ok(options) => format!("SQLite {}", absolute(options.get_filename()).display()),
+            Err(_) => "SQLite (unreadable URL)".into(),
+        };
+    }
+    match sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(options) => format!(
+            "PostgreSQL {}:{}/{} as {}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("(default database)"),
+            options.get_username()
+        ),
+        Err(_) => "PostgreSQL (unreadable URL)".into(),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, ReportRow};
 use crate::tenants::actor::tier_not_found;
 use crate::tenants::registry::Creator;

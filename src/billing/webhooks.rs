@@ -30,7 +30,7 @@ use crate::billing::{billing_off, turn, Billing};
 use crate::customers::model::CustomerUpdate;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, SubscriptionRow};
 use crate::telemetry::metric_names;
 use crate::tenants::registry::Creator;

@@ -9,7 +9,7 @@ use crate::creators::service;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::AdminAuth;
 use crate::http::body::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Create a creator. The answer holds its secret and publishable keys, shown this once.
 #[utoipa::path(post, path = "/v1/admin/creators", tag = "admin", request_body = NewCreator,

@@ -11,7 +11,7 @@ use crate::creators::model::{
     CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats,
 };
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::KeyRow;
 use crate::tenants::actor::TenantHandle;
 use crate::tenants::config::TenantConfig;

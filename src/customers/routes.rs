@@ -10,7 +10,7 @@ use crate::customers::model::{Customer, CustomerUpdate, Entitlement, PutCustomer
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::usage::model::parse_id;
 
 fn customer_id(raw: &str) -> Result<&str, ApiError> {

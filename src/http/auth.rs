@@ -9,7 +9,7 @@ use governor::clock::{Clock, DefaultClock};
 
 use crate::creators::keys::{self, KeyKind};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::metric_names;
 use crate::tenants::registry::Creator;
 

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The raw request body, read within `server.max_body_bytes`.
 pub struct Body(pub web::Bytes);

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod observe;
 pub mod ops;
 
 use actix_web::web;

@@ -7,7 +7,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Status {
@@ -21,16 +21,19 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
-/// Ready: counters are loaded and the store is reachable. Not being ready is an answer,
-/// not a failure, so it is not logged as an error.
+/// Ready: the store takes writes, the writer hold is held and the counters are loaded.
+/// Not being ready is an answer, not a failure: the body says why (the store's own error
+/// when it refuses writes), and it is not logged per request.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let not_ready = match state.ensure_ready() {
-        Err(err) => err,
-        Ok(()) if !state.usage.health.is_up() => ApiError::store_unavailable(),
-        Ok(()) => return HttpResponse::Ok().json(Status { status: "ready" }),
+    let not_ready = match state.usage.health.refusal() {
+        Some(cause) => ApiError::unavailable("store_unavailable", cause),
+        None => match state.ensure_ready() {
+            Err(err) => err,
+            Ok(()) => return HttpResponse::Ok().json(Status { status: "ready" }),
+        },
     };
     actix_web::ResponseError::error_response(&not_ready)
 }

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::meters::model::{MeterView, NewMeter};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Create a meter.
 #[utoipa::path(post, path = "/v1/meters", tag = "meters", request_body = NewMeter,

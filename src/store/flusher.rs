@@ -165,7 +165,7 @@ type BucketKey = (Arc<str>, Arc<str>, Arc<str>, i64, i64);
 /// touch a row once).
 #[derive(Default)]
 pub(crate) struct MergedWrites {
-    buckets: HashMap<BucketKey, (i64, bool), crate::tenants::state::FastHash>,
+    buckets: HashMap<BucketKey, (i64, bool), crate::hashing::FastHash>,
     keys: Vec<KeyWrite>,
     /// Writes taken so far, before merging (bounds one transaction).
     writes: usize,

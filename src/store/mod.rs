@@ -9,6 +9,7 @@
 pub mod billing;
 pub mod flusher;
 pub mod health;
+pub mod writer_hold;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -331,10 +332,14 @@ impl Store {
             .map_err(unavailable)
     }
 
+    /// Platform-wide figures. A customer exists once assigned or once an event named it,
+    /// so customers are counted over the assigned ones and those with usage (a scan of the
+    /// buckets' primary key: fine for an admin's page, not for a hot path).
     pub async fn platform_counts(&self) -> Result<PlatformCounts, StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM creators) AS creators, \
-             (SELECT COUNT(*) FROM customers) AS customers, \
+             (SELECT COUNT(*) FROM (SELECT creator_id, id FROM customers UNION \
+              SELECT DISTINCT creator_id, customer_id FROM usage_buckets) AS known) AS customers, \
              (SELECT COUNT(*) FROM meters) AS meters, \
              (SELECT COUNT(*) FROM tiers) AS tiers",
         )
@@ -542,10 +547,16 @@ impl Store {
         }
     }
 
-    /// Moves the oldest log records into the hourly buckets and the idempotency keys, and
-    /// deletes them, in one transaction; answers how many records went. One fold at a
-    /// time per process (and one daemon per database), so no record is folded twice.
+    /// Moves the oldest log records into the hourly buckets and the idempotency keys, in one
+    /// transaction; answers how many records went. The records are claimed and deleted by
+    /// one statement (`DELETE … RETURNING`), so a record is folded once whatever else folds
+    /// beside it: another fold of this process, or the shutdown fold of a daemon handing
+    /// over to the next. On PostgreSQL a fold that selected rows another fold is deleting
+    /// waits for it, then finds them gone and skips them; SQLite takes the write lock up
+    /// front, so folds run one after the other.
     pub async fn fold_log(&self) -> Result<usize, StoreError> {
+        // One fold at a time per process keeps our own folds from splitting the log into
+        // smaller transactions; correctness does not rest on it.
         let _one_at_a_time = self.fold_lock.lock().await;
         // SQLite: take the write lock up front; a read-then-write transaction would fail
         // (SQLITE_BUSY_SNAPSHOT) whenever a group commit landed in between.
@@ -554,15 +565,17 @@ impl Store {
             Dialect::Postgres => "BEGIN",
         };
         let mut tx = self.pool.begin_with(begin).await.map_err(unavailable)?;
-        let records: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, body FROM usage_log ORDER BY id LIMIT $1")
-                .bind(RECORDS_PER_FOLD)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        let Some(&(last, _)) = records.last() else {
+        let records: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "DELETE FROM usage_log WHERE id IN \
+             (SELECT id FROM usage_log ORDER BY id LIMIT $1) RETURNING id, body",
+        )
+        .bind(RECORDS_PER_FOLD)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if records.is_empty() {
             return Ok(0);
-        };
+        }
         let mut merged = MergedWrites::default();
         for (id, body) in &records {
             let record: FlushJob = serde_json::from_slice(body).map_err(|e| {
@@ -572,11 +585,6 @@ impl Store {
         }
         let folded = merged.take();
         self.upsert(&mut tx, &folded).await.map_err(unavailable)?;
-        sqlx::query("DELETE FROM usage_log WHERE id <= $1")
-            .bind(last)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(records.len())
     }
@@ -601,8 +609,13 @@ impl Store {
         let max_tail = format!(
             "{conflict} DO UPDATE SET value = {max_fn}(usage_buckets.value, excluded.value)"
         );
-        let (maxes, sums): (Vec<&BucketWrite>, Vec<&BucketWrite>) =
+        let (mut maxes, mut sums): (Vec<&BucketWrite>, Vec<&BucketWrite>) =
             folded.buckets.iter().partition(|b| b.is_max);
+        // Rows in key order: two folds at once (PostgreSQL) lock shared buckets in the same
+        // order instead of deadlocking.
+        for rows in [&mut sums, &mut maxes] {
+            rows.sort_unstable_by(|a, b| bucket_order(a).cmp(&bucket_order(b)));
+        }
         for (rows, tail) in [(sums, &sum_tail), (maxes, &max_tail)] {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let sql = multi_row_insert(
@@ -646,6 +659,17 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The primary key of a bucket row, to order writes by.
+fn bucket_order(write: &BucketWrite) -> (&str, &str, &str, i64, i64) {
+    (
+        &write.creator_id,
+        &write.customer_id,
+        &write.meter_key,
+        write.period_start,
+        write.bucket_start,
+    )
 }
 
 /// `head ($1, …, $n), (…), … tail` with placeholders numbered in order (one column gives

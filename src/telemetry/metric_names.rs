@@ -1,39 +1,64 @@
-//! Every metric name in one place. Labels never carry customer or creator ids
-//! (cardinality); the decision is the only label on the hot path.
+//! Every metric name in one place, with its kind and the HELP text `/metrics` shows.
+//! Labels never carry customer or creator ids (cardinality); the decision is the only
+//! label on the hot path.
 
-/// Events answered, labelled `decision` = allow | warn | block and `counted` = true | false.
-pub const EVENTS: &str = "staryer_events_total";
-/// Events answered as duplicates of an idempotency key already seen.
-pub const DUPLICATES: &str = "staryer_duplicate_events_total";
-/// Checks answered (`POST /v1/check`), labelled `decision`.
-pub const CHECKS: &str = "staryer_checks_total";
-/// Time from a parsed request to its decisions (before the durable write), seconds.
-pub const DECISION_SECONDS: &str = "staryer_decision_seconds";
-/// Writes (bucket rows and keys) in one group commit.
-pub const FLUSH_BATCH_SIZE: &str = "staryer_flush_batch_size";
-/// Duration of one group commit, seconds.
-pub const FLUSH_SECONDS: &str = "staryer_flush_seconds";
-/// Duration of one fold of the usage log into the hourly buckets, seconds.
-pub const FOLD_SECONDS: &str = "staryer_fold_seconds";
-/// Failed store writes.
-pub const STORE_ERRORS: &str = "staryer_store_errors_total";
-/// 1 while the store takes writes, 0 while ingest is refused.
-pub const STORE_UP: &str = "staryer_store_up";
-/// Counters held in memory (customer × meter × period).
-pub const LIVE_COUNTERS: &str = "staryer_live_counters";
-/// Requests refused by a per-key rate limit.
-pub const RATE_LIMITED: &str = "staryer_rate_limited_total";
-/// Ingest requests refused because the commit queue was full.
-pub const QUEUE_FULL: &str = "staryer_commit_queue_full_total";
-/// Meter events Stripe accepted, labelled `transport` = v1 | v2.
-pub const STRIPE_REPORTS_SENT: &str = "staryer_stripe_reports_sent_total";
-/// Meter event attempts that failed in a way worth retrying (429, 5xx, network).
-pub const STRIPE_REPORTS_RETRIED: &str = "staryer_stripe_reports_retried_total";
-/// Meter events Stripe refused for good (they stay in the store as `failed`).
-pub const STRIPE_REPORTS_FAILED: &str = "staryer_stripe_reports_failed_total";
-/// Age of the oldest report not yet accepted by Stripe, seconds (0 when none).
-pub const STRIPE_OLDEST_UNSENT_SECONDS: &str = "staryer_stripe_oldest_unsent_report_seconds";
-/// Tier catalog syncs to Stripe, labelled `outcome` = synced | failed.
-pub const STRIPE_TIER_SYNCS: &str = "staryer_stripe_tier_syncs_total";
-/// Stripe webhooks received, labelled `outcome` = handled | duplicate | rejected.
-pub const STRIPE_WEBHOOKS: &str = "staryer_stripe_webhooks_total";
+/// How a metric is described to Prometheus.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Declares each name as a constant (its HELP text as the doc) and lists them all in
+/// `ALL`, so a metric cannot be named without being described.
+macro_rules! metrics {
+    ($($name:ident = $value:literal, $kind:ident, $help:literal;)*) => {
+        $(#[doc = $help] pub const $name: &str = $value;)*
+        /// Every metric: name, kind, HELP text.
+        pub const ALL: &[(&str, Kind, &str)] = &[$(($value, Kind::$kind, $help)),*];
+    };
+}
+
+metrics! {
+    EVENTS = "staryer_events_total", Counter,
+        "Events answered, labelled `decision` = allow | warn | block and `counted` = true | false.";
+    DUPLICATES = "staryer_duplicate_events_total", Counter,
+        "Events answered as duplicates of an idempotency key already seen.";
+    CHECKS = "staryer_checks_total", Counter,
+        "Checks answered (`POST /v1/check`), labelled `decision`.";
+    DECISION_SECONDS = "staryer_decision_seconds", Histogram,
+        "Time from a parsed request to its decisions (before the durable write), seconds.";
+    FLUSH_BATCH_SIZE = "staryer_flush_batch_size", Histogram,
+        "Writes (bucket rows and keys) in one group commit.";
+    FLUSH_SECONDS = "staryer_flush_seconds", Histogram,
+        "Duration of one group commit, seconds.";
+    FOLD_SECONDS = "staryer_fold_seconds", Histogram,
+        "Duration of one fold of the usage log into the hourly buckets, seconds.";
+    STORE_ERRORS = "staryer_store_errors_total", Counter,
+        "Failed store writes.";
+    STORE_UP = "staryer_store_up", Gauge,
+        "1 while the store takes writes, 0 while ingest is refused.";
+    LIVE_COUNTERS = "staryer_live_counters", Gauge,
+        "Counters held in memory (customer × meter × period).";
+    RATE_LIMITED = "staryer_rate_limited_total", Counter,
+        "Requests refused by a per-key rate limit.";
+    QUEUE_FULL = "staryer_commit_queue_full_total", Counter,
+        "Ingest requests refused because the commit queue was full.";
+    STRIPE_REPORTS_SENT = "staryer_stripe_reports_sent_total", Counter,
+        "Meter events Stripe accepted, labelled `transport` = v1 | v2.";
+    STRIPE_REPORTS_RETRIED = "staryer_stripe_reports_retried_total", Counter,
+        "Meter event attempts that failed in a way worth retrying (429, 5xx, network).";
+    STRIPE_REPORTS_FAILED = "staryer_stripe_reports_failed_total", Counter,
+        "Meter events Stripe refused for good (they stay in the store as `failed`).";
+    STRIPE_OLDEST_UNSENT_SECONDS = "staryer_stripe_oldest_unsent_report_seconds", Gauge,
+        "Age of the oldest report not yet accepted by Stripe, seconds (0 when none).";
+    STRIPE_TIER_SYNCS = "staryer_stripe_tier_syncs_total", Counter,
+        "Tier catalog syncs to Stripe, labelled `outcome` = synced | failed.";
+    STRIPE_WEBHOOKS = "staryer_stripe_webhooks_total", Counter,
+        "Stripe webhooks received, labelled `outcome` = handled | duplicate | rejected.";
+    HTTP_REQUESTS = "staryer_http_requests_total", Counter,
+        "HTTP requests answered, labelled `method`, `route` (the route template, `unmatched` for none) and `status` class (2xx, 4xx, ...).";
+    HTTP_REQUEST_SECONDS = "staryer_http_request_seconds", Histogram,
+        "Time to answer an HTTP request, seconds, labelled like staryer_http_requests_total.";
+}

@@ -1,21 +1,68 @@
-//! Logs, spans and metrics. Tracing goes to stdout (filter with `RUST_LOG`); metrics go to
-//! a Prometheus recorder installed once per process and rendered at `/metrics`.
+//! Logs, spans and metrics. Logs go to stdout as text (colours only on a terminal) or as
+//! one JSON object a line (`log.format`), filtered by `RUST_LOG` or else `log.filter`;
+//! metrics go to a Prometheus recorder installed once per process and rendered at
+//! `/metrics`, every one with its HELP text.
 
 pub mod metric_names;
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Installs the tracing subscriber (once; later calls are no-ops).
-pub fn init_tracing() {
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the tracing subscriber (once; later calls are no-ops). `RUST_LOG`, when set,
+/// wins over `log.filter`.
+pub fn init_tracing(config: &LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match config.format {
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
+    };
+}
+
+/// Lets one line through per `every_secs`, and says how many were held back meanwhile: for
+/// causes that repeat on every request while they last (a store that refuses writes).
+pub struct LogLimiter {
+    every_secs: i64,
+    last: AtomicI64,
+    held_back: AtomicU64,
+}
+
+impl LogLimiter {
+    pub const fn every(every_secs: i64) -> Self {
+        LogLimiter {
+            every_secs,
+            last: AtomicI64::new(i64::MIN),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one let through)` when a line may be written.
+    pub fn allow(&self) -> Option<u64> {
+        let now = chrono::Utc::now().timestamp();
+        let last = self.last.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.every_secs
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -47,11 +94,24 @@ pub fn prometheus() -> PrometheusHandle {
                         &size_buckets,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric_names::HTTP_REQUEST_SECONDS.into()),
+                        &latency_buckets,
+                    )
+                })
                 .expect("bucket lists are non-empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            for &(name, kind, help) in metric_names::ALL {
+                match kind {
+                    metric_names::Kind::Counter => metrics::describe_counter!(name, help),
+                    metric_names::Kind::Gauge => metrics::describe_gauge!(name, help),
+                    metric_names::Kind::Histogram => metrics::describe_histogram!(name, help),
+                }
             }
             handle
         })

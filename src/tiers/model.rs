@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::billing::catalog::TierSyncView;
 use crate::error::ApiError;
 use crate::meters::model::{parse_name, parse_slug};
 use crate::tenants::config::TenantConfig;
@@ -183,9 +182,6 @@ pub struct TierView {
     pub default: bool,
     pub created_at: String,
     pub updated_at: String,
-    /// After a create or change while billing is on: the tier's Stripe objects.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stripe: Option<TierSyncView>,
 }
 
 impl From<&Tier> for TierView {
@@ -199,7 +195,6 @@ impl From<&Tier> for TierView {
             default: tier.is_default,
             created_at: rfc3339(tier.created_at),
             updated_at: rfc3339(tier.updated_at),
-            stripe: None,
         }
     }
 }

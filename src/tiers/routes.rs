@@ -6,11 +6,14 @@
 use std::sync::Arc;
 
 use actix_web::{get, patch, post, web, HttpResponse};
+use serde::Serialize;
+
+use crate::billing::catalog::TierSyncView;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenants::actor::tier_not_found;
 use crate::tenants::registry::Creator;
 use crate::tiers::model::Tier;
@@ -19,7 +22,7 @@ use crate::tiers::model::{NewTier, TierPatch, TierView};
 /// Create a tier. Caps name existing meters; `default: true` makes it the tier of every
 /// customer without an assignment.
 #[utoipa::path(post, path = "/v1/tiers", tag = "tiers", request_body = NewTier,
-    responses((status = 201, body = TierView), (status = 404, body = ErrorBody),
+    responses((status = 201, body = ChangedTier), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/tiers")]
@@ -32,13 +35,26 @@ pub async fn create_tier(
     Ok(HttpResponse::Created().json(synced_view(&state, &creator, &tier).await))
 }
 
-/// The tier as answered after a change: with its Stripe sync outcome when billing is on.
-async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> TierView {
-    let mut view = TierView::from(tier);
-    if let Some(billing) = &state.billing {
-        view.stripe = Some(billing.sync_view(&creator.tenant, tier).await);
+/// A tier as answered after a change: the tier, and its Stripe sync outcome when billing
+/// is on. Kept here, at the edge, so the tier model knows nothing of billing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChangedTier {
+    #[serde(flatten)]
+    tier: TierView,
+    /// After a create or change while billing is on: the tier's Stripe objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stripe: Option<TierSyncView>,
+}
+
+async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> ChangedTier {
+    let stripe = match &state.billing {
+        Some(billing) => Some(billing.sync_view(&creator.tenant, tier).await),
+        None => None,
+    };
+    ChangedTier {
+        tier: TierView::from(tier),
+        stripe,
     }
-    view
 }
 
 /// List the creator's tiers.
@@ -69,7 +85,7 @@ pub async fn get_tier(
 /// Change a tier: the fields given replace the tier's. New caps apply to the next event.
 #[utoipa::path(patch, path = "/v1/tiers/{key}", tag = "tiers", request_body = TierPatch,
     params(("key" = String, Path, description = "Tier key")),
-    responses((status = 200, body = TierView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = ChangedTier), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)),
     security(("secret_key" = [])))]
 #[patch("/v1/tiers/{key}")]

@@ -6,7 +6,7 @@ use actix_web::{post, web, HttpResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::{parse_json, Body};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::usage::model::{
     BatchResults, CheckQuery, EventBatch, EventResult, EventsRequest, RawCheck, RawEvent,
     RawEventsBody, UsageEvent,

@@ -86,6 +86,8 @@ pub struct TestApp {
     pub config: Config,
     pub database_url: String,
     handle: ServerHandle,
+    /// The daemon's serving task: it ends once the daemon has drained, folded and closed.
+    running: actix_rt::task::JoinHandle<std::io::Result<()>>,
     _data_dir: Arc<tempfile::TempDir>,
 }
 
@@ -114,13 +116,19 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
 }
 
 async fn start(config: Config, clock: ManualClock, data_dir: Arc<tempfile::TempDir>) -> TestApp {
+    let test_app = launch(config, clock, data_dir).await;
+    test_app.wait_until_ready().await;
+    test_app
+}
+
+async fn launch(config: Config, clock: ManualClock, data_dir: Arc<tempfile::TempDir>) -> TestApp {
     let app = App::build(config.clone(), Arc::new(clock.clone()))
         .await
         .expect("the daemon builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    actix_rt::spawn(app.run_until_stopped());
-    let test_app = TestApp {
+    let running = actix_rt::spawn(app.run_until_stopped());
+    TestApp {
         address,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -130,22 +138,41 @@ async fn start(config: Config, clock: ManualClock, data_dir: Arc<tempfile::TempD
         database_url: config.database_url(),
         config,
         handle,
+        running,
         _data_dir: data_dir,
-    };
-    test_app.wait_until_ready().await;
-    test_app
+    }
 }
 
 impl TestApp {
-    /// Stops gracefully and starts a new daemon on the same database and clock.
+    /// Stops gracefully, waits until the daemon has stopped (drained, folded, closed and
+    /// let go of its database), and starts a new one on the same database and clock.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// `restart`, with settings changed for the new daemon.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let (mut config, clock, data_dir) = self.stop().await;
+        tweak(&mut config);
+        start(config, clock, data_dir).await
+    }
+
+    /// `restart_with`, answering as soon as the new daemon listens, ready or not.
+    pub async fn restart_unready_with(self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let (mut config, clock, data_dir) = self.stop().await;
+        tweak(&mut config);
+        launch(config, clock, data_dir).await
+    }
+
+    /// Stops gracefully and waits until the daemon has stopped (drained, folded, closed
+    /// and let go of its database); answers what the next daemon needs.
+    async fn stop(self) -> (Config, ManualClock, Arc<tempfile::TempDir>) {
         self.handle.stop(true).await;
-        start(
-            self.config.clone(),
-            self.clock.clone(),
-            self._data_dir.clone(),
-        )
-        .await
+        self.running
+            .await
+            .expect("the daemon's task ends")
+            .expect("the daemon stops cleanly");
+        (self.config, self.clock, self._data_dir)
     }
 
     pub async fn wait_until_ready(&self) {
@@ -360,6 +387,21 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     body
 }
 
+/// The real binary with `args`, run to its end: (exit code, stdout, stderr).
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_staryer"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the staryer binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The real binary, on its own port and data directory.
 pub struct Daemon {
     child: Child,
@@ -399,6 +441,10 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("the daemon never became ready");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn sigkill(mut self) {

@@ -1,0 +1,44 @@
+//! What every handler can reach: the shared state of the daemon, built by `startup` and
+//! handed to the routes. It lives in a room of its own, below the routes and above the
+//! services, so that the routes import it without importing the daemon's start-up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::billing::Billing;
+use crate::creators::keys::KeyHash;
+use crate::error::ApiError;
+use crate::store::Store;
+use crate::tenants::actor::ActorSettings;
+use crate::tenants::registry::Registry;
+use crate::usage::service::UsageService;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub usage: UsageService,
+    pub store: Store,
+    pub settings: ActorSettings,
+    pub admin_token_hash: KeyHash,
+    pub ready: Arc<AtomicBool>,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+    /// `None` while billing is off (no Stripe key).
+    pub billing: Option<Billing>,
+}
+
+impl AppState {
+    /// 503 until the tenants are loaded.
+    pub fn ensure_ready(&self) -> Result<(), ApiError> {
+        if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ApiError::unavailable(
+                "not_ready",
+                "the daemon is loading its counters; retry shortly",
+            ))
+        }
+    }
+}

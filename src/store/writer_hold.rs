@@ -1,0 +1,234 @@
+//! One writer per database, enforced. The counters live in the daemon's memory and the
+//! commit log assumes one folder, so two daemons on one database would each admit up to
+//! every cap. At start the daemon takes an exclusive hold on its database for its whole
+//! life, before it migrates or writes anything; a second daemon is refused at once with
+//! the holder's name.
+//!
+//! - PostgreSQL: a session advisory lock on a connection of its own, named (through
+//!   `application_name`) after the host and process that hold it. The lock dies with the
+//!   connection; a watcher pings it, and while it is lost the daemon stops admitting
+//!   (`StoreHealth::hold_lost`) until it has the lock again.
+//! - SQLite: an exclusive `flock` on `<database file>.lock`, whose text names the holder.
+//!   The kernel drops it when the process dies, however it dies.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::store::StoreHealth;
+
+/// The advisory lock's key: "STRY". Advisory locks are per database, so one key serves
+/// every database on a server.
+const ADVISORY_KEY: i64 = 0x5354_5259;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error(
+        "another staryer daemon already writes to this database ({0}); one daemon per \
+         database: stop it first, or give this one another database"
+    )]
+    Taken(String),
+    #[error("cannot take the writer hold on the database: {0}")]
+    Unavailable(String),
+}
+
+/// Held for the daemon's life; dropping it lets go (the PostgreSQL watcher stops, the
+/// lock file is unlocked).
+pub struct WriterHold {
+    _kind: HoldKind,
+}
+
+enum HoldKind {
+    /// The open lock file: closing it unlocks.
+    Sqlite {
+        _locked: File,
+    },
+    Postgres(tokio::task::JoinHandle<()>),
+}
+
+impl Drop for HoldKind {
+    fn drop(&mut self) {
+        if let HoldKind::Postgres(watcher) = self {
+            // The watcher owns the connection: ending it closes the session and its lock.
+            watcher.abort();
+        }
+    }
+}
+
+impl WriterHold {
+    /// Takes the hold on the database at `url`, or says who has it. On PostgreSQL the
+    /// returned hold watches its connection every `interval` and reports a lost lock to
+    /// `health`.
+    pub async fn acquire(
+        url: &str,
+        health: StoreHealth,
+        interval: Duration,
+    ) -> Result<WriterHold, HoldError> {
+        let kind = if url.starts_with("sqlite:") {
+            HoldKind::Sqlite {
+                _locked: lock_sqlite(url)?,
+            }
+        } else {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| HoldError::Unavailable(e.to_string()))?
+                .application_name(&holder_name());
+            let connection = lock_postgres(&options).await?;
+            HoldKind::Postgres(tokio::spawn(watch_postgres(
+                connection, options, health, interval,
+            )))
+        };
+        Ok(WriterHold { _kind: kind })
+    }
+}
+
+/// `staryer on <host>, pid <pid>`: what a refused daemon reads about the holder.
+fn holder_name() -> String {
+    let host = hostname();
+    // PostgreSQL keeps 63 bytes of an application name.
+    let mut name = format!("staryer pid {} on {host}", std::process::id());
+    name.truncate(63);
+    name
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".into())
+}
+
+fn now_rfc3339() -> String {
+    crate::usage::period::rfc3339(chrono::Utc::now().timestamp())
+}
+
+// --- SQLite ------------------------------------------------------------------------------
+
+/// The lock file beside the database file.
+fn sqlite_lock_path(url: &str) -> Result<PathBuf, HoldError> {
+    let options =
+        SqliteConnectOptions::from_str(url).map_err(|e| HoldError::Unavailable(e.to_string()))?;
+    let mut path = options.get_filename().as_os_str().to_owned();
+    path.push(".lock");
+    Ok(PathBuf::from(path))
+}
+
+fn lock_sqlite(url: &str) -> Result<File, HoldError> {
+    let path = sqlite_lock_path(url)?;
+    let unavailable =
+        |e: std::io::Error| HoldError::Unavailable(format!("{}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unavailable)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(HoldError::Taken(format!(
+                "{}, lock file {}",
+                if holder.is_empty() {
+                    "holder unknown"
+                } else {
+                    holder
+                },
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(unavailable(e)),
+    }
+    file.set_len(0).map_err(unavailable)?;
+    file.rewind().map_err(unavailable)?;
+    write!(file, "{} since {}", holder_name(), now_rfc3339()).map_err(unavailable)?;
+    file.flush().map_err(unavailable)?;
+    Ok(file)
+}
+
+// --- PostgreSQL --------------------------------------------------------------------------
+
+async fn lock_postgres(options: &PgConnectOptions) -> Result<PgConnection, HoldError> {
+    let unavailable = |e: sqlx::Error| HoldError::Unavailable(e.to_string());
+    let mut connection = options.connect().await.map_err(unavailable)?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(ADVISORY_KEY)
+        .fetch_one(&mut connection)
+        .await
+        .map_err(unavailable)?;
+    if locked {
+        return Ok(connection);
+    }
+    // Who holds it: the session that has the lock, by its application name and start.
+    let holder: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT a.application_name, host(a.client_addr), \
+         to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid::bigint = $1 \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(ADVISORY_KEY)
+    .fetch_optional(&mut connection)
+    .await
+    .unwrap_or(None);
+    let _ = connection.close().await;
+    Err(HoldError::Taken(match holder {
+        Some((name, address, since)) => format!(
+            "{} since {}, connected from {}",
+            name.filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "holder unnamed".into()),
+            since.unwrap_or_else(|| "an unknown time".into()),
+            address.unwrap_or_else(|| "a local socket".into()),
+        ),
+        None => "holder unknown".into(),
+    }))
+}
+
+/// Pings the lock's connection every `interval`. When it fails the lock is gone with it:
+/// the daemon stops admitting, and this takes the lock again as soon as it can.
+async fn watch_postgres(
+    mut connection: PgConnection,
+    options: PgConnectOptions,
+    health: StoreHealth,
+    interval: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let ping = tokio::time::timeout(interval.max(Duration::from_secs(1)), connection.ping());
+        if let Ok(Ok(())) = ping.await {
+            continue;
+        }
+        health.hold_lost("the connection holding the database's writer lock was lost");
+        connection = loop {
+            ticker.tick().await;
+            match lock_postgres(&options).await {
+                Ok(connection) => break connection,
+                Err(err) => health.hold_lost(&err.to_string()),
+            }
+        };
+        health.hold_regained();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_lock_path;
+
+    #[test]
+    fn the_sqlite_lock_file_sits_beside_the_database_file() {
+        assert_eq!(
+            sqlite_lock_path("sqlite:///var/lib/staryer/staryer.db?mode=rwc").unwrap(),
+            std::path::PathBuf::from("/var/lib/staryer/staryer.db.lock")
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! The first hour of an operator, through the real binary: the command line, strict
+//! configuration, one writer per database, honest readiness.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::helpers::{assert_error, free_port, ok_json, run_binary, spawn_app, Backend, Daemon};
+use crate::on_both_databases;
+
+#[test]
+fn help_and_version_answer_and_unknown_input_exits_2_without_a_backtrace() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["help"],
+        &["serve", "--help"],
+        &["demo", "--help"],
+    ] {
+        let (code, stdout, _) = run_binary(args, &[]);
+        assert_eq!(code, 0, "{args:?}");
+        assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+    }
+    let (code, stdout, _) = run_binary(&["--version"], &[]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, concat!("staryer ", env!("CARGO_PKG_VERSION")))
+    );
+    for args in [&["bogus"][..], &["--bogus"], &["demo", "extra"]] {
+        let (code, _, stderr) = run_binary(args, &[]);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stderr.contains("Usage:"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("backtrace"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unknown_settings_stop_the_start_with_the_nearest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("staryer.toml");
+    std::fs::write(&file, "[stripe]\nsecret_keyy = \"sk_test_x\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    let (code, _, stderr) = run_binary(&["config"], &[("STARYER_CONFIG", file)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("unknown setting `stripe.secret_keyy`")
+            && stderr.contains("did you mean `stripe.secret_key`?"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_binary(&["serve"], &[("STARYER__SERVER_BIND", "127.0.0.1:0")]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("did you mean `STARYER__SERVER__BIND`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_printed_configuration_is_in_force_and_hides_secrets() {
+    let (code, stdout, stderr) = run_binary(
+        &["config"],
+        &[
+            ("STARYER__STRIPE__SECRET_KEY", "sk_test_secret"),
+            ("STARYER__SERVER__WORKERS", "3"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("workers = 3"), "{stdout}");
+    assert!(stdout.contains("secret_key = \"<redacted>\""), "{stdout}");
+    assert!(!stdout.contains("sk_test_secret"), "{stdout}");
+}
+
+#[test]
+fn a_bad_bind_address_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    for bind in ["127.0.0.1:99999", "nowhere", taken.as_str()] {
+        let (code, stdout, stderr) = run_binary(
+            &[],
+            &[("STARYER__SERVER__BIND", bind), ("STARYER__DATA_DIR", data)],
+        );
+        assert_eq!(code, 1, "{bind}: {stderr}");
+        assert!(stderr.contains("server.bind"), "{bind}: {stderr}");
+        assert!(!stdout.contains("admin token"), "{bind}: {stdout}");
+        assert!(!data_dir.exists(), "{bind}: nothing is written");
+    }
+}
+
+on_both_databases!(
+    a_second_daemon_on_the_same_database_exits_at_once_naming_the_holder,
+    health_command_follows_readiness,
+);
+
+async fn a_second_daemon_on_the_same_database_exits_at_once_naming_the_holder(backend: Backend) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = backend.fresh_database().await;
+    let first = Daemon::start(data_dir.path(), &database_url, free_port(), &[]).await;
+    let port = free_port().to_string();
+    let bind = format!("127.0.0.1:{port}");
+    let data = data_dir.path().to_str().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run_binary(
+        &[],
+        &[
+            ("STARYER__SERVER__BIND", &bind),
+            ("STARYER__DATA_DIR", data),
+            ("STARYER__DATABASE__URL", &database_url),
+            ("STARYER__ADMIN__TOKEN", "adm_second"),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        stderr.contains("another staryer daemon already writes to this database")
+            && stderr.contains(&format!("pid {}", first.pid()))
+            && stderr.contains(" since "),
+        "{stderr}"
+    );
+    // The first keeps serving.
+    let ready = reqwest::get(format!("{}/readyz", first.base))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+async fn health_command_follows_readiness(backend: Backend) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = backend.fresh_database().await;
+    let port = free_port();
+    let bind = format!("0.0.0.0:{port}");
+    let (code, _, stderr) = run_binary(&["health"], &[("STARYER__SERVER__BIND", &bind)]);
+    assert_eq!(code, 1, "nothing listens yet: {stderr}");
+    let _daemon = Daemon::start(data_dir.path(), &database_url, port, &[]).await;
+    let (code, stdout, stderr) = run_binary(&["health"], &[("STARYER__SERVER__BIND", &bind)]);
+    assert_eq!((code, stdout.trim()), (0, "ready"), "{stderr}");
+}
+
+on_both_databases!(a_store_that_refuses_writes_is_not_ready_and_says_why);
+
+async fn a_store_that_refuses_writes_is_not_ready_and_says_why(backend: Backend) {
+    let app = spawn_app(backend.clone()).await;
+    let creator = app.creator_with_cap("acme", 10, "block").await;
+    let event = json!({"customer_id": "c1", "meter": "calls"});
+    app.event(&creator, event.clone()).await;
+    let (app, expected_cause, read_write) = match &backend {
+        Backend::Sqlite => {
+            let url = app.database_url.replace("mode=rwc", "mode=ro");
+            let app = app
+                .restart_unready_with(|config| config.database.url = url)
+                .await;
+            (app, "readonly", None)
+        }
+        Backend::Postgres(server) => {
+            let database = app.database_url.rsplit_once('/').unwrap().1.to_string();
+            let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+            set_read_only(&mut admin, &database, true).await;
+            (app, "read-only transaction", Some((admin, database)))
+        }
+    };
+    wait_for_readyz(&app, 503, Some(expected_cause)).await;
+    if let Some((mut admin, database)) = read_write {
+        assert_error(
+            app.post("/v1/events", &creator.secret_key, &event).await,
+            503,
+            "store_unavailable",
+        )
+        .await;
+        set_read_only(&mut admin, &database, false).await;
+        wait_for_readyz(&app, 200, None).await;
+        app.event(&creator, event).await;
+        assert_eq!(app.used(&creator, "c1", "calls").await, 2);
+    }
+}
+
+/// Makes new sessions on `database` read-only (or not), and ends the current ones so the
+/// daemon's pool reconnects under the new default.
+async fn set_read_only(admin: &mut sqlx::PgConnection, database: &str, read_only: bool) {
+    let setting = if read_only {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    sqlx::query(&format!("ALTER DATABASE {database} {setting}"))
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(database)
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+}
+
+/// Polls `/readyz` until it answers `status` (for a 503: `store_unavailable`, with a
+/// message that names `cause`); answers its body.
+async fn wait_for_readyz(
+    app: &crate::helpers::TestApp,
+    status: u16,
+    cause: Option<&str>,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        let answer = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if answer.status().as_u16() == status {
+            last = ok_json(answer, status).await;
+            let message = last["error"]["message"].as_str().unwrap_or_default();
+            if cause.is_none_or(|cause| {
+                last["error"]["code"] == "store_unavailable" && message.contains(cause)
+            }) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/readyz never answered {status} {cause:?}; last: {last}");
+}
+
+/// PostgreSQL only: the writer hold lives on a connection of its own; when that connection
+/// dies, ingest stops until the hold is taken again.
+#[actix_web::test]
+async fn a_lost_writer_hold_stops_ingest_until_it_is_taken_again() {
+    let Some(backend @ Backend::Postgres(_)) = Backend::postgres() else {
+        eprintln!("STARYER_TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    let Backend::Postgres(server) = &backend else {
+        unreachable!()
+    };
+    let app = spawn_app(backend.clone()).await;
+    let creator = app.creator_with_cap("acme", 10, "block").await;
+    let event = json!({"customer_id": "c1", "meter": "calls"});
+    let database = app.database_url.rsplit_once('/').unwrap().1.to_string();
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+    // Hold the writer lock from the outside, then end the daemon's session that had it.
+    let hold_pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'staryer pid%'",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let server_base = server.rsplit_once('/').unwrap().0;
+    let mut usurper = sqlx::PgConnection::connect(&format!("{server_base}/{database}"))
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(hold_pid)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(1398035033)")
+        .fetch_one(&mut usurper)
+        .await
+        .unwrap();
+    assert!(locked, "the daemon's lock died with its session");
+    wait_for_readyz(&app, 503, Some("writer hold")).await;
+    assert_error(
+        app.post("/v1/events", &creator.secret_key, &event).await,
+        503,
+        "store_unavailable",
+    )
+    .await;
+    usurper.close().await.unwrap();
+    wait_for_readyz(&app, 200, None).await;
+    let result = app.event(&creator, event).await;
+    assert_eq!(result["used"], 1, "{result}");
+}
