@@ -44,6 +44,8 @@ impl App {
     /// address and the hold are known good. Must run inside an actix system (the actors
     /// live there).
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        // The recorder first, so that no metric set during start-up is lost.
+        let metrics = telemetry::prometheus();
         let listener = TcpListener::bind(&config.server.bind)
             .with_context(|| format!("binding server.bind = {}", config.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -85,12 +87,12 @@ impl App {
             .map(|billing| Reporter::start(billing, registry.clone()));
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
+            version = %env!("CARGO_PKG_VERSION"),
             bind = %format!("{}:{port}", listener_host(&config.server.bind)),
             data_dir = %absolute(&config.data_dir).display(),
             store = %describe_database(&database_url),
-            billing = if billing.is_some() { "on" } else { "off" },
-            stripe_webhooks = if config.stripe.webhook_secret.is_empty() { "off" } else { "on" },
+            billing = %if billing.is_some() { "on" } else { "off" },
+            stripe_webhooks = %if config.stripe.webhook_secret.is_empty() { "off" } else { "on" },
             "staryer started; loading counters"
         );
         let state = web::Data::new(AppState {
@@ -104,7 +106,7 @@ impl App {
             settings: settings.clone(),
             admin_token_hash,
             ready: ready.clone(),
-            metrics: telemetry::prometheus(),
+            metrics,
             max_body_bytes: config.server.max_body_bytes,
             billing,
         });
@@ -121,7 +123,10 @@ impl App {
                 .configure(crate::http::routes)
                 .default_service(web::to(crate::http::ops::not_found))
         })
-        .listen(listener)?;
+        .listen(listener)?
+        // Our own signal handling (`stop_on_signals`): actix's would stop forcibly on
+        // SIGINT, cutting requests in flight.
+        .disable_signals();
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
@@ -134,8 +139,10 @@ impl App {
             ready,
         ));
 
+        let server = server.run();
+        actix_rt::spawn(stop_on_signals(server.handle()));
         Ok(App {
-            server: server.run(),
+            server,
             port,
             flusher,
             store,
@@ -169,6 +176,33 @@ impl App {
         drop(self._hold);
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, finish the requests in flight, then
+/// `run_until_stopped` drains and closes. A second Ctrl-C stops at once (the commit queue
+/// is still drained).
+async fn stop_on_signals(server: ServerHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stop the daemon with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received: finishing the requests in flight, then stopping");
+    let graceful = server.stop(true);
+    tokio::select! {
+        _ = graceful => {}
+        _ = interrupt.recv() => {
+            tracing::warn!("second SIGINT: stopping without waiting for requests in flight");
+            server.stop(false).await;
+        }
     }
 }
 
@@ -247,7 +281,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     }
     let token = keys::generate_admin_token();
     write_private(&path, &token)?;
-    println!(
+    // On stderr, so that stdout stays one log line (or JSON object) a line.
+    eprintln!(
         "Generated the admin token (shown once; kept in {}):\n\n    {token}\n",
         path.display()
     );

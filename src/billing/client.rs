@@ -198,8 +198,22 @@ impl StripeClient {
     }
 }
 
+/// What went wrong on the way, in words: reqwest's own text ("error sending request")
+/// hides the cause in its source chain.
 fn transport(err: reqwest::Error) -> StripeError {
-    StripeError::Transport(err.to_string())
+    if err.is_timeout() {
+        return StripeError::Transport(
+            "no answer within stripe.request_timeout_ms (timed out)".into(),
+        );
+    }
+    let mut cause = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(next) = source {
+        cause.push_str(": ");
+        cause.push_str(&next.to_string());
+        source = next.source();
+    }
+    StripeError::Transport(cause)
 }
 
 /// The body of a 2xx answer, or the answer's error.

@@ -158,7 +158,12 @@ fn lock_sqlite(url: &str) -> Result<File, HoldError> {
 
 async fn lock_postgres(options: &PgConnectOptions) -> Result<PgConnection, HoldError> {
     let unavailable = |e: sqlx::Error| HoldError::Unavailable(e.to_string());
-    let mut connection = options.connect().await.map_err(unavailable)?;
+    // The daemon's first connection: its error is the real cause (a pool would only say
+    // that it timed out).
+    let mut connection = options
+        .connect()
+        .await
+        .map_err(|e| HoldError::Unavailable(explain_connect_error(e, options)))?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(ADVISORY_KEY)
         .fetch_one(&mut connection)
@@ -190,6 +195,23 @@ async fn lock_postgres(options: &PgConnectOptions) -> Result<PgConnection, HoldE
         ),
         None => "holder unknown".into(),
     }))
+}
+
+/// The connection error, with the way out when the database does not exist yet.
+fn explain_connect_error(err: sqlx::Error, options: &PgConnectOptions) -> String {
+    let missing_database = err
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "3D000");
+    match (missing_database, options.get_database()) {
+        (true, Some(database)) => format!(
+            "{err}; create it first, for example `createdb -h {} -p {} -U {} {database}`",
+            options.get_host(),
+            options.get_port(),
+            options.get_username()
+        ),
+        _ => err.to_string(),
+    }
 }
 
 /// Pings the lock's connection every `interval`. When it fails the lock is gone with it:

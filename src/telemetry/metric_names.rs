@@ -22,7 +22,7 @@ macro_rules! metrics {
 
 metrics! {
     EVENTS = "staryer_events_total", Counter,
-        "Events answered, labelled `decision` = allow | warn | block and `counted` = true | false.";
+        "Events answered, labelled `decision` = allow | warn | block (a block is not counted).";
     DUPLICATES = "staryer_duplicate_events_total", Counter,
         "Events answered as duplicates of an idempotency key already seen.";
     CHECKS = "staryer_checks_total", Counter,

@@ -1289,3 +1289,35 @@ async fn overage_prices_are_validated() {
         .await;
     }
 }
+
+/// A Stripe that does not answer in time is named as such, not as "error sending request".
+#[actix_web::test]
+async fn a_stripe_timeout_says_it_timed_out() {
+    let silent = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&silent)
+        .await;
+    let base = silent.uri();
+    let app = spawn_app_with(Backend::Sqlite, move |config| {
+        config.stripe.secret_key = PLATFORM_KEY.into();
+        config.stripe.api_base = base;
+        config.stripe.request_timeout_ms = 200;
+    })
+    .await;
+    let creator = app.create_creator("acme").await;
+    let body = assert_error(
+        app.send(
+            Method::PUT,
+            "/v1/billing/account",
+            &creator.secret_key,
+            Some(&json!({"account_id": ACCOUNT})),
+        )
+        .await,
+        502,
+        "stripe_unreachable",
+    )
+    .await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("timed out"), "{message}");
+}

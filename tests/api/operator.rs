@@ -79,13 +79,13 @@ fn a_bad_bind_address_is_refused_before_anything_is_written() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
     for bind in ["127.0.0.1:99999", "nowhere", taken.as_str()] {
-        let (code, stdout, stderr) = run_binary(
+        let (code, _, stderr) = run_binary(
             &[],
             &[("STARYER__SERVER__BIND", bind), ("STARYER__DATA_DIR", data)],
         );
         assert_eq!(code, 1, "{bind}: {stderr}");
         assert!(stderr.contains("server.bind"), "{bind}: {stderr}");
-        assert!(!stdout.contains("admin token"), "{bind}: {stdout}");
+        assert!(!stderr.contains("admin token"), "{bind}: {stderr}");
         assert!(!data_dir.exists(), "{bind}: nothing is written");
     }
 }
@@ -268,4 +268,101 @@ async fn a_lost_writer_hold_stops_ingest_until_it_is_taken_again() {
     wait_for_readyz(&app, 200, None).await;
     let result = app.event(&creator, event).await;
     assert_eq!(result["used"], 1, "{result}");
+}
+
+/// Runs the binary until ready, stops it with SIGINT; answers (exit code, stdout).
+async fn serve_then_interrupt(env: &[(&str, &str)]) -> (i32, String) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_staryer"))
+        .envs(env.iter().copied())
+        .env("STARYER__DATA_DIR", data_dir.path())
+        .env("STARYER__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..400 {
+        match reqwest::get(&ready).await {
+            Ok(answer) if answer.status() == 200 => break,
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn the_log_names_what_is_in_use_and_a_ctrl_c_stops_cleanly() {
+    let (code, log) = serve_then_interrupt(&[]).await;
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains('\u{1b}'), "no colours into a pipe: {log}");
+    for expected in [
+        concat!("version=", env!("CARGO_PKG_VERSION")),
+        "store=SQLite /",
+        "billing=off",
+        "SIGINT received",
+        "stopped",
+    ] {
+        assert!(log.contains(expected), "{expected} missing from:\n{log}");
+    }
+    assert!(!log.to_lowercase().contains("forced"), "{log}");
+}
+
+#[actix_web::test]
+async fn json_logs_are_one_object_a_line() {
+    let (code, log) = serve_then_interrupt(&[("STARYER__LOG__FORMAT", "json")]).await;
+    assert_eq!(code, 0, "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(log.lines().all(|line| line.starts_with('{')), "{log}");
+    assert!(lines
+        .iter()
+        .any(|line| line["fields"]["message"] == "counters loaded; ready"));
+}
+
+#[test]
+fn an_unreachable_or_missing_postgres_database_says_why() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_str().unwrap();
+    let unreachable = format!("postgres://postgres@127.0.0.1:{}/staryer", free_port());
+    let (code, _, stderr) = run_binary(
+        &[],
+        &[
+            ("STARYER__DATABASE__URL", &unreachable),
+            ("STARYER__DATA_DIR", data),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    let Some(Backend::Postgres(server)) = Backend::postgres() else {
+        return;
+    };
+    let base = server.rsplit_once('/').unwrap().0;
+    let missing = format!("{base}/staryer_test_never_created");
+    let (code, _, stderr) = run_binary(
+        &[],
+        &[
+            ("STARYER__DATABASE__URL", &missing),
+            ("STARYER__DATA_DIR", data),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("createdb"),
+        "{stderr}"
+    );
 }

@@ -26,6 +26,9 @@ async fn operations_endpoints_answer_without_a_key(backend: Backend) {
         "staryer_flush_seconds_bucket",
         "staryer_live_counters",
         "staryer_store_up",
+        "# HELP staryer_events_total Events answered",
+        "staryer_http_requests_total{method=\"POST\",route=\"/v1/events\",status=\"2xx\"}",
+        "staryer_http_request_seconds_bucket{method=\"GET\",route=\"/readyz\",status=\"2xx\"",
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
@@ -56,4 +59,32 @@ async fn operations_endpoints_answer_without_a_key(backend: Backend) {
         );
     }
     assert!(document["components"]["securitySchemes"]["secret_key"].is_object());
+}
+
+on_both_databases!(platform_stats_count_customers_known_by_events_too);
+
+async fn platform_stats_count_customers_known_by_events_too(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let creator = app.creator_with_cap("acme", 10, "block").await;
+    app.assign(&creator, "alice", "basic").await;
+    for customer in ["bob", "carol", "alice"] {
+        app.event(&creator, json!({"customer_id": customer, "meter": "calls"}))
+            .await;
+    }
+    // Usage reaches the buckets with the next fold (every second by default).
+    let mut stats = json!(null);
+    for _ in 0..100 {
+        stats = ok_json(
+            app.get("/v1/admin/stats", crate::helpers::ADMIN_TOKEN)
+                .await,
+            200,
+        )
+        .await;
+        if stats["customers"] == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stats["customers"], 3, "{stats}");
+    assert_eq!(stats["creators"], 1, "{stats}");
 }
