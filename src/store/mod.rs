@@ -69,6 +69,8 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// To open a connection outside the pool, whose error says why the pool has none.
+    options: AnyConnectOptions,
     dialect: Dialect,
     write_timeout: Duration,
     fold_lock: Arc<tokio::sync::Mutex<()>>,
@@ -197,7 +199,7 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
         let migrator = match dialect {
@@ -210,6 +212,7 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
         Ok(Store {
             pool,
+            options,
             dialect,
             write_timeout,
             fold_lock: Arc::default(),
@@ -250,9 +253,25 @@ impl Store {
             tx.rollback().await
         };
         match tokio::time::timeout(self.backstop_timeout(), ping).await {
+            Ok(Err(sqlx::Error::PoolTimedOut)) => Err(self.why_no_connection().await),
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
         }
+    }
+
+    /// The pool only says it timed out; a connection of our own says why (connection
+    /// refused, authentication failed, too many clients, …).
+    async fn why_no_connection(&self) -> StoreError {
+        use sqlx::{ConnectOptions, Connection};
+        let attempt = tokio::time::timeout(self.write_timeout, self.options.connect()).await;
+        StoreError::Unavailable(match attempt {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                "no pooled connection came free in time (a new one connects)".into()
+            }
+            Ok(Err(err)) => format!("cannot connect: {err}"),
+            Err(_) => "cannot connect: no answer within database.write_timeout_ms".into(),
+        })
     }
 
     // --- creators and keys ----------------------------------------------------------------

@@ -132,14 +132,33 @@ async fn a_store_outage_refuses_ingest_keeps_answering_checks_and_recovers(backe
     .await;
     assert_eq!(check["used"], 2, "1 counted + 1 checked");
     assert_eq!(app.used(&creator, "c1", "calls").await, 1);
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
+    // Not ready, and the body names the database's own refusal.
+    let expected_cause = match backend {
+        Backend::Sqlite => "database is locked",
+        Backend::Postgres(_) => "not currently accepting connections",
+    };
+    let mut readyz = Value::Null;
+    for _ in 0..100 {
+        readyz = ok_json(
+            app.client.get(app.url("/readyz")).send().await.unwrap(),
+            503,
+        )
+        .await;
+        if readyz["error"]["message"]
+            .as_str()
             .unwrap()
-            .status(),
-        503
+            .contains(expected_cause)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        readyz["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(expected_cause),
+        "{readyz}"
     );
     let metrics = app.metrics().await;
     assert!(metrics.contains("staryer_store_errors_total"), "{metrics}");
