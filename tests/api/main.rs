@@ -12,6 +12,7 @@ mod idempotency;
 mod isolation;
 mod operator;
 mod ops;
+mod packaging;
 mod periods;
 mod stripe_fake;
 mod validation;
