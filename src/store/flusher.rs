@@ -221,6 +221,8 @@ impl MergedWrites {
     }
 }
 
+static FOLD_FAILURES: crate::telemetry::LogLimiter = crate::telemetry::LogLimiter::every(60);
+
 /// Folds the log into the buckets every `interval`, for as long as the process runs. A
 /// failure is retried at the next tick: the log keeps everything until it is folded.
 async fn fold_continually(store: Store, interval: Duration) {
@@ -235,7 +237,10 @@ async fn fold_continually(store: Store, interval: Duration) {
                 Ok(_) => metrics::histogram!(metric_names::FOLD_SECONDS)
                     .record(started.elapsed().as_secs_f64()),
                 Err(err) => {
-                    tracing::warn!(error = %err, "folding the usage log failed; will retry");
+                    // Fails every tick while the store is down: one line per minute.
+                    if let Some(held_back) = FOLD_FAILURES.allow() {
+                        tracing::warn!(error = %err, held_back, "folding the usage log failed; will retry");
+                    }
                     break;
                 }
             }
