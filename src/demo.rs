@@ -73,7 +73,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
   secret key:      {secret}
   publishable key: {publishable}
 
-Customer `alice` is on tier `free`: meter `api_calls` capped at 10, warn from 8.
+Customer `alice` is on tier `free`: meter `api_calls` capped at 10, warning past 8.
 Post events; the 8th answers "allow", 9th and 10th "warn", the 11th "block":
 
   curl -s {base}/v1/events -H 'Authorization: Bearer {secret}' \

@@ -366,3 +366,44 @@ fn an_unreachable_or_missing_postgres_database_says_why() {
         "{stderr}"
     );
 }
+
+/// `staryer demo` sets up what it prints, and the walk-through it prints is true: the
+/// first 8 events allow, the 9th and 10th warn, the 11th is blocked.
+#[actix_web::test]
+async fn the_demo_walk_through_is_true() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let daemon = Daemon::start(data_dir.path(), "", port, &[]).await;
+    let bind = format!("0.0.0.0:{port}");
+    let (code, stdout, stderr) = run_binary(
+        &["demo"],
+        &[
+            ("STARYER__SERVER__BIND", &bind),
+            ("STARYER__ADMIN__TOKEN", crate::helpers::ADMIN_TOKEN),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let secret = stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("sk_"))
+        .unwrap_or_else(|| panic!("no secret key in {stdout}"));
+    assert!(stdout.contains("the 8th answers \"allow\", 9th and 10th \"warn\", the 11th \"block\""));
+    let client = reqwest::Client::new();
+    let mut decisions = Vec::new();
+    for _ in 0..11 {
+        let result = ok_json(
+            client
+                .post(format!("{}/v1/events", daemon.base))
+                .bearer_auth(secret)
+                .json(&json!({"customer_id": "alice", "meter": "api_calls"}))
+                .send()
+                .await
+                .unwrap(),
+            200,
+        )
+        .await;
+        decisions.push(result["decision"].as_str().unwrap().to_string());
+    }
+    let expected: Vec<&str> = [["allow"; 8].as_slice(), &["warn", "warn", "block"]].concat();
+    assert_eq!(decisions, expected);
+}
