@@ -50,3 +50,31 @@ fn the_dockerfile_stubs_every_target_and_copies_every_compiled_folder() {
     }
     assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("\"health\"]"));
 }
+
+#[test]
+fn the_load_test_answers_help_without_starting_a_run() {
+    let run = |arg: &str| {
+        std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/run"))
+            .arg(arg)
+            .output()
+            .expect("loadtest/run runs")
+    };
+    let help = run("--help");
+    let usage = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(help.status.code(), Some(0), "{usage}");
+    for prerequisite in [
+        "Usage:",
+        "wrk",
+        "psql",
+        "CREATE DATABASE",
+        "STARYER_LOADTEST_PG",
+    ] {
+        assert!(
+            usage.contains(prerequisite),
+            "{prerequisite} missing from:\n{usage}"
+        );
+    }
+    let mistake = run("--bogus");
+    assert_eq!(mistake.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mistake.stderr).contains("Usage:"));
+}
