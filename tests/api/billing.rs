@@ -60,19 +60,20 @@ async fn billing_app_with(
     .await
 }
 
-/// Connects the creator to `ACCOUNT`; answers each tier's Stripe standing.
-async fn connect_account(app: &TestApp, creator: &TestCreator) -> Value {
-    ok_json(
-        app.send(
-            Method::PUT,
-            "/v1/billing/account",
-            &creator.secret_key,
-            Some(&json!({"account_id": ACCOUNT})),
-        )
-        .await,
-        200,
+/// Asks to connect the creator to `ACCOUNT`.
+async fn put_account(app: &TestApp, creator: &TestCreator) -> reqwest::Response {
+    app.send(
+        Method::PUT,
+        "/v1/billing/account",
+        &creator.secret_key,
+        Some(&json!({"account_id": ACCOUNT})),
     )
     .await
+}
+
+/// Connects the creator to `ACCOUNT`; answers each tier's Stripe standing.
+async fn connect_account(app: &TestApp, creator: &TestCreator) -> Value {
+    ok_json(put_account(app, creator).await, 200).await
 }
 
 /// A billing daemon on a fresh fake Stripe, with a connected creator (`connected_creator`).
@@ -1306,18 +1307,7 @@ async fn a_stripe_timeout_says_it_timed_out() {
     })
     .await;
     let creator = app.create_creator("acme").await;
-    let body = assert_error(
-        app.send(
-            Method::PUT,
-            "/v1/billing/account",
-            &creator.secret_key,
-            Some(&json!({"account_id": ACCOUNT})),
-        )
-        .await,
-        502,
-        "stripe_unreachable",
-    )
-    .await;
+    let body = assert_error(put_account(&app, &creator).await, 502, "stripe_unreachable").await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("timed out"), "{message}");
 }
