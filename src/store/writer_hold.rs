@@ -104,7 +104,7 @@ fn hostname() -> String {
 }
 
 fn now_rfc3339() -> String {
-    crate::usage::period::rfc3339(chrono::Utc::now().timestamp())
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 // --- SQLite ------------------------------------------------------------------------------
