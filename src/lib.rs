@@ -8,7 +8,8 @@
 //! count) → `store` (group commit). Around it:
 //!
 //! - `config`, `startup`, `state` (what every handler reaches), `telemetry`, `error`,
-//!   `clock`, `hashing`: the daemon's frame.
+//!   `clock`, `hashing`, `schema` (the OpenAPI schemas of constrained fields): the
+//!   daemon's frame.
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
@@ -30,6 +31,7 @@ pub mod health;
 pub mod http;
 pub mod meters;
 pub mod openapi;
+pub mod schema;
 pub mod startup;
 pub mod state;
 pub mod store;
