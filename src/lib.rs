@@ -15,7 +15,8 @@
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
 //! - `billing`: Stripe Connect: tiers as prices, usage as meter events, Checkout,
 //!   webhooks.
-//! - `openapi`: the generated API document.
+//! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
+//!   answers 405 from).
 //! - `demo`, `health`: the `staryer demo` walkthrough and the `staryer health` check, two
 //!   clients of a running daemon (`main.rs` holds the command line).
 

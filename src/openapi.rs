@@ -1,5 +1,7 @@
 //! The OpenAPI 3 document of the whole API, generated from the handlers' annotations and
-//! the request/response types, served at `GET /openapi.json`.
+//! the request/response types, served at `GET /openapi.json`. It is also the daemon's one
+//! list of its routes: a request on a known path with another method answers 405 with the
+//! path's methods from here (`http::unrouted`).
 //!
 //! Handlers list only the answers their own code gives. The answers of the extractors
 //! (the key, the body, the query string) are added to every operation that uses them by
@@ -21,7 +23,8 @@ use crate::{billing, creators, customers, error, http, meters, tenants, tiers, u
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Staryer", description = "Usage metering and monetization: allow/warn/block decisions in memory, durable counts. \
-        Every error answers `{\"error\": {\"code\", \"message\"}}`; match on `code`."),
+        Every error answers `{\"error\": {\"code\", \"message\"}}`; match on `code`. \
+        A path with a method it does not serve answers 405 `method_not_allowed` with `Allow`."),
     paths(
         http::ops::healthz, http::ops::readyz, http::ops::metrics, http::ops::openapi,
         creators::routes::create_creator, creators::routes::list_creators,

@@ -119,7 +119,7 @@ impl App {
                     crate::http::observe::observe,
                 ))
                 .configure(crate::http::routes)
-                .default_service(web::to(crate::http::ops::not_found))
+                .default_service(web::to(crate::http::unrouted::answer))
         })
         .listen(listener)?;
         if config.server.workers > 0 {

@@ -1,10 +1,12 @@
-//! HTTP: the route table, extractors (the authenticated creator, bodies) and the
-//! operations endpoints. Handlers live with their domain (`meters/routes.rs`, …).
+//! HTTP: the route table, extractors (the authenticated creator, bodies), the operations
+//! endpoints and the answer to a request no route takes (`unrouted`: 405 or 404).
+//! Handlers live with their domain (`meters/routes.rs`, …).
 
 pub mod auth;
 pub mod body;
 pub mod observe;
 pub mod ops;
+pub mod unrouted;
 
 use actix_web::web;
 

@@ -57,8 +57,3 @@ pub async fn openapi() -> HttpResponse {
         .content_type("application/json")
         .body(crate::openapi::json())
 }
-
-/// Unknown routes answer in the same error shape as everything else.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("route_not_found", "no such endpoint"))
-}
