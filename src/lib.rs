@@ -16,7 +16,8 @@
 //! - `billing`: Stripe Connect: tiers as prices, usage as meter events, Checkout,
 //!   webhooks.
 //! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
-//!   answers 405 from).
+//!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
+//!   under `assets/docs/` and built in.
 //! - `demo`, `health`: the `staryer demo` walkthrough and the `staryer health` check, two
 //!   clients of a running daemon (`main.rs` holds the command line).
 
@@ -26,6 +27,7 @@ pub mod config;
 pub mod creators;
 pub mod customers;
 pub mod demo;
+pub mod docs;
 pub mod error;
 pub mod hashing;
 pub mod health;

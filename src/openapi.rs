@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the whole API, generated from the handlers' annotations and
-//! the request/response types, served at `GET /openapi.json`. It is also the daemon's one
-//! list of its routes: a request on a known path with another method answers 405 with the
-//! path's methods from here (`http::unrouted`).
+//! the request/response types, served at `GET /openapi.json` and browsable at `/docs`. It
+//! is also the daemon's one list of its routes: a request on a known path with another
+//! method answers 405 with the path's methods from here (`http::unrouted`).
 //!
 //! Handlers list only the answers their own code gives. The answers of the extractors
 //! (the key, the body, the query string) are added to every operation that uses them by
@@ -18,7 +18,7 @@ use utoipa::openapi::Required;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::{billing, creators, customers, error, http, meters, tenants, tiers, usage};
+use crate::{billing, creators, customers, docs, error, http, meters, tenants, tiers, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,7 @@ use crate::{billing, creators, customers, error, http, meters, tenants, tiers, u
         A path with a method it does not serve answers 405 `method_not_allowed` with `Allow`."),
     paths(
         http::ops::healthz, http::ops::readyz, http::ops::metrics, http::ops::openapi,
+        docs::routes::page, docs::routes::asset,
         creators::routes::create_creator, creators::routes::list_creators,
         creators::routes::update_creator, creators::routes::stats,
         meters::routes::create_meter, meters::routes::list_meters, meters::routes::get_meter,

@@ -10,7 +10,7 @@ pub mod unrouted;
 
 use actix_web::web;
 
-use crate::{billing, creators, customers, meters, tiers, usage};
+use crate::{billing, creators, customers, docs, meters, tiers, usage};
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
 /// routes in order, and each route with a `{param}` costs a regex match.
@@ -21,6 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(ops::readyz)
         .service(ops::metrics)
         .service(ops::openapi)
+        .service(docs::routes::page)
+        .service(docs::routes::asset)
         .service(creators::routes::create_creator)
         .service(creators::routes::list_creators)
         .service(creators::routes::update_creator)
