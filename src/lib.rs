@@ -8,13 +8,16 @@
 //! count) → `store` (group commit). Around it:
 //!
 //! - `config`, `startup`, `state` (what every handler reaches), `telemetry`, `error`,
-//!   `clock`, `hashing`: the daemon's frame.
+//!   `clock`, `hashing`, `schema` (the OpenAPI schemas of constrained fields): the
+//!   daemon's frame.
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
 //! - `billing`: Stripe Connect: tiers as prices, usage as meter events, Checkout,
 //!   webhooks.
-//! - `openapi`: the generated API document.
+//! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
+//!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
+//!   under `assets/docs/` and built in.
 //! - `demo`, `health`: the `staryer demo` walkthrough and the `staryer health` check, two
 //!   clients of a running daemon (`main.rs` holds the command line).
 
@@ -24,12 +27,14 @@ pub mod config;
 pub mod creators;
 pub mod customers;
 pub mod demo;
+pub mod docs;
 pub mod error;
 pub mod hashing;
 pub mod health;
 pub mod http;
 pub mod meters;
 pub mod openapi;
+pub mod schema;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -1,16 +1,33 @@
 //! The OpenAPI 3 document of the whole API, generated from the handlers' annotations and
-//! the request/response types, served at `GET /openapi.json`.
+//! the request/response types, served at `GET /openapi.json` and browsable at `/docs`. It
+//! is also the daemon's one list of its routes: a request on a known path with another
+//! method answers 405 with the path's methods from here (`http::unrouted`).
+//!
+//! Handlers list only the answers their own code gives. The answers of the extractors
+//! (the key, the body, the query string) are added to every operation that uses them by
+//! `CommonResponses`, from what the operation declares: its security scheme, its request
+//! body, its query parameters. No handler can forget them, and no two list them apart.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use std::sync::OnceLock;
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::Required;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::{billing, creators, customers, error, http, meters, tenants, tiers, usage};
+use crate::{billing, creators, customers, docs, error, http, meters, tenants, tiers, usage};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Staryer", description = "Usage metering and monetization: allow/warn/block decisions in memory, durable counts."),
+    info(title = "Staryer", description = "Usage metering and monetization: allow/warn/block decisions in memory, durable counts. \
+        Every error answers `{\"error\": {\"code\", \"message\"}}`; match on `code`. \
+        A path with a method it does not serve answers 405 `method_not_allowed` with `Allow`."),
     paths(
         http::ops::healthz, http::ops::readyz, http::ops::metrics, http::ops::openapi,
+        docs::routes::page, docs::routes::asset,
         creators::routes::create_creator, creators::routes::list_creators,
         creators::routes::update_creator, creators::routes::stats,
         meters::routes::create_meter, meters::routes::list_meters, meters::routes::get_meter,
@@ -25,13 +42,29 @@ use crate::{billing, creators, customers, error, http, meters, tenants, tiers, u
         billing::routes::retry_report,
         billing::webhooks::receive,
     ),
-    components(schemas(
-        error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit,
-        usage::model::EventResult, usage::model::BatchResults,
-    )),
-    modifiers(&SecuritySchemes),
+    components(schemas(error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit)),
+    modifiers(&SecuritySchemes, &CommonResponses, &PathParametersRequired),
 )]
 pub struct ApiDoc;
+
+/// The document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(ApiDoc::openapi)
+}
+
+/// The document as served.
+pub fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+    })
+}
+
+const SECRET_KEY: &str = "secret_key";
+const ADMIN_TOKEN: &str = "admin_token";
 
 struct SecuritySchemes;
 
@@ -39,8 +72,8 @@ impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, what) in [
-            ("secret_key", "A creator's secret key (sk_…)"),
-            ("admin_token", "The platform owner's admin token"),
+            (SECRET_KEY, "A creator's secret key (sk_…)"),
+            (ADMIN_TOKEN, "The platform owner's admin token"),
         ] {
             components.add_security_scheme(
                 name,
@@ -53,4 +86,150 @@ impl Modify for SecuritySchemes {
             );
         }
     }
+}
+
+/// Adds the extractors' answers to every operation that uses them (see the module note).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, codes) in common_answers(operation) {
+                    add_answer(operation, status, codes);
+                }
+                for (status, answer) in operation.responses.responses.iter_mut() {
+                    if let (RefOr::T(answer), "429" | "503") = (answer, status.as_str()) {
+                        with_retry_after(answer);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// OpenAPI requires path parameters to say `required: true`; utoipa leaves it out of
+/// those whose schema a parser gives (`schema_with`).
+struct PathParametersRequired;
+
+impl Modify for PathParametersRequired {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+        });
+        for parameter in operations
+            .flatten()
+            .flat_map(|operation| operation.parameters.iter_mut().flatten())
+            .filter(|parameter| parameter.parameter_in == ParameterIn::Path)
+        {
+            parameter.required = Required::True;
+        }
+    }
+}
+
+/// The statuses an operation's extractors can answer, each with its codes.
+fn common_answers(operation: &Operation) -> Vec<(&'static str, &'static str)> {
+    let secured_by = |scheme: &str| {
+        let required = SecurityRequirement::new(scheme, Vec::<String>::new());
+        operation.security.iter().flatten().any(|r| *r == required)
+    };
+    let mut answers = Vec::new();
+    if secured_by(SECRET_KEY) || secured_by(ADMIN_TOKEN) {
+        answers.extend([
+            (
+                "401",
+                "`missing_key` (no `Authorization` header), `invalid_key` (not `Bearer <key>`, or no such key)",
+            ),
+            ("403", "`wrong_key_kind`: a valid key of another kind"),
+            (
+                "503",
+                "`not_ready` (loading the counters at start), `store_unavailable`",
+            ),
+        ]);
+    }
+    if secured_by(SECRET_KEY) {
+        answers.push(("429", "`rate_limited`: the key's rate limit"));
+    }
+    if let Some(body) = &operation.request_body {
+        answers.extend([
+            ("400", "`unreadable_body`"),
+            ("413", "`payload_too_large`: past `server.max_body_bytes`"),
+        ]);
+        if body.content.contains_key("application/json") {
+            answers.extend([
+                ("400", "`malformed_json`: the body is not JSON"),
+                (
+                    "422",
+                    "`invalid_body` (not an object), `unknown_field`, `missing_field`, \
+                     `invalid_value` (the message names the field)",
+                ),
+            ]);
+        }
+    }
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.parameter_in == ParameterIn::Query);
+    if has_query {
+        answers.push(("400", "`invalid_query`: a query parameter not of its type"));
+    }
+    answers
+}
+
+/// Adds `codes` to the operation's answer for `status`: a new error answer, or more codes
+/// in the description of the one the handler declared.
+fn add_answer(operation: &mut Operation, status: &str, codes: &str) {
+    let answers = &mut operation.responses.responses;
+    match answers.get_mut(status) {
+        Some(RefOr::T(answer)) => {
+            if answer.description.is_empty() {
+                answer.description = codes.to_string();
+            } else if !answer.description.contains(codes) {
+                answer.description = format!("{}; {codes}", answer.description);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let answer = ResponseBuilder::new()
+                .description(codes)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            answers.insert(status.to_string(), RefOr::T(answer));
+        }
+    }
+}
+
+/// 429 and 503 answers say when to retry (`ApiError` sets it on both).
+fn with_retry_after(answer: &mut Response) {
+    let seconds = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(1));
+    answer.headers.insert(
+        "Retry-After".to_string(),
+        HeaderBuilder::new()
+            .schema(seconds)
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    );
 }

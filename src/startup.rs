@@ -121,7 +121,7 @@ impl App {
                     crate::http::observe::observe,
                 ))
                 .configure(crate::http::routes)
-                .default_service(web::to(crate::http::ops::not_found))
+                .default_service(web::to(crate::http::unrouted::answer))
         })
         .listen(listener)?
         // Our own signal handling (`stop_on_signals`): actix's would stop forcibly on

@@ -4,8 +4,10 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 use actix_web::{get, post, put, web, HttpResponse};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
@@ -13,18 +15,22 @@ use stripe_checkout::checkout_session::{
 use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveAccount};
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::CheckoutSessionMode;
+use utoipa::openapi::schema::{Object, SchemaFormat};
 
 use crate::billing::catalog::{overage_prices, TierSyncView};
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::{billing_off, Billing};
+use crate::customers::model::{is_stripe_id, optional_email_schema, parse_email, stripe_id_schema};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
+use crate::meters::model::slug_schema;
+use crate::schema::{integer, text};
 use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, ReportRow};
 use crate::tenants::actor::tier_not_found;
 use crate::tenants::registry::Creator;
-use crate::usage::model::parse_id;
+use crate::usage::model::{id_schema, parse_id};
 use crate::usage::period::rfc3339;
 
 fn billing(state: &AppState) -> Result<&Billing, ApiError> {
@@ -35,8 +41,15 @@ fn billing(state: &AppState) -> Result<&Billing, ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutAccount {
-    /// An existing connected account of the platform (`acct_…`).
+    #[schema(schema_with = account_id_schema)]
     pub account_id: String,
+}
+
+fn account_id_schema() -> Object {
+    stripe_id_schema(
+        "acct_",
+        "An existing connected account of the platform (`acct_…`)",
+    )
 }
 
 /// `POST /v1/billing/onboarding`.
@@ -44,10 +57,13 @@ pub struct PutAccount {
 #[serde(deny_unknown_fields)]
 pub struct NewOnboarding {
     /// Where Stripe sends the creator when the link expired or was already used.
+    #[schema(schema_with = url_schema)]
     pub refresh_url: String,
     /// Where Stripe sends the creator when onboarding ends.
+    #[schema(schema_with = url_schema)]
     pub return_url: String,
     /// Prefills the new account's email.
+    #[schema(schema_with = optional_email_schema)]
     pub email: Option<String>,
 }
 
@@ -71,10 +87,14 @@ pub struct OnboardingView {
 #[serde(deny_unknown_fields)]
 pub struct NewCheckout {
     /// The creator's id for the buying customer.
+    #[schema(schema_with = id_schema)]
     pub customer_id: String,
     /// The tier to buy.
+    #[schema(schema_with = slug_schema)]
     pub tier: String,
+    #[schema(schema_with = url_schema)]
     pub success_url: String,
+    #[schema(schema_with = url_schema)]
     pub cancel_url: String,
 }
 
@@ -87,18 +107,28 @@ pub struct CheckoutView {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
-    /// At most this many, newest first (1–500, default 100).
+    #[param(schema_with = limit_schema)]
     pub limit: Option<i64>,
+}
+
+/// The most rows one list answers, and how many when `limit` is not given.
+const MAX_LIST: i64 = 500;
+const DEFAULT_LIST: i64 = 100;
+
+fn limit_schema() -> Object {
+    let mut schema = integer(1, MAX_LIST, "At most this many, newest first: 1–500");
+    schema.default = Some(DEFAULT_LIST.into());
+    schema
 }
 
 impl ListQuery {
     fn limit(&self) -> Result<i64, ApiError> {
         match self.limit {
-            None => Ok(100),
-            Some(limit @ 1..=500) => Ok(limit),
+            None => Ok(DEFAULT_LIST),
+            Some(limit @ 1..=MAX_LIST) => Ok(limit),
             Some(_) => Err(ApiError::invalid(
                 "invalid_limit",
-                "limit must be between 1 and 500",
+                format!("limit must be between 1 and {MAX_LIST}"),
             )),
         }
     }
@@ -171,24 +201,56 @@ impl From<ReportRow> for ReportView {
     }
 }
 
+/// A failed report put back in the queue.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequeuedReport {
+    pub identifier: String,
+    /// `pending`: it is sent again, under the same identifier.
+    pub state: &'static str,
+}
+
 /// A list answer: each row as its view.
 fn listed<Row, View: From<Row> + Serialize>(rows: Vec<Row>) -> HttpResponse {
     let views: Vec<View> = rows.into_iter().map(View::from).collect();
     HttpResponse::Ok().json(views)
 }
 
+/// Longest redirect URL, in characters (all ASCII).
+const MAX_URL_CHARS: usize = 2048;
+
+/// A redirect URL: `http(s)://`, a host name, an optional port, then path, query and
+/// fragment in RFC 3986's characters (anything else percent-encoded). Every text it takes is
+/// a URI, so the schema can say both `format: uri` and this pattern, and this pattern is the
+/// server's check itself.
+const URL_PATTERN: &str = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?(#([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
+
 fn parse_url(field: &str, url: &str) -> Result<(), ApiError> {
-    let plausible = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
-        && !url.chars().any(|c| c.is_control() || c.is_whitespace());
-    if plausible {
+    static URL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(URL_PATTERN).expect("URL_PATTERN is a regex"));
+    if url.len() <= MAX_URL_CHARS && URL.is_match(url) {
         Ok(())
     } else {
         Err(ApiError::invalid(
             "invalid_url",
-            format!("{field} must be an http(s) URL"),
+            format!(
+                "{field} must be an http(s) URL of at most {MAX_URL_CHARS} characters, other \
+                 characters percent-encoded"
+            ),
         ))
     }
+}
+
+/// What `parse_url` accepts.
+fn url_schema() -> Object {
+    let mut schema = text(
+        "http://a".len(),
+        MAX_URL_CHARS,
+        URL_PATTERN,
+        "An http(s) URL with a host, at most 2,048 characters (RFC 3986 characters; others \
+         percent-encoded)",
+    );
+    schema.format = Some(SchemaFormat::Custom("uri".into()));
+    schema
 }
 
 fn account_taken() -> ApiError {
@@ -215,7 +277,8 @@ async fn connect(
 /// The creator's connected Stripe account, and where each tier stands with Stripe (read
 /// from the store: a tier `not_synced` is synced by its next change or checkout).
 #[utoipa::path(get, path = "/v1/billing/account", tag = "billing",
-    responses((status = 200, body = AccountView), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = AccountView),
+        (status = 409, description = "`billing_off`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/billing/account")]
 pub async fn get_account(
@@ -233,8 +296,11 @@ pub async fn get_account(
 /// Record an existing connected account (checked with Stripe first); every priced tier is
 /// synced to it.
 #[utoipa::path(put, path = "/v1/billing/account", tag = "billing", request_body = PutAccount,
-    responses((status = 200, body = AccountView), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 200, body = AccountView),
+        (status = 409, description = "`billing_off`, `account_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_account_id`, `stripe_account_not_found`",
+            body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[put("/v1/billing/account")]
 pub async fn put_account(
@@ -244,10 +310,7 @@ pub async fn put_account(
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
     let id = &body.account_id;
-    let well_formed = id.starts_with("acct_")
-        && id.len() <= 255
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !well_formed {
+    if !is_stripe_id(id, "acct_") {
         return Err(ApiError::invalid(
             "invalid_account_id",
             "account_id must be a Stripe account id (acct_…)",
@@ -291,8 +354,10 @@ pub async fn put_account(
 /// account link to send the creator to.
 #[utoipa::path(post, path = "/v1/billing/onboarding", tag = "billing",
     request_body = NewOnboarding,
-    responses((status = 200, body = OnboardingView), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)),
+    responses((status = 200, body = OnboardingView),
+        (status = 409, description = "`billing_off`", body = ErrorBody),
+        (status = 422, description = "`invalid_url`, `invalid_email`", body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/billing/onboarding")]
 pub async fn start_onboarding(
@@ -303,6 +368,9 @@ pub async fn start_onboarding(
     let billing = billing(&state)?;
     parse_url("refresh_url", &body.refresh_url)?;
     parse_url("return_url", &body.return_url)?;
+    if let Some(email) = &body.email {
+        parse_email(email)?;
+    }
     let (account_id, tiers) = match billing.store.stripe_account(&creator.tenant.id).await? {
         Some(account) => (account, BTreeMap::new()),
         None => {
@@ -341,9 +409,12 @@ pub async fn start_onboarding(
 /// for a customer id may change that customer's tier, so browsers go through the
 /// creator's server (the embeds will carry a signed customer token).
 #[utoipa::path(post, path = "/v1/checkout/sessions", tag = "billing", request_body = NewCheckout,
-    responses((status = 200, body = CheckoutView), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 502, body = ErrorBody)),
+    responses((status = 200, body = CheckoutView),
+        (status = 404, description = "`tier_not_found`", body = ErrorBody),
+        (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_url`, `tier_not_priced`",
+            body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/checkout/sessions")]
 pub async fn create_checkout_session(
@@ -425,7 +496,9 @@ pub async fn create_checkout_session(
 /// What Stripe told the creator through webhooks (invoices, checkouts, subscription
 /// changes), newest first.
 #[utoipa::path(get, path = "/v1/billing/events", tag = "billing", params(ListQuery),
-    responses((status = 200, body = [BillingEventView]), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = [BillingEventView]),
+        (status = 409, description = "`billing_off`", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/billing/events")]
 pub async fn list_events(
@@ -445,8 +518,10 @@ pub async fn list_events(
 /// customer it names exists again). It is sent with its original identifier.
 #[utoipa::path(post, path = "/v1/billing/reports/{identifier}/retry", tag = "billing",
     params(("identifier" = String, Path, description = "The report's identifier")),
-    responses((status = 200, body = ReportView), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)),
+    responses((status = 200, body = RequeuedReport),
+        (status = 404, description = "`report_not_found`: no failed report by that identifier",
+            body = ErrorBody),
+        (status = 409, description = "`billing_off`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/billing/reports/{identifier}/retry")]
 pub async fn retry_report(
@@ -465,12 +540,17 @@ pub async fn retry_report(
             format!("no failed report `{identifier}`"),
         ));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"identifier": *identifier, "state": "pending"})))
+    Ok(HttpResponse::Ok().json(RequeuedReport {
+        identifier: identifier.into_inner(),
+        state: "pending",
+    }))
 }
 
 /// The usage reports sent (or being sent) to Stripe, newest first.
 #[utoipa::path(get, path = "/v1/billing/reports", tag = "billing", params(ListQuery),
-    responses((status = 200, body = [ReportView]), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = [ReportView]),
+        (status = 409, description = "`billing_off`", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/billing/reports")]
 pub async fn list_reports(

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::Sha256;
 
 use crate::billing::catalog::overage_prices;
@@ -116,13 +116,29 @@ fn metadata(object: &Value, key: &str) -> Option<String> {
     object["metadata"][key].as_str().map(String::from)
 }
 
+/// The answer to Stripe.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookReceipt {
+    pub received: bool,
+    /// Whether the event changed something (false: kept as history only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handled: Option<bool>,
+    /// The event id was received before; nothing was done again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+}
+
 /// Receive a Stripe webhook (signed with the platform's webhook secret).
 #[utoipa::path(post, path = "/v1/webhooks/stripe", tag = "billing",
-    request_body(content = String, description = "Stripe's event, as Stripe sent it"),
+    request_body(content = String, description = "Stripe's event, byte for byte as Stripe sent it (the signature covers the bytes)"),
     params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex hmac>,…")),
-    responses((status = 200, description = "Received (also for a redelivery)"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "Received (also for a redelivery)", body = WebhookReceipt),
+        (status = 400, description = "`missing_signature`, `invalid_signature_header`, \
+            `invalid_signature`, `stale_signature`", body = ErrorBody),
+        (status = 409, description = "`billing_off`, `webhooks_off`", body = ErrorBody),
+        (status = 422, description = "`invalid_event`: signed, but not a Stripe event", body = ErrorBody),
+        (status = 503, description = "`not_ready`, `store_unavailable`: Stripe retries",
+            body = ErrorBody)))]
 #[post("/v1/webhooks/stripe")]
 pub async fn receive(
     state: web::Data<AppState>,
@@ -166,7 +182,11 @@ pub async fn receive(
     })?;
     let duplicate = || {
         metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "duplicate").increment(1);
-        Ok(HttpResponse::Ok().json(json!({"received": true, "duplicate": true})))
+        Ok(HttpResponse::Ok().json(WebhookReceipt {
+            received: true,
+            handled: None,
+            duplicate: Some(true),
+        }))
     };
     if billing.store.billing_event_seen(&event.id).await? {
         return duplicate();
@@ -193,7 +213,11 @@ pub async fn receive(
         return duplicate();
     }
     metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "handled").increment(1);
-    Ok(HttpResponse::Ok().json(json!({"received": true, "handled": handled})))
+    Ok(HttpResponse::Ok().json(WebhookReceipt {
+        received: true,
+        handled: Some(handled),
+        duplicate: None,
+    }))
 }
 
 /// The event as the creator's billing history keeps it.

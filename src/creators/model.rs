@@ -1,9 +1,11 @@
 //! The admin API's shapes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::Schema;
 
 use crate::error::ApiError;
-use crate::meters::model::parse_name;
+use crate::meters::model::{optional_name_schema, parse_name, slug_schema};
+use crate::schema::{or_null, text};
 use crate::store::CreatorRow;
 use crate::tenants::registry::RateLimit;
 use crate::usage::period::rfc3339;
@@ -12,15 +14,32 @@ use crate::usage::period::rfc3339;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCreator {
-    /// 1–64 of `a-z 0-9 _ - .`, unique.
+    /// Unique.
+    #[schema(schema_with = slug_schema)]
     pub slug: String,
+    /// Default: the slug.
+    #[schema(schema_with = optional_name_schema)]
     pub name: Option<String>,
+    #[schema(schema_with = optional_domain_schema)]
     pub custom_domain: Option<String>,
     /// Free-form JSON object for the embeds (colours, logo…).
     #[schema(value_type = Option<Object>)]
     pub branding: Option<serde_json::Value>,
     /// Per-key rate limit; none means unlimited.
     pub rate_limit: Option<RateLimit>,
+}
+
+/// Longest custom domain, in characters (all ASCII).
+const MAX_DOMAIN_CHARS: usize = 253;
+
+/// What `NewCreator::parse` accepts as a custom domain.
+fn optional_domain_schema() -> Schema {
+    or_null(text(
+        1,
+        MAX_DOMAIN_CHARS,
+        r"^[A-Za-z0-9.-]*\.[A-Za-z0-9.-]*$",
+        "A host name: `A-Z a-z 0-9 . -` with at least one dot, at most 253 characters",
+    ))
 }
 
 /// `PATCH /v1/admin/creators/{slug}`.
@@ -87,7 +106,7 @@ impl NewCreator {
         let slug = crate::meters::model::parse_slug("slug", &self.slug)?;
         let name = parse_name("name", self.name.as_deref().unwrap_or(&self.slug))?;
         if let Some(domain) = &self.custom_domain {
-            let plausible = domain.len() <= 253
+            let plausible = domain.len() <= MAX_DOMAIN_CHARS
                 && domain.contains('.')
                 && domain
                     .bytes()
@@ -99,6 +118,7 @@ impl NewCreator {
                 ));
             }
         }
+        let rate_limit = self.rate_limit.map(RateLimit::parse).transpose()?;
         let branding = match self.branding {
             None => serde_json::Value::Object(Default::default()),
             Some(value @ serde_json::Value::Object(_)) => value,
@@ -117,11 +137,11 @@ impl NewCreator {
                 custom_domain: self.custom_domain,
                 branding: branding.to_string(),
                 stripe_account_id: None,
-                rate_limit_per_second: self.rate_limit.map(|r| i64::from(r.per_second)),
-                rate_limit_burst: self.rate_limit.and_then(|r| r.burst).map(i64::from),
+                rate_limit_per_second: rate_limit.map(|r| i64::from(r.per_second)),
+                rate_limit_burst: rate_limit.and_then(|r| r.burst).map(i64::from),
                 created_at: now,
             },
-            self.rate_limit,
+            rate_limit,
         ))
     }
 }

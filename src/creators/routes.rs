@@ -13,8 +13,10 @@ use crate::state::AppState;
 
 /// Create a creator. The answer holds its secret and publishable keys, shown this once.
 #[utoipa::path(post, path = "/v1/admin/creators", tag = "admin", request_body = NewCreator,
-    responses((status = 201, body = CreatedCreator), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 201, body = CreatedCreator),
+        (status = 409, description = "`already_exists`: the slug is taken", body = ErrorBody),
+        (status = 422, description = "`invalid_key`, `invalid_domain`, `invalid_branding`, \
+            `invalid_rate_limit`, `invalid_value`", body = ErrorBody)),
     security(("admin_token" = [])))]
 #[post("/v1/admin/creators")]
 pub async fn create_creator(
@@ -41,7 +43,9 @@ pub async fn list_creators(
 /// Change a creator's per-key rate limit.
 #[utoipa::path(patch, path = "/v1/admin/creators/{slug}", tag = "admin", request_body = CreatorPatch,
     params(("slug" = String, Path, description = "Creator slug")),
-    responses((status = 200, body = CreatorView), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = CreatorView),
+        (status = 404, description = "`creator_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_rate_limit`", body = ErrorBody)),
     security(("admin_token" = [])))]
 #[patch("/v1/admin/creators/{slug}")]
 pub async fn update_creator(
@@ -56,7 +60,7 @@ pub async fn update_creator(
 
 /// Platform-wide figures.
 #[utoipa::path(get, path = "/v1/admin/stats", tag = "admin",
-    responses((status = 200, body = PlatformStats), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = PlatformStats)),
     security(("admin_token" = [])))]
 #[get("/v1/admin/stats")]
 pub async fn stats(state: web::Data<AppState>, _: AdminAuth) -> Result<HttpResponse, ApiError> {

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::store::KeyRow;
 use crate::tenants::actor::TenantHandle;
 use crate::tenants::config::TenantConfig;
-use crate::tenants::registry::Creator;
+use crate::tenants::registry::{Creator, RateLimit};
 use crate::tenants::state::Tenant;
 
 pub async fn create(state: &AppState, body: NewCreator) -> Result<CreatedCreator, ApiError> {
@@ -78,7 +78,7 @@ pub async fn update(
         .creator_by_slug(slug)
         .ok_or_else(|| ApiError::not_found("creator_not_found", format!("no creator `{slug}`")))?;
     let id = &creator.tenant.id;
-    let rate_limit = patch.rate_limit;
+    let rate_limit = patch.rate_limit.map(RateLimit::parse).transpose()?;
     state
         .store
         .update_creator_rate_limit(

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Object, Schema};
 
 use crate::error::ApiError;
+use crate::schema::{self, or_null};
 use crate::usage::quantity::Quantity;
 
 /// `PUT /v1/customers/{customer_id}`.
@@ -13,10 +15,71 @@ use crate::usage::quantity::Quantity;
 #[serde(deny_unknown_fields)]
 pub struct PutCustomer {
     /// Tier key.
+    #[schema(schema_with = crate::meters::model::slug_schema)]
     pub tier: String,
+    #[schema(schema_with = optional_email_schema)]
     pub email: Option<String>,
     /// The customer's id in the creator's Stripe account (`cus_…`).
+    #[schema(schema_with = optional_stripe_customer_id_schema)]
     pub stripe_customer_id: Option<String>,
+}
+
+/// Longest email address, in characters.
+const MAX_EMAIL_CHARS: usize = 254;
+/// Longest Stripe object id, in characters (all ASCII).
+const MAX_STRIPE_ID_CHARS: usize = 255;
+
+/// Checks an email address loosely (Stripe checks it for real): something, `@`, and a
+/// domain with a dot, without control characters.
+pub fn parse_email(email: &str) -> Result<(), ApiError> {
+    let plausible = email.chars().count() <= MAX_EMAIL_CHARS
+        && !email.chars().any(char::is_control)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if plausible {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_email",
+            "email is not an address",
+        ))
+    }
+}
+
+/// What `parse_email` accepts.
+pub fn optional_email_schema() -> Schema {
+    let text = r"[^\x00-\x1F\x7F-\x9F]";
+    or_null(schema::text(
+        3,
+        MAX_EMAIL_CHARS,
+        &format!(r"^[^@\x00-\x1F\x7F-\x9F]+@{text}*\.{text}*$"),
+        "An email address, at most 254 characters",
+    ))
+}
+
+/// Whether `id` is a Stripe object id with this prefix (`cus_`, `acct_`).
+pub fn is_stripe_id(id: &str, prefix: &str) -> bool {
+    id.starts_with(prefix)
+        && id.len() <= MAX_STRIPE_ID_CHARS
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// What `is_stripe_id` accepts for this prefix.
+pub fn stripe_id_schema(prefix: &str, description: &str) -> Object {
+    schema::text(
+        prefix.len(),
+        MAX_STRIPE_ID_CHARS,
+        &format!("^{prefix}[A-Za-z0-9_]*$"),
+        description,
+    )
+}
+
+fn optional_stripe_customer_id_schema() -> Schema {
+    or_null(stripe_id_schema(
+        "cus_",
+        "The customer's id in the creator's Stripe account (`cus_…`)",
+    ))
 }
 
 /// A checked `PutCustomer` for one customer id.
@@ -32,25 +95,10 @@ pub struct CustomerUpdate {
 impl CustomerUpdate {
     pub fn parse(id: Arc<str>, body: PutCustomer) -> Result<Self, ApiError> {
         if let Some(email) = &body.email {
-            let plausible = email.len() <= 254
-                && !email.chars().any(char::is_control)
-                && email
-                    .split_once('@')
-                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-            if !plausible {
-                return Err(ApiError::invalid(
-                    "invalid_email",
-                    "email is not an address",
-                ));
-            }
+            parse_email(email)?;
         }
         if let Some(stripe_id) = &body.stripe_customer_id {
-            if !stripe_id.starts_with("cus_")
-                || stripe_id.len() > 255
-                || !stripe_id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
+            if !is_stripe_id(stripe_id, "cus_") {
                 return Err(ApiError::invalid(
                     "invalid_stripe_customer_id",
                     "stripe_customer_id must be a Stripe customer id (cus_…)",

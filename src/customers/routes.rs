@@ -5,13 +5,35 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use actix_web::{get, put, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::customers::model::{Customer, CustomerUpdate, Entitlement, PutCustomer, Usage};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::state::AppState;
-use crate::usage::model::parse_id;
+use crate::usage::model::{id_schema, parse_id};
+
+/// `/v1/customers/{customer_id}…`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CustomerPath {
+    /// The creator's id for the customer.
+    #[param(schema_with = id_schema)]
+    customer_id: String,
+}
+
+/// `/v1/customers/{customer_id}/entitlements/{feature}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EntitlementPath {
+    /// The creator's id for the customer.
+    #[param(schema_with = id_schema)]
+    customer_id: String,
+    /// Feature name.
+    feature: String,
+}
 
 fn customer_id(raw: &str) -> Result<&str, ApiError> {
     parse_id("customer_id", Cow::Borrowed(raw)).map(|_| raw)
@@ -20,18 +42,19 @@ fn customer_id(raw: &str) -> Result<&str, ApiError> {
 /// Create or update a customer and its tier assignment. Assigning a different tier starts
 /// a new billing cycle.
 #[utoipa::path(put, path = "/v1/customers/{customer_id}", tag = "customers",
-    request_body = PutCustomer,
-    params(("customer_id" = String, Path, description = "The creator's id for the customer")),
-    responses((status = 200, body = Customer), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    request_body = PutCustomer, params(CustomerPath),
+    responses((status = 200, body = Customer),
+        (status = 404, description = "`tier_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_email`, `invalid_stripe_customer_id`",
+            body = ErrorBody)),
     security(("secret_key" = [])))]
 #[put("/v1/customers/{customer_id}")]
 pub async fn put_customer(
     CreatorAuth(creator): CreatorAuth,
-    path: web::Path<String>,
+    path: web::Path<CustomerPath>,
     ApiJson(body): ApiJson<PutCustomer>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = Arc::from(customer_id(&path)?);
+    let id = Arc::from(customer_id(&path.customer_id)?);
     let update = CustomerUpdate::parse(id, body)?;
     let customer = creator.actor.upsert_customer(update).await?;
     Ok(HttpResponse::Ok().json(customer))
@@ -39,35 +62,40 @@ pub async fn put_customer(
 
 /// The customer's usage of every meter in the current periods.
 #[utoipa::path(get, path = "/v1/customers/{customer_id}/usage", tag = "customers",
-    params(("customer_id" = String, Path, description = "The creator's id for the customer")),
-    responses((status = 200, body = Usage), (status = 404, body = ErrorBody)),
+    params(CustomerPath),
+    responses((status = 200, body = Usage),
+        (status = 404, description = "`customer_not_found`: never seen", body = ErrorBody),
+        (status = 422, description = "`invalid_id`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/customers/{customer_id}/usage")]
 pub async fn get_usage(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
-    path: web::Path<String>,
+    path: web::Path<CustomerPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let usage = state.usage.usage(&creator.tenant, customer_id(&path)?)?;
+    let usage = state
+        .usage
+        .usage(&creator.tenant, customer_id(&path.customer_id)?)?;
     Ok(HttpResponse::Ok().json(usage))
 }
 
 /// Whether the customer's tier grants a feature.
 #[utoipa::path(get, path = "/v1/customers/{customer_id}/entitlements/{feature}", tag = "customers",
-    params(("customer_id" = String, Path, description = "The creator's id for the customer"),
-        ("feature" = String, Path, description = "Feature name")),
-    responses((status = 200, body = Entitlement), (status = 404, body = ErrorBody)),
+    params(EntitlementPath),
+    responses((status = 200, body = Entitlement),
+        (status = 404, description = "`customer_not_found`: never seen", body = ErrorBody),
+        (status = 422, description = "`invalid_id`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/customers/{customer_id}/entitlements/{feature}")]
 pub async fn get_entitlement(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
-    path: web::Path<(String, String)>,
+    path: web::Path<EntitlementPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (customer, feature) = path.into_inner();
-    let entitlement =
-        state
-            .usage
-            .entitlement(&creator.tenant, customer_id(&customer)?, &feature)?;
+    let entitlement = state.usage.entitlement(
+        &creator.tenant,
+        customer_id(&path.customer_id)?,
+        &path.feature,
+    )?;
     Ok(HttpResponse::Ok().json(entitlement))
 }

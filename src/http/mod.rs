@@ -1,14 +1,16 @@
-//! HTTP: the route table, extractors (the authenticated creator, bodies) and the
-//! operations endpoints. Handlers live with their domain (`meters/routes.rs`, …).
+//! HTTP: the route table, extractors (the authenticated creator, bodies), the operations
+//! endpoints and the answer to a request no route takes (`unrouted`: 405 or 404).
+//! Handlers live with their domain (`meters/routes.rs`, …).
 
 pub mod auth;
 pub mod body;
 pub mod observe;
 pub mod ops;
+pub mod unrouted;
 
 use actix_web::web;
 
-use crate::{billing, creators, customers, meters, tiers, usage};
+use crate::{billing, creators, customers, docs, meters, tiers, usage};
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
 /// routes in order, and each route with a `{param}` costs a regex match.
@@ -19,6 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(ops::readyz)
         .service(ops::metrics)
         .service(ops::openapi)
+        .service(docs::routes::page)
+        .service(docs::routes::asset)
         .service(creators::routes::create_creator)
         .service(creators::routes::list_creators)
         .service(creators::routes::update_creator)

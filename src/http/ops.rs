@@ -1,8 +1,6 @@
 //! Operations endpoints, without a key: liveness, readiness, Prometheus metrics and the
 //! OpenAPI document.
 
-use std::sync::OnceLock;
-
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 
@@ -55,19 +53,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, content_type = "application/json", body = Object)))]
 #[get("/openapi.json")]
 pub async fn openapi() -> HttpResponse {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let document = DOCUMENT.get_or_init(|| {
-        use utoipa::OpenApi;
-        crate::openapi::ApiDoc::openapi()
-            .to_json()
-            .expect("the OpenAPI document serializes")
-    });
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document.as_str())
-}
-
-/// Unknown routes answer in the same error shape as everything else.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("route_not_found", "no such endpoint"))
+        .body(crate::openapi::json())
 }

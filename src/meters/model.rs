@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Object, Schema};
 
 use crate::error::ApiError;
+use crate::schema::{or_null, text, NO_CONTROL};
 use crate::usage::decide::Aggregation;
 use crate::usage::period::{rfc3339, Reset};
 
@@ -26,9 +28,13 @@ pub struct Meter {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMeter {
-    /// Slug: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit.
+    #[schema(schema_with = slug_schema)]
     pub key: String,
+    /// Default: the key.
+    #[schema(schema_with = optional_name_schema)]
     pub name: Option<String>,
+    /// Default: `units`.
+    #[schema(schema_with = optional_name_schema)]
     pub unit: Option<String>,
     pub aggregation: Aggregation,
     pub reset: Reset,
@@ -57,9 +63,14 @@ impl From<&Meter> for MeterView {
     }
 }
 
+/// Longest slug, in characters (all ASCII).
+pub const MAX_SLUG_CHARS: usize = 64;
+/// Longest name or unit, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
 /// Checks a slug used as a meter or tier key.
 pub fn parse_slug(what: &str, text: &str) -> Result<Arc<str>, ApiError> {
-    let valid = (1..=64).contains(&text.len())
+    let valid = (1..=MAX_SLUG_CHARS).contains(&text.len())
         && text.as_bytes()[0].is_ascii_alphanumeric()
         && text.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
@@ -76,15 +87,39 @@ pub fn parse_slug(what: &str, text: &str) -> Result<Arc<str>, ApiError> {
     }
 }
 
+/// What `parse_slug` accepts.
+pub fn slug_schema() -> Object {
+    text(
+        1,
+        MAX_SLUG_CHARS,
+        "^[a-z0-9][a-z0-9_.-]*$",
+        "Slug: 1–64 of `a-z 0-9 _ - .`, starting with a letter or digit",
+    )
+}
+
 /// Checks a free-text name (at most 200 characters, no control characters).
 pub fn parse_name(what: &str, text: &str) -> Result<String, ApiError> {
-    if text.chars().count() > 200 || text.chars().any(char::is_control) {
+    if text.chars().count() > MAX_NAME_CHARS || text.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "invalid_value",
             format!("{what} must be at most 200 characters, without control characters"),
         ));
     }
     Ok(text.to_string())
+}
+
+/// What `parse_name` accepts.
+pub fn name_schema() -> Object {
+    text(
+        0,
+        MAX_NAME_CHARS,
+        NO_CONTROL,
+        "At most 200 characters, no control characters",
+    )
+}
+
+pub fn optional_name_schema() -> Schema {
+    or_null(name_schema())
 }
 
 impl NewMeter {

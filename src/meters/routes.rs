@@ -10,8 +10,10 @@ use crate::state::AppState;
 
 /// Create a meter.
 #[utoipa::path(post, path = "/v1/meters", tag = "meters", request_body = NewMeter,
-    responses((status = 201, body = MeterView), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 201, body = MeterView),
+        (status = 409, description = "`already_exists`", body = ErrorBody),
+        (status = 422, description = "`invalid_key`: not a slug; `invalid_value`: a name or unit too long",
+            body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/meters")]
 pub async fn create_meter(
@@ -41,7 +43,8 @@ pub async fn list_meters(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
 /// One meter.
 #[utoipa::path(get, path = "/v1/meters/{key}", tag = "meters",
     params(("key" = String, Path, description = "Meter key")),
-    responses((status = 200, body = MeterView), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = MeterView),
+        (status = 404, description = "`meter_not_found`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/meters/{key}")]
 pub async fn get_meter(

@@ -9,6 +9,8 @@ use dashmap::DashMap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::creators::keys::{KeyHash, KeyKind};
+use crate::error::ApiError;
+use crate::schema::{integer, or_null};
 use crate::tenants::actor::TenantHandle;
 use crate::tenants::state::Tenant;
 
@@ -25,13 +27,48 @@ pub struct Creator {
 )]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Sustained requests per second, per key.
+    #[serde(deserialize_with = "crate::schema::whole_number")]
+    #[schema(schema_with = per_second_schema)]
     pub per_second: u32,
-    /// Requests allowed at once above the sustained rate; default `per_second`.
+    #[serde(default, deserialize_with = "crate::schema::optional_whole_number")]
+    #[schema(schema_with = burst_schema)]
     pub burst: Option<u32>,
 }
 
+/// The largest `per_second` and `burst`: far above what one daemon serves, and far below
+/// the integer limits where a typo (2^31) would otherwise be taken at its word.
+pub const MAX_RATE: u32 = 1_000_000;
+
+fn per_second_schema() -> utoipa::openapi::schema::Object {
+    integer(
+        1,
+        MAX_RATE.into(),
+        "Sustained requests per second, per key: 1 to 1,000,000",
+    )
+}
+
+fn burst_schema() -> utoipa::openapi::schema::Schema {
+    or_null(integer(
+        1,
+        MAX_RATE.into(),
+        "Requests allowed at once above the sustained rate, 1 to 1,000,000; default `per_second`",
+    ))
+}
+
 impl RateLimit {
+    /// A quota as posted: both figures within 1..=`MAX_RATE` (422 `invalid_rate_limit`).
+    pub fn parse(self) -> Result<RateLimit, ApiError> {
+        let in_range = |rate: u32| (1..=MAX_RATE).contains(&rate);
+        if in_range(self.per_second) && self.burst.is_none_or(in_range) {
+            Ok(self)
+        } else {
+            Err(ApiError::invalid(
+                "invalid_rate_limit",
+                format!("rate_limit.per_second and rate_limit.burst must be 1–{MAX_RATE}"),
+            ))
+        }
+    }
+
     fn limiter(self) -> Option<Arc<DefaultDirectRateLimiter>> {
         let per_second = NonZeroU32::new(self.per_second)?;
         let burst = self.burst.and_then(NonZeroU32::new).unwrap_or(per_second);

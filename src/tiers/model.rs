@@ -6,9 +6,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{
+    AdditionalProperties, Array, ArrayBuilder, Object, ObjectBuilder, Schema,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::meters::model::{parse_name, parse_slug};
+use crate::meters::model::{
+    name_schema, optional_name_schema, parse_name, parse_slug, slug_schema,
+};
+use crate::schema::or_null;
 use crate::tenants::config::TenantConfig;
 use crate::usage::decide::{Aggregation, Cap, OnExceed};
 use crate::usage::period::rfc3339;
@@ -28,26 +38,83 @@ pub enum Interval {
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// Integer minor units (cents).
+    #[serde(deserialize_with = "crate::schema::whole_number")]
+    #[schema(minimum = 0)]
     pub amount: i64,
-    /// ISO 4217, lower case (`usd`).
+    /// ISO 4217: three letters (`usd`), answered in lower case.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     pub interval: Interval,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapSpec {
     pub limit: Quantity,
-    /// Fraction of the limit past which events answer `warn`; default 0.8.
     #[serde(default = "default_warn_at")]
     pub warn_at: Quantity,
     #[serde(default)]
     pub on_exceed: OnExceed,
-    /// With `on_exceed: overage`: what each unit past the limit costs, in the tier's
-    /// currency's minor units (decimals allowed, `0.25` is a quarter cent). Billed through
-    /// Stripe as a metered graduated price: the first `limit` units at 0, then this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overage_price: Option<Quantity>,
+}
+
+/// A cap's fields, and the rules `TierDefinition::parse` holds them to: an
+/// `overage_price` needs `on_exceed: overage` and a whole `limit` (JSON Schema `if`/`then`).
+impl utoipa::PartialSchema for CapSpec {
+    fn schema() -> RefOr<Schema> {
+        let mut cap = ObjectBuilder::new()
+            .property("limit", limit_schema())
+            .required("limit")
+            .property("warn_at", warn_at_schema())
+            .property("on_exceed", Ref::from_schema_name(OnExceed::name()))
+            .property("overage_price", overage_price_schema())
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .build();
+        let billed = json!({
+            "required": ["overage_price"],
+            "properties": {"overage_price": {"type": "number"}},
+        });
+        let billed_needs = json!({
+            "required": ["on_exceed"],
+            "properties": {"on_exceed": {"const": "overage"}, "limit": {"multipleOf": 1}},
+        });
+        cap.extensions = Some(Extensions::from_iter([
+            ("if", billed),
+            ("then", billed_needs),
+        ]));
+        cap.into()
+    }
+}
+
+impl utoipa::ToSchema for CapSpec {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((OnExceed::name().into_owned(), OnExceed::schema()));
+    }
+}
+
+fn limit_schema() -> Object {
+    Quantity::input_schema(
+        "The cap: 0 to 10^12, at most 6 fractional digits (whole when overage is billed)",
+    )
+}
+
+/// What `TierDefinition::parse` accepts: a fraction.
+fn warn_at_schema() -> Object {
+    let mut schema = Quantity::input_schema(
+        "Fraction of the limit past which events answer `warn`, 0 to 1; default 0.8",
+    );
+    schema.maximum = Some(1.into());
+    schema
+}
+
+fn overage_price_schema() -> Schema {
+    or_null(Quantity::input_schema(
+        "With `on_exceed: overage`: what each unit past the limit costs, in the tier's \
+         currency's minor units (decimals allowed, `0.25` is a quarter cent). Billed through \
+         Stripe as a metered graduated price: the first `limit` units at 0, then this",
+    ))
 }
 
 impl CapSpec {
@@ -149,12 +216,16 @@ impl Tier {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTier {
+    #[schema(schema_with = slug_schema)]
     pub key: String,
+    #[schema(schema_with = name_schema)]
     pub name: String,
     pub price: Price,
+    /// Meter key -> its cap on this tier.
     #[serde(default)]
     pub caps: BTreeMap<String, CapSpec>,
     #[serde(default)]
+    #[schema(schema_with = features_schema)]
     pub features: Vec<String>,
     /// Make this the creator's default tier (the one customers without a tier are on).
     #[serde(default)]
@@ -165,11 +236,25 @@ pub struct NewTier {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TierPatch {
+    #[schema(schema_with = optional_name_schema)]
     pub name: Option<String>,
     pub price: Option<Price>,
     pub caps: Option<BTreeMap<String, CapSpec>>,
+    #[schema(schema_with = optional_features_schema)]
     pub features: Option<Vec<String>>,
     pub default: Option<bool>,
+}
+
+/// What `TierDefinition::parse` accepts as features: slugs (repeats are dropped).
+fn features_schema() -> Array {
+    ArrayBuilder::new()
+        .items(slug_schema())
+        .description(Some("Feature names, each a slug"))
+        .build()
+}
+
+fn optional_features_schema() -> Schema {
+    or_null(features_schema())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

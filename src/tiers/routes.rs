@@ -22,8 +22,11 @@ use crate::tiers::model::{NewTier, TierPatch, TierView};
 /// Create a tier. Caps name existing meters; `default: true` makes it the tier of every
 /// customer without an assignment.
 #[utoipa::path(post, path = "/v1/tiers", tag = "tiers", request_body = NewTier,
-    responses((status = 201, body = ChangedTier), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = ChangedTier),
+        (status = 404, description = "`meter_not_found`: a cap names no meter", body = ErrorBody),
+        (status = 409, description = "`already_exists`", body = ErrorBody),
+        (status = 422, description = "`invalid_key`, `invalid_price`, `invalid_cap`, `invalid_value`",
+            body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/tiers")]
 pub async fn create_tier(
@@ -70,7 +73,8 @@ pub async fn list_tiers(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
 /// One tier.
 #[utoipa::path(get, path = "/v1/tiers/{key}", tag = "tiers",
     params(("key" = String, Path, description = "Tier key")),
-    responses((status = 200, body = TierView), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TierView),
+        (status = 404, description = "`tier_not_found`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/tiers/{key}")]
 pub async fn get_tier(
@@ -85,8 +89,11 @@ pub async fn get_tier(
 /// Change a tier: the fields given replace the tier's. New caps apply to the next event.
 #[utoipa::path(patch, path = "/v1/tiers/{key}", tag = "tiers", request_body = TierPatch,
     params(("key" = String, Path, description = "Tier key")),
-    responses((status = 200, body = ChangedTier), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 200, body = ChangedTier),
+        (status = 404, description = "`tier_not_found`; `meter_not_found`: a cap names no meter",
+            body = ErrorBody),
+        (status = 422, description = "`invalid_key`, `invalid_price`, `invalid_cap`, `invalid_value`",
+            body = ErrorBody)),
     security(("secret_key" = [])))]
 #[patch("/v1/tiers/{key}")]
 pub async fn update_tier(

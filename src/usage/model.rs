@@ -7,9 +7,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
 
 use crate::error::ApiError;
 use crate::meters::model::MeterId;
+use crate::schema::{or_null, text, NO_CONTROL};
 use crate::tenants::config::TenantConfig;
 use crate::usage::decide::Decision;
 use crate::usage::quantity::{Quantity, QuantityError};
@@ -27,30 +32,28 @@ pub const MAX_FUTURE_SECS: i64 = 300;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvent<'a> {
-    /// The creator's own id for its customer, 1–128 characters.
+    /// The creator's own id for its customer.
     #[serde(borrow)]
-    #[schema(value_type = String)]
+    #[schema(schema_with = id_schema)]
     pub customer_id: Cow<'a, str>,
     /// Meter key.
     #[serde(borrow)]
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::meters::model::slug_schema)]
     pub meter: Cow<'a, str>,
-    /// Non-negative decimal, at most 6 fractional digits; default 1.
     #[serde(default, borrow)]
-    #[schema(value_type = Option<f64>)]
+    #[schema(schema_with = value_schema)]
     pub value: Option<&'a RawValue>,
-    /// Retries with the same key are answered, not counted again (1–128 characters).
+    /// Retries with the same key are answered, not counted again.
     #[serde(default, borrow)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = optional_id_schema)]
     pub idempotency_key: Option<Cow<'a, str>>,
-    /// RFC 3339 text or Unix seconds; default now. From 35 days back to 5 minutes ahead.
     #[serde(default, borrow)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = timestamp_schema)]
     pub timestamp: Option<&'a RawValue>,
 }
 
 /// `POST /v1/events` body: one event, or `{"events": [...]}`. Parsed as one shape so that
-/// unknown fields are refused in either form.
+/// unknown fields are refused in either form; its schema is the two shapes (`oneOf`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEventsBody<'a> {
@@ -68,12 +71,41 @@ pub struct RawEventsBody<'a> {
     pub timestamp: Option<&'a RawValue>,
 }
 
-/// A batch for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct EventBatch<'a> {
-    #[schema(max_items = 1000)]
-    events: Vec<RawEvent<'a>>,
+impl utoipa::PartialSchema for RawEventsBody<'_> {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder};
+        use utoipa::ToSchema;
+        let event = || Ref::from_schema_name(RawEvent::name());
+        let batch = ObjectBuilder::new()
+            .title(Some("EventBatch"))
+            .property(
+                "events",
+                ArrayBuilder::new()
+                    .items(event())
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_BATCH)),
+            )
+            .required("events")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .description(Some("A batch: 1 to 1,000 events, decided in order"));
+        OneOfBuilder::new()
+            .item(event())
+            .item(batch)
+            .description(Some("One event, or `{\"events\": [...]}`"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RawEventsBody<'_> {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventsBody")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((RawEvent::name().into_owned(), RawEvent::schema()));
+        RawEvent::schemas(schemas);
+    }
 }
 
 /// `POST /v1/check` body.
@@ -81,13 +113,13 @@ pub struct EventBatch<'a> {
 #[serde(deny_unknown_fields)]
 pub struct RawCheck<'a> {
     #[serde(borrow)]
-    #[schema(value_type = String)]
+    #[schema(schema_with = id_schema)]
     pub customer_id: Cow<'a, str>,
     #[serde(borrow)]
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::meters::model::slug_schema)]
     pub meter: Cow<'a, str>,
     #[serde(default, borrow)]
-    #[schema(value_type = Option<f64>)]
+    #[schema(schema_with = value_schema)]
     pub value: Option<&'a RawValue>,
 }
 
@@ -210,6 +242,20 @@ pub fn parse_id<'a>(field: &str, id: Cow<'a, str>) -> Result<Cow<'a, str>, ApiEr
     Ok(id)
 }
 
+/// What `parse_id` accepts.
+pub fn id_schema() -> Object {
+    text(
+        1,
+        MAX_ID_CHARS,
+        NO_CONTROL,
+        "1–128 characters, no control characters",
+    )
+}
+
+pub fn optional_id_schema() -> Schema {
+    or_null(id_schema())
+}
+
 fn resolve_meter(config: &TenantConfig, key: &str) -> Result<MeterId, ApiError> {
     config
         .meter_id(key)
@@ -229,6 +275,30 @@ fn parse_value(raw: Option<&RawValue>) -> Result<Quantity, ApiError> {
             ApiError::invalid(code, format!("value {err}"))
         }),
     }
+}
+
+/// What `parse_value` accepts.
+fn value_schema() -> Schema {
+    or_null(Quantity::input_schema(
+        "Default 1. Non-negative decimal, at most 6 fractional digits, at most 10^12 \
+         (ignored by `count` meters, but still checked)",
+    ))
+}
+
+/// What `parse_timestamp` accepts: the window moves with the clock, so only the text says it.
+fn timestamp_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![
+            Type::String,
+            Type::Integer,
+            Type::Null,
+        ]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .description(Some(
+            "RFC 3339 text or integer Unix seconds; default now. From 35 days back to 5 \
+             minutes ahead of the daemon's clock",
+        ))
+        .build()
 }
 
 /// RFC 3339 text or integer Unix seconds, within the accepted window.
@@ -280,5 +350,15 @@ pub struct EventResult {
 /// `{"results": [...]}` for a batch.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResults {
+    /// One result per event, in order.
     pub results: Vec<EventResult>,
+}
+
+/// The answer of `POST /v1/events`: one result for one event, `{"results": [...]}` for a
+/// batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum EventsAnswer {
+    One(EventResult),
+    Batch(BatchResults),
 }

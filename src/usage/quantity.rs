@@ -153,15 +153,28 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
+/// As answered: a usage may sum past what one value may be.
 impl utoipa::PartialSchema for Quantity {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::Number)
-            .minimum(Some(0.0))
+            .minimum(Some(0))
             .description(Some(
                 "Non-negative decimal with at most 6 fractional digits",
             ))
             .into()
+    }
+}
+
+impl Quantity {
+    /// What `parse_json_number` accepts: a value, limit or price that the API takes in.
+    pub fn input_schema(description: &str) -> utoipa::openapi::schema::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(MAX_UNITS))
+            .description(Some(description))
+            .build()
     }
 }
 

@@ -8,7 +8,7 @@ use crate::http::auth::CreatorAuth;
 use crate::http::body::{parse_json, Body};
 use crate::state::AppState;
 use crate::usage::model::{
-    BatchResults, CheckQuery, EventBatch, EventResult, EventsRequest, RawCheck, RawEvent,
+    BatchResults, CheckQuery, EventResult, EventsAnswer, EventsRequest, RawCheck, RawEvent,
     RawEventsBody, UsageEvent,
 };
 
@@ -16,14 +16,22 @@ use crate::usage::model::{
 /// is durable. A batch with any invalid event is refused whole (nothing counted).
 #[utoipa::path(
     post, path = "/v1/events", tag = "usage",
-    request_body(content = inline(EventsBodySchema), description = "One event, or {\"events\": [...]}"),
+    request_body(content = RawEventsBody, examples(
+        ("one event" = (value = json!({"customer_id": "alice", "meter": "api_calls"}))),
+        ("a batch" = (value = json!({"events": [
+            {"customer_id": "bob", "meter": "api_calls", "idempotency_key": "evt-1"},
+            {"customer_id": "bob", "meter": "tokens", "value": 1520.5}
+        ]}))),
+    )),
     responses(
-        (status = 200, description = "One result for one event", body = EventResult),
-        (status = 200, description = "Results in order for a batch", body = BatchResults),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 200, description = "One result for one event, `{\"results\": [...]}` in order for a batch",
+            body = EventsAnswer),
+        (status = 404, description = "`meter_not_found`", body = ErrorBody),
+        (status = 422, description = "`negative_value`, `too_precise`, `value_too_large`, `invalid_id`, \
+            `invalid_timestamp`, `timestamp_out_of_range`, `empty_batch`, `batch_too_large`, \
+            `counter_overflow`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`, `overloaded`, `busy`: nothing was counted",
+            body = ErrorBody),
     ),
     security(("secret_key" = []))
 )]
@@ -57,19 +65,12 @@ pub async fn post_events(
         .usage
         .record(&creator.tenant, &config, &events, batch)
         .await?;
-    Ok(if batch {
-        HttpResponse::Ok().json(BatchResults { results })
+    Ok(HttpResponse::Ok().json(if batch {
+        EventsAnswer::Batch(BatchResults { results })
     } else {
-        HttpResponse::Ok().json(results.pop())
-    })
-}
-
-/// For the OpenAPI document: the two accepted shapes of `POST /v1/events`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-enum EventsBodySchema<'a> {
-    Single(RawEvent<'a>),
-    Batch(EventBatch<'a>),
+        // One event, one result.
+        EventsAnswer::One(results.swap_remove(0))
+    }))
 }
 
 /// The decision an event would get now; nothing is counted. Answers from memory, also
@@ -79,9 +80,9 @@ enum EventsBodySchema<'a> {
     request_body = RawCheck,
     responses(
         (status = 200, body = EventResult),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 404, description = "`meter_not_found`", body = ErrorBody),
+        (status = 422, description = "`negative_value`, `too_precise`, `value_too_large`, `invalid_id`",
+            body = ErrorBody),
     ),
     security(("secret_key" = []))
 )]

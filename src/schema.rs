@@ -1,0 +1,85 @@
+//! Building blocks for the OpenAPI schemas of constrained fields. Each parser of a field
+//! (slugs, ids, names, URLs, Stripe ids, quantities) declares the schema of what it accepts
+//! next to itself, from the same constants it checks against, so that `/openapi.json` says
+//! what the server enforces: a client generated from the document sends what the server
+//! takes, and what the document forbids the server refuses.
+
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
+
+/// Text without control characters (`char::is_control`: Unicode category Cc).
+pub const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+/// A string of `min..=max` characters matching `pattern`.
+pub fn text(min: usize, max: usize, pattern: &str, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .build()
+}
+
+/// An integer in `min..=max`.
+pub fn integer(min: i64, max: i64, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .description(Some(description))
+        .build()
+}
+
+/// The same schema, also accepting `null` (an optional field that may be sent as null).
+pub fn or_null(schema: impl Into<Schema>) -> Schema {
+    let mut schema = schema.into();
+    let with_null = |kind: &mut SchemaType| {
+        if let SchemaType::Type(only) = kind {
+            *kind = SchemaType::Array(vec![only.clone(), Type::Null]);
+        }
+    };
+    match &mut schema {
+        Schema::Object(object) => with_null(&mut object.schema_type),
+        Schema::Array(array) => with_null(&mut array.schema_type),
+        _ => {}
+    }
+    schema
+}
+
+/// Reads an `integer` field as JSON Schema defines one: a number without a fraction, so
+/// `5.0` is 5 (serde alone refuses it), and `5.5` or one out of the type's range is refused.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let out_of_range = || D::Error::custom(format!("{number} is out of range"));
+    if let Some(n) = number.as_u64() {
+        return T::try_from(n).map_err(|_| out_of_range());
+    }
+    if let Some(n) = number.as_i64() {
+        return T::try_from(n).map_err(|_| out_of_range());
+    }
+    match number.as_f64() {
+        Some(n) if n.fract() == 0.0 && n.abs() < 9.2e18 => {
+            T::try_from(n as i64).map_err(|_| out_of_range())
+        }
+        _ => Err(D::Error::custom(format!(
+            "expected a whole number, got {number}"
+        ))),
+    }
+}
+
+/// `whole_number` for an optional field (`null` or absent: `None`).
+pub fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i64> + TryFrom<u64>>(#[serde(deserialize_with = "whole_number")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
+}
