@@ -35,7 +35,7 @@ pub struct App {
     store: Store,
     reporter: Option<actix::Addr<Reporter>>,
     /// Let go when the daemon has stopped (after the store is closed).
-    _hold: WriterHold,
+    hold: WriterHold,
 }
 
 impl App {
@@ -147,7 +147,7 @@ impl App {
             flusher,
             store,
             reporter,
-            _hold: hold,
+            hold,
         })
     }
 
@@ -173,7 +173,7 @@ impl App {
             tracing::warn!(error = %err, "the usage log stays unfolded; the next start folds it");
         }
         self.store.close().await;
-        drop(self._hold);
+        self.hold.release().await;
         tracing::info!("stopped");
         Ok(())
     }

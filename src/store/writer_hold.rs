@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+use tokio::sync::oneshot;
 
 use crate::store::StoreHealth;
 
@@ -38,24 +39,27 @@ pub enum HoldError {
     Unavailable(String),
 }
 
-/// Held for the daemon's life; dropping it lets go (the PostgreSQL watcher stops, the
-/// lock file is unlocked).
+/// Held for the daemon's life. `release` lets go and waits until the database knows it
+/// (the next daemon may start at once); dropping it lets go too, without waiting.
 pub struct WriterHold {
-    _kind: HoldKind,
+    kind: HoldKind,
 }
 
 enum HoldKind {
     /// The open lock file: closing it unlocks.
-    Sqlite {
-        _locked: File,
+    Sqlite { _locked: File },
+    /// The watcher owns the lock's connection; a message on `release` makes it unlock and
+    /// close the connection, then end.
+    Postgres {
+        release: Option<oneshot::Sender<()>>,
+        watcher: tokio::task::JoinHandle<()>,
     },
-    Postgres(tokio::task::JoinHandle<()>),
 }
 
 impl Drop for HoldKind {
     fn drop(&mut self) {
-        if let HoldKind::Postgres(watcher) = self {
-            // The watcher owns the connection: ending it closes the session and its lock.
+        if let HoldKind::Postgres { watcher, .. } = self {
+            // Ending the watcher drops the connection, which ends the session and its lock.
             watcher.abort();
         }
     }
@@ -78,12 +82,26 @@ impl WriterHold {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| HoldError::Unavailable(e.to_string()))?
                 .application_name(&holder_name());
-            let connection = lock_postgres(&options).await?;
-            HoldKind::Postgres(tokio::spawn(watch_postgres(
-                connection, options, health, interval,
-            )))
+            let connection = lock_postgres_patiently(&options).await?;
+            let (release, released) = oneshot::channel();
+            HoldKind::Postgres {
+                release: Some(release),
+                watcher: tokio::spawn(watch_postgres(
+                    connection, options, health, interval, released,
+                )),
+            }
         };
-        Ok(WriterHold { _kind: kind })
+        Ok(WriterHold { kind })
+    }
+
+    /// Lets go of the database, and returns once the database has been told.
+    pub async fn release(mut self) {
+        if let HoldKind::Postgres { release, watcher } = &mut self.kind {
+            if let Some(release) = release.take() {
+                let _ = release.send(());
+                let _ = watcher.await;
+            }
+        }
     }
 }
 
@@ -197,6 +215,23 @@ async fn lock_postgres(options: &PgConnectOptions) -> Result<PgConnection, HoldE
     }))
 }
 
+/// How long a refused start keeps asking: a holder that was just killed keeps its lock
+/// until the server notices its connection is gone, which a supervisor's immediate
+/// restart can beat.
+const TAKEN_PATIENCE: Duration = Duration::from_secs(3);
+
+async fn lock_postgres_patiently(options: &PgConnectOptions) -> Result<PgConnection, HoldError> {
+    let deadline = tokio::time::Instant::now() + TAKEN_PATIENCE;
+    loop {
+        match lock_postgres(options).await {
+            Err(HoldError::Taken(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The connection error, with the way out when the database does not exist yet.
 fn explain_connect_error(err: sqlx::Error, options: &PgConnectOptions) -> String {
     let missing_database = err
@@ -221,18 +256,33 @@ async fn watch_postgres(
     options: PgConnectOptions,
     health: StoreHealth,
     interval: Duration,
+    mut released: oneshot::Receiver<()>,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut released => {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(ADVISORY_KEY)
+                    .execute(&mut connection)
+                    .await;
+                let _ = connection.close().await;
+                return;
+            }
+        }
         let ping = tokio::time::timeout(interval.max(Duration::from_secs(1)), connection.ping());
         if let Ok(Ok(())) = ping.await {
             continue;
         }
         health.hold_lost("the connection holding the database's writer lock was lost");
         connection = loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                // Stopping while the hold is lost: there is nothing to let go.
+                _ = &mut released => return,
+            }
             match lock_postgres(&options).await {
                 Ok(connection) => break connection,
                 Err(err) => health.hold_lost(&err.to_string()),

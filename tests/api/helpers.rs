@@ -124,7 +124,7 @@ async fn start(config: Config, clock: ManualClock, data_dir: Arc<tempfile::TempD
 async fn launch(config: Config, clock: ManualClock, data_dir: Arc<tempfile::TempDir>) -> TestApp {
     let app = App::build(config.clone(), Arc::new(clock.clone()))
         .await
-        .expect("the daemon builds");
+        .unwrap_or_else(|err| panic!("the daemon builds: {err:#}"));
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let running = actix_rt::spawn(app.run_until_stopped());

@@ -235,27 +235,36 @@ async fn a_lost_writer_hold_stops_ingest_until_it_is_taken_again() {
     let event = json!({"customer_id": "c1", "meter": "calls"});
     let database = app.database_url.rsplit_once('/').unwrap().1.to_string();
     let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-    // Hold the writer lock from the outside, then end the daemon's session that had it.
-    let hold_pid: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'staryer pid%'",
-    )
-    .bind(&database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
     let server_base = server.rsplit_once('/').unwrap().0;
     let mut usurper = sqlx::PgConnection::connect(&format!("{server_base}/{database}"))
         .await
         .unwrap();
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(hold_pid)
+    // End the daemon's session that has the writer lock, and take the lock from outside
+    // before the daemon takes it back (it retries every 100 ms: try again if it wins).
+    let mut locked = false;
+    for _ in 0..20 {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name LIKE 'staryer pid%'",
+        )
+        .bind(&database)
         .execute(&mut admin)
         .await
         .unwrap();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(1398035033)")
-        .fetch_one(&mut usurper)
-        .await
-        .unwrap();
+        for _ in 0..40 {
+            locked = sqlx::query_scalar("SELECT pg_try_advisory_lock(1398035033)")
+                .fetch_one(&mut usurper)
+                .await
+                .unwrap();
+            if locked {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if locked {
+            break;
+        }
+    }
     assert!(locked, "the daemon's lock died with its session");
     wait_for_readyz(&app, 503, Some("writer hold")).await;
     assert_error(
