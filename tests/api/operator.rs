@@ -252,10 +252,18 @@ async fn a_lost_writer_hold_stops_ingest_until_it_is_taken_again() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(1398035033)")
-        .fetch_one(&mut usurper)
-        .await
-        .unwrap();
+    // pg_terminate_backend only signals the session: its lock goes when it has ended.
+    let mut locked = false;
+    for _ in 0..100 {
+        locked = sqlx::query_scalar("SELECT pg_try_advisory_lock(1398035033)")
+            .fetch_one(&mut usurper)
+            .await
+            .unwrap();
+        if locked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(locked, "the daemon's lock died with its session");
     wait_for_readyz(&app, 503, Some("writer hold")).await;
     assert_error(
