@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::Required;
@@ -63,6 +63,37 @@ pub fn json() -> &'static str {
     })
 }
 
+/// A path's operations with their methods.
+pub fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Operation)> {
+    [
+        ("GET", &item.get),
+        ("PUT", &item.put),
+        ("POST", &item.post),
+        ("PATCH", &item.patch),
+        ("DELETE", &item.delete),
+        ("HEAD", &item.head),
+        ("OPTIONS", &item.options),
+        ("TRACE", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| Some((method, operation.as_ref()?)))
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.patch,
+        &mut item.delete,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 const SECRET_KEY: &str = "secret_key";
 const ADMIN_TOKEN: &str = "admin_token";
 
@@ -93,24 +124,13 @@ struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                for (status, codes) in common_answers(operation) {
-                    add_answer(operation, status, codes);
-                }
-                for (status, answer) in operation.responses.responses.iter_mut() {
-                    if let (RefOr::T(answer), "429" | "503") = (answer, status.as_str()) {
-                        with_retry_after(answer);
-                    }
+        for operation in openapi.paths.paths.values_mut().flat_map(operations_mut) {
+            for (status, codes) in common_answers(operation) {
+                add_answer(operation, status, codes);
+            }
+            for (status, answer) in operation.responses.responses.iter_mut() {
+                if let (RefOr::T(answer), "429" | "503") = (answer, status.as_str()) {
+                    with_retry_after(answer);
                 }
             }
         }
@@ -123,17 +143,11 @@ struct PathParametersRequired;
 
 impl Modify for PathParametersRequired {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
-            [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-        });
-        for parameter in operations
-            .flatten()
+        for parameter in openapi
+            .paths
+            .paths
+            .values_mut()
+            .flat_map(operations_mut)
             .flat_map(|operation| operation.parameters.iter_mut().flatten())
             .filter(|parameter| parameter.parameter_in == ParameterIn::Path)
         {

@@ -64,7 +64,7 @@ where
         return T::try_from(n).map_err(|_| out_of_range());
     }
     match number.as_f64() {
-        Some(n) if n.fract() == 0.0 && n.abs() < 9.2e18 => {
+        Some(n) if n.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(&n) => {
             T::try_from(n as i64).map_err(|_| out_of_range())
         }
         _ => Err(D::Error::custom(format!(

@@ -55,6 +55,8 @@ fn account_id_schema() -> Object {
 /// `POST /v1/billing/onboarding`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_url": "https://acme.example/stripe/retry",
+    "return_url": "https://acme.example/stripe/done"}))]
 pub struct NewOnboarding {
     /// Where Stripe sends the creator when the link expired or was already used.
     #[schema(schema_with = url_schema)]
@@ -85,6 +87,8 @@ pub struct OnboardingView {
 /// `POST /v1/checkout/sessions`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "alice", "tier": "pro",
+    "success_url": "https://acme.example/thanks", "cancel_url": "https://acme.example/pricing"}))]
 pub struct NewCheckout {
     /// The creator's id for the buying customer.
     #[schema(schema_with = id_schema)]

@@ -27,16 +27,7 @@ fn known_paths() -> &'static [KnownPath] {
             .paths
             .iter()
             .map(|(path, item)| {
-                let methods = [
-                    ("GET", &item.get),
-                    ("PUT", &item.put),
-                    ("POST", &item.post),
-                    ("PATCH", &item.patch),
-                    ("DELETE", &item.delete),
-                ];
-                let allow: Vec<&str> = methods
-                    .into_iter()
-                    .filter(|(_, operation)| operation.is_some())
+                let allow: Vec<&str> = crate::openapi::operations(item)
                     .map(|(method, _)| method)
                     .collect();
                 KnownPath {

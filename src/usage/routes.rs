@@ -30,8 +30,7 @@ use crate::usage::model::{
         (status = 422, description = "`negative_value`, `too_precise`, `value_too_large`, `invalid_id`, \
             `invalid_timestamp`, `timestamp_out_of_range`, `empty_batch`, `batch_too_large`, \
             `counter_overflow`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`, `overloaded`, `busy`: nothing was counted",
-            body = ErrorBody),
+        (status = 503, description = "`overloaded`, `busy`: nothing was counted", body = ErrorBody),
     ),
     security(("secret_key" = []))
 )]

@@ -10,6 +10,7 @@ mod durability;
 mod fold;
 mod idempotency;
 mod isolation;
+mod openapi;
 mod operator;
 mod ops;
 mod packaging;
