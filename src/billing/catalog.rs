@@ -386,9 +386,10 @@ impl Billing {
             .filter(|id| !kept.contains(id));
         for price in replaced {
             let archive = UpdatePrice::new(price.as_str()).active(false);
+            let key = format!("staryer:archive:{price}");
             if let Err(err) = self
                 .client
-                .send::<_, Created>(&archive, Some(account), None)
+                .send::<_, Created>(&archive, Some(account), Some(&key))
                 .await
             {
                 tracing::warn!(price = %price, error = %err, "archiving a replaced price failed");

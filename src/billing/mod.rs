@@ -52,6 +52,22 @@ pub struct Billing {
     refused_keys: Arc<DashMap<String, u32>>,
 }
 
+/// How long a retry of the same request reuses the first request's Stripe object
+/// (checkout session, account link) when the caller sends no `Idempotency-Key`.
+pub const RETRY_WINDOW_SECS: i64 = 600;
+
+/// An idempotency key for a request Stripe should answer once: `staryer:<what>:` and a
+/// digest of the parts that make it (so a key never carries a customer's id or a URL).
+pub fn request_key(what: &str, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    format!("staryer:{what}:{}", hex::encode(&digest.finalize()[..16]))
+}
+
 impl Billing {
     /// The billing service, or `None` (logged) when no secret key is configured.
     pub fn from_config(

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
-use actix_web::{get, post, put, web, HttpResponse};
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use stripe_checkout::checkout_session::{
@@ -19,7 +19,7 @@ use utoipa::openapi::schema::{Object, SchemaFormat};
 
 use crate::billing::catalog::{overage_prices, TierSyncView};
 use crate::billing::client::{Created, Redirect, StripeError};
-use crate::billing::{billing_off, Billing};
+use crate::billing::{billing_off, request_key, Billing, RETRY_WINDOW_SECS};
 use crate::customers::model::{is_stripe_id, optional_email_schema, parse_email, stripe_id_schema};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
@@ -399,7 +399,19 @@ pub async fn start_onboarding(
     )
     .refresh_url(&body.refresh_url)
     .return_url(&body.return_url);
-    let link: Redirect = billing.client.send(&link, None, None).await?;
+    // A retry within the window gets the same link back (links are short-lived anyway).
+    let window = (billing.clock.now() / RETRY_WINDOW_SECS).to_string();
+    let key = request_key(
+        "account_link",
+        &[
+            &creator.tenant.id,
+            &account_id,
+            &body.refresh_url,
+            &body.return_url,
+            &window,
+        ],
+    );
+    let link: Redirect = billing.client.send(&link, None, Some(&key)).await?;
     Ok(HttpResponse::Ok().json(OnboardingView {
         account_id,
         url: link.url,
@@ -413,15 +425,19 @@ pub async fn start_onboarding(
 /// for a customer id may change that customer's tier, so browsers go through the
 /// creator's server (the embeds will carry a signed customer token).
 #[utoipa::path(post, path = "/v1/checkout/sessions", tag = "billing", request_body = NewCheckout,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Optional, 1–200 visible ASCII characters: the same key answers the \
+            same session. Without it, the same request within ten minutes does.")),
     responses((status = 200, body = CheckoutView),
         (status = 404, description = "`tier_not_found`", body = ErrorBody),
         (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
-        (status = 422, description = "`invalid_id`, `invalid_url`, `tier_not_priced`",
-            body = ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_url`, `tier_not_priced`, \
+            `invalid_idempotency_key`", body = ErrorBody),
         (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/checkout/sessions")]
 pub async fn create_checkout_session(
+    request: HttpRequest,
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     ApiJson(body): ApiJson<NewCheckout>,
@@ -490,7 +506,36 @@ pub async fn create_checkout_session(
             create = create.customer_email(email);
         }
     }
-    let session: Redirect = billing.client.send(&create, Some(&account), None).await?;
+    // The same checkout asked again is the same session: by the caller's
+    // `Idempotency-Key` when it sends one, else for the retry window, while the tier
+    // stays as it is.
+    let key = match request.headers().get("idempotency-key").map(|v| v.to_str()) {
+        Some(Ok(caller_key)) if !caller_key.is_empty() && caller_key.len() <= 200 => {
+            request_key("checkout", &[&creator.tenant.id, caller_key])
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_idempotency_key",
+                "the Idempotency-Key header must be 1 to 200 visible ASCII characters",
+            ))
+        }
+        None => request_key(
+            "checkout",
+            &[
+                &creator.tenant.id,
+                &body.customer_id,
+                &tier.key,
+                &tier.updated_at.to_string(),
+                &body.success_url,
+                &body.cancel_url,
+                &(billing.clock.now() / RETRY_WINDOW_SECS).to_string(),
+            ],
+        ),
+    };
+    let session: Redirect = billing
+        .client
+        .send(&create, Some(&account), Some(&key))
+        .await?;
     Ok(HttpResponse::Ok().json(CheckoutView {
         id: session.id,
         url: session.url,

@@ -33,6 +33,7 @@ on_both_databases!(
     webhooks_are_verified_and_idempotent,
     webhooks_move_customers_between_tiers,
     a_webhook_whose_effect_fails_is_applied_on_redelivery,
+    every_call_that_creates_or_changes_carries_an_idempotency_key,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -1310,4 +1311,89 @@ async fn a_stripe_timeout_says_it_timed_out() {
     let body = assert_error(put_account(&app, &creator).await, 502, "stripe_unreachable").await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("timed out"), "{message}");
+}
+
+/// Every call that creates or changes something at Stripe carries an `Idempotency-Key`:
+/// a checkout asked again is the same session (by the caller's key, or within the retry
+/// window without one), an onboarding link asked again the same link, and replaced prices
+/// are archived under keys of their own.
+async fn every_call_that_creates_or_changes_carries_an_idempotency_key(backend: Backend) {
+    let (fake, app, creator, _) = connected_app(backend).await;
+    put_customer(&app, &creator, "c1", json!({"tier": "free"})).await;
+    let buy = json!({"customer_id": "c1", "tier": "pro",
+        "success_url": "https://acme.example/thanks", "cancel_url": "https://acme.example/pricing"});
+    let checkout = |key: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/checkout/sessions"))
+            .bearer_auth(&creator.secret_key)
+            .json(&buy);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        async move { ok_json(request.send().await.unwrap(), 200).await["id"].clone() }
+    };
+    let first = checkout(None).await;
+    assert_eq!(checkout(None).await, first, "a retry is the same session");
+    let keyed = checkout(Some("order-1")).await;
+    assert_ne!(keyed, first, "the caller's key names another checkout");
+    assert_eq!(checkout(Some("order-1")).await, keyed);
+    assert_ne!(checkout(Some("order-2")).await, keyed);
+    app.clock.advance(601);
+    assert_ne!(
+        checkout(None).await,
+        first,
+        "past the window, a new session"
+    );
+
+    // A price change archives the replaced prices.
+    ok_json(
+        app.send(
+            Method::PATCH,
+            "/v1/tiers/pro",
+            &creator.secret_key,
+            Some(&json!({"price": {"amount": 3900, "currency": "usd", "interval": "month"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    // Onboarding for a creator without an account: an account, then a link.
+    let other = app.create_creator("beta").await;
+    let onboard = json!({"refresh_url": "https://beta.example/retry",
+        "return_url": "https://beta.example/done"});
+    for _ in 0..2 {
+        ok_json(
+            app.post("/v1/billing/onboarding", &other.secret_key, &onboard)
+                .await,
+            200,
+        )
+        .await;
+    }
+    let links = fake.requests("/v1/account_links").await;
+    assert_eq!(links.len(), 2);
+    assert_eq!(
+        header(&links[0], "idempotency-key"),
+        header(&links[1], "idempotency-key")
+    );
+
+    let mut archived = 0;
+    for request in fake.all_requests().await {
+        if request.method.as_str() != "POST" {
+            continue;
+        }
+        let path = request.url.path();
+        archived += usize::from(path.starts_with("/v1/prices/"));
+        // The v2 stream's requests are named by their events' identifiers.
+        if !path.starts_with("/v2/") {
+            assert!(
+                header(&request, "idempotency-key").is_some(),
+                "POST {path} carries no Idempotency-Key"
+            );
+        }
+    }
+    assert!(
+        archived >= 2,
+        "the replaced price and overage price are archived"
+    );
 }

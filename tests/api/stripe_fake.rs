@@ -225,6 +225,11 @@ impl FakeStripe {
             .await;
     }
 
+    /// Every request received so far.
+    pub async fn all_requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
     pub async fn requests(&self, path: &str) -> Vec<Request> {
         self.server
             .received_requests()
