@@ -28,6 +28,8 @@ pub enum StripeError {
         message: String,
         /// `Stripe-Should-Retry`, when Stripe sent it.
         should_retry: Option<bool>,
+        /// `Retry-After` in seconds, when Stripe sent it (with a 429 or a 503).
+        retry_after_secs: Option<i64>,
     },
     /// No answer (connection refused, reset, timed out).
     #[error("Stripe could not be reached: {0}")]
@@ -49,6 +51,18 @@ impl StripeError {
             } => should_retry.unwrap_or(matches!(status, 409 | 424 | 429 | 500..=599)),
             StripeError::Transport(_) => true,
             StripeError::Decode(_) => false,
+        }
+    }
+}
+
+impl StripeError {
+    /// How long Stripe asked to wait before the next attempt, if it said.
+    pub fn retry_after_secs(&self) -> Option<i64> {
+        match self {
+            StripeError::Api {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            _ => None,
         }
     }
 }
@@ -224,6 +238,13 @@ async fn success_body(response: reqwest::Response) -> Result<Bytes, StripeError>
         .get("stripe-should-retry")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    // Seconds only: Stripe does not send the HTTP-date form.
+    let retry_after_secs = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|secs| *secs >= 0);
     let body = response.bytes().await.map_err(transport)?;
     if (200..300).contains(&status) {
         return Ok(body);
@@ -252,6 +273,7 @@ async fn success_body(response: reqwest::Response) -> Result<Bytes, StripeError>
         code,
         message,
         should_retry,
+        retry_after_secs,
     })
 }
 

@@ -138,17 +138,26 @@ struct Pass {
 
 /// How one attempt of one report ended.
 enum Attempt {
-    Accepted,
-    Retry(String),
+    /// Taken by Stripe through this transport (`v1`, `v2`).
+    Accepted(&'static str),
+    /// Worth another try: why, and how long Stripe asked to wait (`Retry-After`).
+    Retry(String, Option<i64>),
     Refused(String),
 }
 
-impl From<Result<(), StripeError>> for Attempt {
-    fn from(result: Result<(), StripeError>) -> Self {
+impl Attempt {
+    fn of(result: Result<(), StripeError>, transport: &'static str) -> Self {
         match result {
-            Ok(()) => Attempt::Accepted,
-            Err(err) if err.is_retryable() => Attempt::Retry(err.to_string()),
-            Err(err) => Attempt::Refused(err.to_string()),
+            Ok(()) => Attempt::Accepted(transport),
+            Err(err) => Attempt::failed(&err),
+        }
+    }
+
+    fn failed(err: &StripeError) -> Self {
+        if err.is_retryable() {
+            Attempt::Retry(err.to_string(), err.retry_after_secs())
+        } else {
+            Attempt::Refused(err.to_string())
         }
     }
 }
@@ -303,8 +312,7 @@ impl Pass {
             } else {
                 self.send_v1(&reports).await
             };
-            self.record(&due, outcomes, if use_stream { "v2" } else { "v1" })
-                .await?;
+            self.record(&due, outcomes).await?;
             if (due.len() as i64) < SEND_BATCH {
                 return Ok(());
             }
@@ -331,12 +339,13 @@ impl Pass {
                 // The key names the exact request: a report restamped into the window is
                 // a different request, and must not collide with its earlier attempts.
                 let key = format!("{}:{timestamp}", report.identifier);
-                self.billing
+                let sent = self
+                    .billing
                     .client
                     .send::<_, MeterEventTaken>(&event, Some(&report.account_id), Some(&key))
                     .await
-                    .map(drop)
-                    .into()
+                    .map(drop);
+                Attempt::of(sent, "v1")
             })
             .buffered(V1_CONCURRENCY)
             .collect()
@@ -360,11 +369,10 @@ impl Pass {
             for chunk in indexes.chunks(V2_EVENTS_PER_REQUEST) {
                 let reports: Vec<&ReportRow> = chunk.iter().map(|&i| due[i]).collect();
                 let answers = match self.stream(account, &reports, now).await {
-                    Ok(()) => reports.iter().map(|_| Attempt::Accepted).collect(),
-                    Err(err) if err.is_retryable() => reports
-                        .iter()
-                        .map(|_| Attempt::Retry(err.to_string()))
-                        .collect(),
+                    Ok(()) => reports.iter().map(|_| Attempt::Accepted("v2")).collect(),
+                    Err(err) if err.is_retryable() => {
+                        reports.iter().map(|_| Attempt::failed(&err)).collect()
+                    }
                     Err(_) => self.send_v1(&reports).await,
                 };
                 for (&index, answer) in chunk.iter().zip(answers) {
@@ -442,21 +450,22 @@ impl Pass {
     }
 
     /// Writes what each attempt came to: sent, due again after a backoff, or failed.
-    async fn record(
-        &self,
-        due: &[ReportRow],
-        outcomes: Vec<Attempt>,
-        transport: &'static str,
-    ) -> Result<(), StoreError> {
+    async fn record(&self, due: &[ReportRow], outcomes: Vec<Attempt>) -> Result<(), StoreError> {
         let store = &self.billing.store;
         let now = self.billing.clock.now();
         let mut accepted = Vec::new();
         for (report, outcome) in due.iter().zip(outcomes) {
             match outcome {
-                Attempt::Accepted => accepted.push(report.identifier.as_str()),
-                Attempt::Retry(error) => {
+                Attempt::Accepted(transport) => {
+                    accepted.push(report.identifier.as_str());
+                    metrics::counter!(metric_names::STRIPE_REPORTS_SENT, "transport" => transport)
+                        .increment(1);
+                }
+                Attempt::Retry(error, retry_after) => {
                     metrics::counter!(metric_names::STRIPE_REPORTS_RETRIED).increment(1);
-                    let next = now + backoff_secs(report.attempts);
+                    // Never sooner than Stripe asked.
+                    let wait = backoff_secs(report.attempts).max(retry_after.unwrap_or(0));
+                    let next = now + wait;
                     store
                         .mark_report_attempt_failed(&report.identifier, Some(next), &error)
                         .await?;
@@ -473,8 +482,6 @@ impl Pass {
         }
         if !accepted.is_empty() {
             store.mark_reports_sent(&accepted, now).await?;
-            metrics::counter!(metric_names::STRIPE_REPORTS_SENT, "transport" => transport)
-                .increment(accepted.len() as u64);
         }
         Ok(())
     }

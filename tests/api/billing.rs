@@ -34,6 +34,8 @@ on_both_databases!(
     webhooks_move_customers_between_tiers,
     a_webhook_whose_effect_fails_is_applied_on_redelivery,
     every_call_that_creates_or_changes_carries_an_idempotency_key,
+    a_rate_limited_report_waits_as_long_as_stripe_asks,
+    a_stream_refusal_resent_through_v1_counts_as_v1,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -719,24 +721,13 @@ async fn a_stripe_outage_loses_and_doubles_nothing(backend: Backend) {
     );
 }
 
-async fn a_kill_mid_report_resends_the_same_identifier(backend: Backend) {
-    let fake = FakeStripe::start().await;
-    // The first meter event is answered only after the daemon is gone.
-    fake.slow_meter_events(Duration::from_secs(30)).await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let database_url = backend.fresh_database().await;
-    let port = free_port();
-    let env = [
-        ("STARYER__STRIPE__SECRET_KEY", PLATFORM_KEY.to_string()),
-        ("STARYER__STRIPE__API_BASE", fake.uri()),
-        ("STARYER__STRIPE__REPORT_INTERVAL_MS", "100".to_string()),
-        ("STARYER__INGEST__FOLD_INTERVAL_MS", "100".to_string()),
-    ];
-    let daemon = Daemon::start(data_dir.path(), &database_url, port, &env).await;
-    let client = reqwest::Client::new();
+/// On a daemon of its own (the real binary): creator `acme` with meter `api`, tier `pro`,
+/// the Stripe account connected and customer `c1` on `pro` with Stripe id `cus_C1`;
+/// answers the creator's secret key.
+async fn billed_customer_on(client: &reqwest::Client, base: &str) -> String {
     let call = |method: Method, path: &str, key: &str, body: Value| {
         client
-            .request(method, format!("{}{path}", daemon.base))
+            .request(method, format!("{base}{path}"))
             .bearer_auth(key)
             .json(&body)
             .send()
@@ -771,11 +762,6 @@ async fn a_kill_mid_report_resends_the_same_identifier(backend: Backend) {
             "/v1/customers/c1",
             json!({"tier": "pro", "stripe_customer_id": "cus_C1"}),
         ),
-        (
-            Method::POST,
-            "/v1/events",
-            json!({"customer_id": "c1", "meter": "api", "value": 7}),
-        ),
     ];
     for (method, path, body) in steps {
         let response = call(method, path, &key, body).await.unwrap();
@@ -785,6 +771,39 @@ async fn a_kill_mid_report_resends_the_same_identifier(backend: Backend) {
             response.status()
         );
     }
+    key
+}
+
+/// Posts `value` of meter `api` for `c1` on that daemon.
+async fn post_usage_on(client: &reqwest::Client, base: &str, key: &str, value: u64) {
+    let event = json!({"customer_id": "c1", "meter": "api", "value": value});
+    let response = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(key)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    ok_json(response, 200).await;
+}
+
+async fn a_kill_mid_report_resends_the_same_identifier(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    // The first meter event is answered only after the daemon is gone.
+    fake.slow_meter_events(Duration::from_secs(30)).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = backend.fresh_database().await;
+    let port = free_port();
+    let env = [
+        ("STARYER__STRIPE__SECRET_KEY", PLATFORM_KEY.to_string()),
+        ("STARYER__STRIPE__API_BASE", fake.uri()),
+        ("STARYER__STRIPE__REPORT_INTERVAL_MS", "100".to_string()),
+        ("STARYER__INGEST__FOLD_INTERVAL_MS", "100".to_string()),
+    ];
+    let daemon = Daemon::start(data_dir.path(), &database_url, port, &env).await;
+    let client = reqwest::Client::new();
+    let key = billed_customer_on(&client, &daemon.base).await;
+    post_usage_on(&client, &daemon.base, &key, 7).await;
     let in_flight = fake.wait_for("/v1/billing/meter_events", 1).await;
     daemon.sigkill();
 
@@ -1396,4 +1415,78 @@ async fn every_call_that_creates_or_changes_carries_an_idempotency_key(backend: 
         archived >= 2,
         "the replaced price and overage price are archived"
     );
+}
+
+/// A 429 with `Retry-After: 30` is not resent before 30 seconds, though the backoff
+/// after one failure would be a second or two.
+async fn a_rate_limited_report_waits_as_long_as_stripe_asks(backend: Backend) {
+    let (fake, app, creator, _) = connected_app(backend).await;
+    fake.throttle("/v1/billing/meter_events", 30).await;
+    put_customer(
+        &app,
+        &creator,
+        "c1",
+        json!({"tier": "pro", "stripe_customer_id": "cus_C1"}),
+    )
+    .await;
+    use_api(&app, &creator, "c1", 5.0).await;
+    fake.wait_for("/v1/billing/meter_events", 1).await;
+    app.clock.advance(10);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        fake.requests("/v1/billing/meter_events").await.len(),
+        1,
+        "not resent before Retry-After"
+    );
+    app.clock.advance(25);
+    fake.wait_for("/v1/billing/meter_events", 2).await;
+    let sent = until_sent(&app, &creator, 1).await;
+    assert_eq!(sent[0]["attempts"], 2, "{sent:?}");
+}
+
+/// A v2 stream request refused for good is resent through v1, and its reports count as
+/// sent through v1. The real binary, so that its metrics are its own.
+async fn a_stream_refusal_resent_through_v1_counts_as_v1(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    fake.fail("/v2/billing/meter_event_stream", 1, 400, None)
+        .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = backend.fresh_database().await;
+    let env = [
+        ("STARYER__STRIPE__SECRET_KEY", PLATFORM_KEY.to_string()),
+        ("STARYER__STRIPE__API_BASE", fake.uri()),
+        ("STARYER__STRIPE__METER_EVENTS_BASE", fake.uri()),
+        ("STARYER__STRIPE__METER_EVENT_TRANSPORT", "v2".to_string()),
+        ("STARYER__STRIPE__REPORT_INTERVAL_MS", "100".to_string()),
+        ("STARYER__INGEST__FOLD_INTERVAL_MS", "100".to_string()),
+    ];
+    let daemon = Daemon::start(data_dir.path(), &database_url, free_port(), &env).await;
+    let client = reqwest::Client::new();
+    let key = billed_customer_on(&client, &daemon.base).await;
+    post_usage_on(&client, &daemon.base, &key, 7).await;
+    fake.wait_for("/v2/billing/meter_event_stream", 1).await;
+    fake.wait_for("/v1/billing/meter_events", 1).await;
+    let sent = |metrics: &str, transport: &str| {
+        metric(
+            metrics,
+            &format!("staryer_stripe_reports_sent_total{{transport=\"{transport}\"}}"),
+        )
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = client
+            .get(format!("{}/metrics", daemon.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if sent(&metrics, "v1") == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent(&metrics, "v1"), 1.0, "{metrics}");
+    assert_eq!(sent(&metrics, "v2"), 0.0, "{metrics}");
 }

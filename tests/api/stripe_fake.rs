@@ -195,6 +195,24 @@ impl FakeStripe {
             .await;
     }
 
+    /// The next request to `route` answers 429 with `Retry-After: <secs>`.
+    pub async fn throttle(&self, route: &str, retry_after_secs: u64) {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", retry_after_secs.to_string())
+                    .set_body_json(json!({
+                        "error": {"type": "invalid_request_error", "code": "rate_limit",
+                            "message": "Too many requests"}
+                    })),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
     /// The next meter event for this Stripe customer is refused (400, not to be retried).
     pub async fn refuse_customer(&self, stripe_customer_id: &str) {
         Mock::given(method("POST"))
