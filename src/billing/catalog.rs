@@ -80,7 +80,7 @@ impl TierSyncView {
     pub fn synced(row: &StripeTierRow) -> Self {
         TierSyncView {
             product_id: Some(row.product_id.clone()),
-            price_id: Some(row.price_id.clone()),
+            price_id: base_price(row).map(str::to_string),
             overage_prices: overage_prices(row),
             ..Self::status("synced")
         }
@@ -90,9 +90,16 @@ impl TierSyncView {
 /// What one sync made at Stripe.
 struct TierObjects {
     product_id: String,
+    /// Empty for a free tier that only bills overage: no $0 line is sold.
     price_id: String,
     /// Meter key -> metered price id.
     overage_prices: BTreeMap<String, String>,
+}
+
+/// The tier's recurring Price; `None` for a free tier that only bills overage (the store
+/// keeps an empty id for it).
+pub fn base_price(row: &StripeTierRow) -> Option<&str> {
+    Some(row.price_id.as_str()).filter(|id| !id.is_empty())
 }
 
 /// The metered prices of a synced tier, by meter key.
@@ -100,7 +107,10 @@ pub fn overage_prices(row: &StripeTierRow) -> BTreeMap<String, String> {
     serde_json::from_str(&row.overage_prices).unwrap_or_default()
 }
 
-/// What a tier's Stripe objects are made from, hashed with the account they live on.
+/// What a tier's Stripe objects are made from, hashed with the account they live on, in
+/// two parts: `<prices>.<product>`. Only a change of the first (amount, currency,
+/// interval, overage terms) needs new Prices, since Prices cannot change; a change of the
+/// second alone (the name) is an update of the Product.
 fn definition_hash(account: &str, tier: &Tier) -> String {
     let overage: Vec<_> = tier
         .definition
@@ -111,13 +121,20 @@ fn definition_hash(account: &str, tier: &Tier) -> String {
                 .map(|price| (meter, cap.limit.to_string(), price.to_string()))
         })
         .collect();
-    let basis = serde_json::json!({
+    let digest = |basis: serde_json::Value| hex::encode(&Sha256::digest(basis.to_string())[..16]);
+    let prices = digest(serde_json::json!({
         "account": account,
-        "name": tier.definition.name,
         "price": tier.definition.price,
         "overage": overage,
-    });
-    hex::encode(Sha256::digest(basis.to_string().as_bytes()))
+    }));
+    let product = digest(serde_json::json!({"name": tier.definition.name}));
+    format!("{prices}.{product}")
+}
+
+/// The prices part of a `definition_hash` (a hash from before the split has no dot and
+/// matches nothing: its tier gets new Prices once).
+fn prices_part(hash: &str) -> Option<&str> {
+    hash.split_once('.').map(|(prices, _)| prices)
 }
 
 fn interval(interval: Interval) -> CreatePriceRecurringInterval {
@@ -160,9 +177,25 @@ impl Billing {
         }
         let syncs = existing.as_ref().map_or(0, |row| row.syncs);
         let key_base = format!("staryer:{}:{}:{syncs}:{}", tenant.id, tier.key, &hash[..16]);
-        let result = self
-            .make_tier_objects(tenant, &tier, &account, &key_base, existing.as_ref())
-            .await;
+        let same_prices = existing.as_ref().filter(|row| {
+            row.account_id == account
+                && prices_part(&row.definition_hash)
+                    .is_some_and(|prices| Some(prices) == prices_part(&hash))
+        });
+        let result = match same_prices {
+            Some(row) => self
+                .rename_product(row, &tier, &account, &key_base)
+                .await
+                .map(|()| TierObjects {
+                    product_id: row.product_id.clone(),
+                    price_id: row.price_id.clone(),
+                    overage_prices: overage_prices(row),
+                }),
+            None => {
+                self.make_tier_objects(tenant, &tier, &account, &key_base, existing.as_ref())
+                    .await
+            }
+        };
         let outcome = if result.is_ok() { "synced" } else { "failed" };
         metrics::counter!(metric_names::STRIPE_TIER_SYNCS, "outcome" => outcome).increment(1);
         let made = result?;
@@ -201,6 +234,20 @@ impl Billing {
         }
     }
 
+    /// A change that keeps every price: only the Product's name moves.
+    async fn rename_product(
+        &self,
+        row: &StripeTierRow,
+        tier: &Tier,
+        account: &str,
+        key_base: &str,
+    ) -> Result<(), ApiError> {
+        let rename = UpdateProduct::new(row.product_id.as_str()).name(&tier.definition.name);
+        self.make(&rename, account, &format!("{key_base}:product"))
+            .await
+            .map(drop)
+    }
+
     async fn make_tier_objects(
         &self,
         tenant: &Tenant,
@@ -229,16 +276,21 @@ impl Billing {
         };
         let currency: stripe_types::Currency =
             definition.price.currency.parse().expect("infallible");
-        let base = CreatePrice::new(currency.clone())
-            .product(&product_id)
-            .unit_amount(definition.price.amount)
-            .recurring(CreatePriceRecurring::new(interval(
-                definition.price.interval,
-            )))
-            .metadata(tags.clone());
-        let price_id = self
-            .make(&base, account, &format!("{key_base}:price"))
-            .await?;
+        // A free tier that bills overage sells only its metered prices: a $0 line would
+        // show on every invoice and checkout for nothing.
+        let price_id = if definition.price.amount > 0 {
+            let base = CreatePrice::new(currency.clone())
+                .product(&product_id)
+                .unit_amount(definition.price.amount)
+                .recurring(CreatePriceRecurring::new(interval(
+                    definition.price.interval,
+                )))
+                .metadata(tags.clone());
+            self.make(&base, account, &format!("{key_base}:price"))
+                .await?
+        } else {
+            String::new()
+        };
 
         let config = tenant.config();
         let mut overage = BTreeMap::new();
@@ -383,7 +435,7 @@ impl Billing {
         let replaced = overage_prices(old)
             .into_values()
             .chain([old.price_id.clone()])
-            .filter(|id| !kept.contains(id));
+            .filter(|id| !id.is_empty() && !kept.contains(id));
         for price in replaced {
             let archive = UpdatePrice::new(price.as_str()).active(false);
             let key = format!("staryer:archive:{price}");

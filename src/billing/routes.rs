@@ -17,7 +17,7 @@ use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_shared::CheckoutSessionMode;
 use utoipa::openapi::schema::{Object, SchemaFormat};
 
-use crate::billing::catalog::{overage_prices, TierSyncView};
+use crate::billing::catalog::{base_price, overage_prices, TierSyncView};
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::{billing_off, request_key, Billing, RETRY_WINDOW_SECS};
 use crate::customers::model::{is_stripe_id, optional_email_schema, parse_email, stripe_id_schema};
@@ -466,11 +466,14 @@ pub async fn create_checkout_session(
         .await?
         .ok_or_else(|| ApiError::internal(&std::io::Error::other("a priced tier did not sync")))?;
 
-    let mut line_items = vec![CreateCheckoutSessionLineItems {
-        price: Some(synced.price_id.clone()),
-        quantity: Some(1),
-        ..Default::default()
-    }];
+    let mut line_items: Vec<CreateCheckoutSessionLineItems> = base_price(&synced)
+        .map(|price| CreateCheckoutSessionLineItems {
+            price: Some(price.to_string()),
+            quantity: Some(1),
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
     line_items.extend(overage_prices(&synced).into_values().map(|price| {
         CreateCheckoutSessionLineItems {
             price: Some(price),

@@ -36,6 +36,8 @@ on_both_databases!(
     every_call_that_creates_or_changes_carries_an_idempotency_key,
     a_rate_limited_report_waits_as_long_as_stripe_asks,
     a_stream_refusal_resent_through_v1_counts_as_v1,
+    a_rename_updates_the_product_and_keeps_every_price,
+    a_free_tier_that_bills_overage_sells_no_zero_price,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -1489,4 +1491,102 @@ async fn a_stream_refusal_resent_through_v1_counts_as_v1(backend: Backend) {
     }
     assert_eq!(sent(&metrics, "v1"), 1.0, "{metrics}");
     assert_eq!(sent(&metrics, "v2"), 0.0, "{metrics}");
+}
+
+/// POSTs the fake received on paths starting with `prefix`.
+async fn posts_under(fake: &FakeStripe, prefix: &str) -> usize {
+    fake.all_requests()
+        .await
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path().starts_with(prefix))
+        .count()
+}
+
+/// A new name is an update of the Product: no Price is made or archived. A new amount
+/// still replaces the Prices.
+async fn a_rename_updates_the_product_and_keeps_every_price(backend: Backend) {
+    let (fake, app, creator, connected) = connected_app(backend).await;
+    let pro = &connected["tiers"]["pro"];
+    let prices_before = posts_under(&fake, "/v1/prices").await;
+    let (app, creator) = (&app, &creator);
+    let patch = |body: Value| async move {
+        app.send(
+            Method::PATCH,
+            "/v1/tiers/pro",
+            &creator.secret_key,
+            Some(&body),
+        )
+        .await
+    };
+    let renamed = ok_json(patch(json!({"name": "Pro (2026)"})).await, 200).await;
+    assert_eq!(renamed["stripe"]["price_id"], pro["price_id"], "{renamed}");
+    assert_eq!(renamed["stripe"]["overage_prices"], pro["overage_prices"]);
+    assert_eq!(
+        posts_under(&fake, "/v1/prices").await,
+        prices_before,
+        "no price made or archived"
+    );
+    let product = pro["product_id"].as_str().unwrap();
+    let updates = fake.requests(&format!("/v1/products/{product}")).await;
+    let last = updates.last().expect("the product is updated");
+    assert_eq!(form(last)["name"], "Pro (2026)");
+    assert!(header(last, "idempotency-key").is_some());
+
+    let repriced = ok_json(
+        patch(json!({"price": {"amount": 3900, "currency": "usd", "interval": "month"}})).await,
+        200,
+    )
+    .await;
+    assert_ne!(
+        repriced["stripe"]["price_id"], pro["price_id"],
+        "{repriced}"
+    );
+}
+
+/// A free tier whose cap bills overage is sold by its metered price alone: no $0
+/// recurring Price, and no `quantity=1` line at checkout.
+async fn a_free_tier_that_bills_overage_sells_no_zero_price(backend: Backend) {
+    let (fake, app, creator, _) = connected_app(backend).await;
+    let prices_before = posts_under(&fake, "/v1/prices").await;
+    let payg = ok_json(
+        app.post(
+            "/v1/tiers",
+            &creator.secret_key,
+            &json!({"key": "payg", "name": "Pay as you go",
+                "price": {"amount": 0, "currency": "usd", "interval": "month"},
+                "caps": {"api": {"limit": 0, "on_exceed": "overage", "overage_price": 1}}}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(payg["stripe"]["status"], "synced", "{payg}");
+    assert!(payg["stripe"].get("price_id").is_none(), "{payg}");
+    let metered = payg["stripe"]["overage_prices"]["api"].as_str().unwrap();
+    assert_eq!(
+        posts_under(&fake, "/v1/prices").await,
+        prices_before + 1,
+        "the metered price only"
+    );
+    put_customer(&app, &creator, "c1", json!({"tier": "free"})).await;
+    ok_json(
+        app.post(
+            "/v1/checkout/sessions",
+            &creator.secret_key,
+            json!({"customer_id": "c1", "tier": "payg",
+                "success_url": "https://acme.example/thanks",
+                "cancel_url": "https://acme.example/pricing"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let sent = fake.requests("/v1/checkout/sessions").await;
+    let fields = form(sent.last().unwrap());
+    assert_eq!(fields["line_items[0][price]"], metered);
+    assert!(
+        !fields.contains_key("line_items[0][quantity]"),
+        "{fields:?}"
+    );
+    assert!(!fields.contains_key("line_items[1][price]"), "{fields:?}");
 }
