@@ -50,7 +50,7 @@ pub const VALUE_PAYLOAD_KEY: &str = "value";
 /// Where a tier stands with Stripe, as tier and billing answers show it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TierSyncView {
-    /// `synced`, `failed` (see `error`; the next change, checkout or connect retries),
+    /// `synced`, `failed` (see `error`; the reporter's next pass retries),
     /// `not_synced` (when read: a change not yet synced, or a sync that failed),
     /// `not_connected` (the creator has no Stripe account yet) or `not_priced` (free, no
     /// overage: nothing to sell).

@@ -1,7 +1,8 @@
 //! The usage reporter: an actor that, on a timer, turns the usage counted since its last
 //! report into Billing Meter events on each creator's connected account, exactly once.
 //!
-//! Each tick has two halves. *Cut*: for every customer with a Stripe customer id, a cursor
+//! Each tick first retries the sync of any priced tier not in step with Stripe (a failed
+//! sync is not left waiting for the next change), then has two halves. *Cut*: for every customer with a Stripe customer id, a cursor
 //! per meter says how many whole units of its all-time durable usage are accounted for.
 //! Whatever has grown past it becomes a report when the customer's tier bills that
 //! meter's overage, and is passed over when it does not (so usage is billed by the tier
@@ -164,6 +165,7 @@ impl Attempt {
 
 impl Pass {
     async fn run(&self) {
+        self.resync_tiers().await;
         if let Err(err) = self.cut_reports().await {
             tracing::warn!(error = %err, "cutting usage reports failed; the next pass retries");
         }
@@ -176,6 +178,39 @@ impl Pass {
                 metrics::gauge!(metric_names::STRIPE_OLDEST_UNSENT_SECONDS).set(age as f64);
             }
             Err(err) => tracing::debug!(error = %err, "reading the report backlog failed"),
+        }
+    }
+
+    /// Retries the sync of every priced tier that is not in step with Stripe (a sync that
+    /// failed, or a change not synced yet), so that a failed sync does not wait for the
+    /// next change or checkout. A tier in step costs one read of the store.
+    async fn resync_tiers(&self) {
+        let connected = match self.billing.store.connected_creators().await {
+            Ok(connected) => connected,
+            Err(err) => {
+                tracing::debug!(error = %err, "listing connected creators failed");
+                return;
+            }
+        };
+        let mut failed = 0;
+        for (creator_id, _) in connected {
+            let Some(creator) = self.registry.creator(&creator_id) else {
+                continue;
+            };
+            let config = creator.tenant.config();
+            for tier in config.tiers.iter().filter(|tier| tier.is_priced()) {
+                if let Err(err) = self.billing.sync_tier(&creator.tenant, &tier.key).await {
+                    failed += 1;
+                    tracing::debug!(creator = %creator.tenant.slug, tier = %tier.key,
+                        error = %err.message, "retrying a tier sync failed");
+                }
+            }
+        }
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "tier syncs to Stripe still fail; the next pass retries"
+            );
         }
     }
 

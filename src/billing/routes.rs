@@ -279,7 +279,7 @@ async fn connect(
 }
 
 /// The creator's connected Stripe account, and where each tier stands with Stripe (read
-/// from the store: a tier `not_synced` is synced by its next change or checkout).
+/// from the store: a tier `not_synced` is synced by the reporter's next pass, or its next change or checkout).
 #[utoipa::path(get, path = "/v1/billing/account", tag = "billing",
     responses((status = 200, body = AccountView),
         (status = 409, description = "`billing_off`", body = ErrorBody)),

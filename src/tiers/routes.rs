@@ -1,7 +1,7 @@
 //! `/v1/tiers`: thin handlers over the tenant actor (writes) and the config snapshot
 //! (reads). With billing on, a created or changed tier is synced to Stripe before the
 //! answer, which shows the outcome (`stripe`); a failed sync keeps the tier and is retried
-//! by the next change or checkout.
+//! by the reporter's next pass (or the next change or checkout).
 
 use std::sync::Arc;
 

@@ -38,6 +38,7 @@ on_both_databases!(
     a_stream_refusal_resent_through_v1_counts_as_v1,
     a_rename_updates_the_product_and_keeps_every_price,
     a_free_tier_that_bills_overage_sells_no_zero_price,
+    a_failed_sync_is_retried_in_the_background,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -296,7 +297,14 @@ async fn tier_standing(app: &TestApp, creator: &TestCreator, tier: &str) -> Valu
 
 async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backend: Backend) {
     let fake = FakeStripe::start().await;
-    let app = billing_app(backend, &fake).await;
+    // No background pass during the test: the retry here is the next change's.
+    let base = fake.uri();
+    let app = spawn_app_with(backend, move |config| {
+        config.stripe.secret_key = PLATFORM_KEY.into();
+        config.stripe.api_base = base;
+        config.stripe.report_interval_ms = 3_600_000;
+    })
+    .await;
     let creator = app.create_creator("acme").await;
     app.create_meter(&creator, "api", "sum", "month").await;
     connect_account(&app, &creator).await;
@@ -1589,4 +1597,36 @@ async fn a_free_tier_that_bills_overage_sells_no_zero_price(backend: Backend) {
         "{fields:?}"
     );
     assert!(!fields.contains_key("line_items[1][price]"), "{fields:?}");
+}
+
+/// A tier whose sync failed is synced by the reporter's next pass, with no change or
+/// checkout to prompt it.
+async fn a_failed_sync_is_retried_in_the_background(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let creator = app.create_creator("acme").await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    connect_account(&app, &creator).await;
+    fake.fail("/v1/prices", 1, 500, None).await;
+    let created = ok_json(
+        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["stripe"]["status"], "failed", "{created}");
+    let mut standing = Value::Null;
+    for _ in 0..200 {
+        standing = tier_standing(&app, &creator, "pro").await;
+        if standing == "synced" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(standing, "synced");
+    assert_eq!(
+        fake.requests("/v1/products").await.len(),
+        2,
+        "one product, asked twice"
+    );
 }
