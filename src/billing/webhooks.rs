@@ -302,13 +302,39 @@ async fn handle(
     }
     let tier = match event.kind.as_str() {
         "checkout.session.completed" => match metadata(object, "staryer_tier") {
-            Some(tier) if object["mode"].as_str() == Some("subscription") => Some(tier),
+            Some(tier) if object["mode"].as_str() == Some("subscription") => {
+                // Completed is not paid: a checkout whose first payment is still due
+                // (an asynchronous payment method) grants nothing yet; its subscription
+                // is remembered, and becoming `active` grants the tier.
+                let paid = matches!(
+                    object["payment_status"].as_str(),
+                    Some("paid" | "no_payment_required")
+                );
+                if !paid {
+                    remember_subscription(
+                        billing,
+                        creator,
+                        customer_id,
+                        &known,
+                        subscription_id,
+                        event,
+                    )
+                    .await?;
+                    return Ok(false);
+                }
+                Some(tier)
+            }
             _ => return Ok(false),
         },
-        "customer.subscription.updated" => {
+        "customer.subscription.updated"
+        | "customer.subscription.paused"
+        | "customer.subscription.resumed" => {
+            // Only a subscription that is paid up (`active`, `trialing`) or within its
+            // retries (`past_due`) keeps the paid tier; paused, unpaid, never paid or
+            // ended ones put the customer back on the default tier.
             let ended = matches!(
                 object["status"].as_str(),
-                Some("canceled" | "unpaid" | "incomplete_expired")
+                Some("canceled" | "unpaid" | "incomplete_expired" | "incomplete" | "paused")
             );
             if ended {
                 None
@@ -339,16 +365,38 @@ async fn handle(
     )
     .await?;
     // A deleted subscription decides nothing any more; its time still orders late events.
+    let subscription_id = subscription_id.filter(|_| event.kind != "customer.subscription.deleted");
+    remember_subscription(
+        billing,
+        creator,
+        customer_id,
+        &known,
+        subscription_id,
+        event,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Records which subscription decides the customer's tier from now on, and the time of
+/// the event that said so (later events older than it change nothing).
+async fn remember_subscription(
+    billing: &Billing,
+    creator: &Creator,
+    customer_id: &str,
+    known: &SubscriptionRow,
+    subscription_id: Option<String>,
+    event: &Event,
+) -> Result<(), ApiError> {
     let current = SubscriptionRow {
-        stripe_subscription_id: subscription_id
-            .filter(|_| event.kind != "customer.subscription.deleted"),
+        stripe_subscription_id: subscription_id,
         subscription_event_at: known.subscription_event_at.max(Some(event.created)),
     };
     billing
         .store
         .set_subscription(&creator.tenant.id, customer_id, &current)
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The tier a subscription is for: the tier whose current price is among its items, else

@@ -1059,6 +1059,8 @@ fn completed_checkout(subscription: &str) -> Value {
     session["customer"] = json!("cus_NEW");
     session["subscription"] = json!(subscription);
     session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "pro"});
+    session["status"] = json!("complete");
+    session["payment_status"] = json!("paid");
     session
 }
 
@@ -1120,6 +1122,12 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
     };
     let bought = fixture("subscription")["id"].as_str().unwrap().to_string();
 
+    // A checkout completed with its payment still due grants nothing yet.
+    let mut unpaid = completed_checkout(&bought);
+    unpaid["payment_status"] = json!("unpaid");
+    let pending = deliver("evt_checkout_unpaid", "checkout.session.completed", unpaid).await;
+    assert_eq!(pending["handled"], false);
+    assert_eq!(tier_of(&app, &creator, "c1").await, "free");
     let handled = deliver(
         "evt_checkout",
         "checkout.session.completed",
@@ -1172,6 +1180,26 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
             "evt_back",
             updated,
             subscription(&bought, "active", team_price),
+            "team",
+        ),
+        // Paused (collection stopped): the paid caps go until it resumes.
+        (
+            "evt_paused",
+            "customer.subscription.paused",
+            subscription(&bought, "paused", team_price),
+            "free",
+        ),
+        (
+            "evt_resumed",
+            "customer.subscription.resumed",
+            subscription(&bought, "active", team_price),
+            "team",
+        ),
+        // Past due keeps the tier while Stripe retries the payment.
+        (
+            "evt_past_due",
+            updated,
+            subscription(&bought, "past_due", team_price),
             "team",
         ),
         (
