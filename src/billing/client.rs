@@ -191,6 +191,25 @@ impl StripeClient {
         serde_json::from_slice(&body).map_err(|e| StripeError::Decode(e.to_string()))
     }
 
+    /// The full body of a thin (v2) event, which its notification does not carry
+    /// (`GET /v2/core/events/{id}`), as the connected account sees it.
+    pub async fn retrieve_v2_event(
+        &self,
+        account: &str,
+        event_id: &str,
+    ) -> Result<serde_json::Value, StripeError> {
+        let response = self
+            .http
+            .get(format!("{}/v2/core/events/{event_id}", self.api_base))
+            .header(AUTHORIZATION, self.secret.clone())
+            .header("stripe-context", account)
+            .send()
+            .await
+            .map_err(transport)?;
+        let body = success_body(response).await?;
+        serde_json::from_slice(&body).map_err(|e| StripeError::Decode(e.to_string()))
+    }
+
     /// Sends up to 100 events on the v2 meter event stream with a session token.
     pub async fn send_meter_event_stream(
         &self,

@@ -87,20 +87,67 @@ pub fn verify_signature(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+/// A Stripe event, snapshot (v1: `data.object`, `account`, `created` in Unix seconds) or
+/// thin (v2: `object: "v2.core.event"`, `context` naming the account, `created` in RFC
+/// 3339, `related_object` instead of data, which is fetched when needed). Both are signed
+/// alike.
+#[derive(Debug)]
 struct Event {
+    id: String,
+    kind: String,
+    account: Option<String>,
+    created: i64,
+    /// The snapshot's object; for a thin event, its `related_object` (`id`, `type`).
+    object: Value,
+    thin: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawEvent {
     id: String,
     #[serde(rename = "type")]
     kind: String,
-    account: Option<String>,
     #[serde(default)]
-    created: i64,
-    data: EventData,
+    object: Option<String>,
+    account: Option<String>,
+    context: Option<String>,
+    #[serde(default)]
+    created: Value,
+    data: Option<EventData>,
+    related_object: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 struct EventData {
     object: Value,
+}
+
+impl Event {
+    fn parse(payload: &[u8]) -> Result<Event, String> {
+        let raw: RawEvent = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let thin = raw.object.as_deref() == Some("v2.core.event");
+        let created = match &raw.created {
+            Value::Number(seconds) => seconds.as_i64().ok_or("created is not whole seconds")?,
+            Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| format!("created: {e}"))?
+                .timestamp(),
+            Value::Null => 0,
+            _ => return Err("created is neither seconds nor RFC 3339".into()),
+        };
+        let object = match (thin, raw.data, raw.related_object) {
+            (false, Some(data), _) => data.object,
+            (false, None, _) => return Err("missing field `data`".into()),
+            (true, _, related) => related.unwrap_or(Value::Null),
+        };
+        Ok(Event {
+            id: raw.id,
+            kind: raw.kind,
+            account: if thin { raw.context } else { raw.account },
+            created,
+            object,
+            thin,
+        })
+    }
 }
 
 /// A string field, or the `id` of an expanded object in its place.
@@ -174,7 +221,7 @@ pub async fn receive(
         billing.clock.now(),
     )
     .map_err(rejected)?;
-    let event: Event = serde_json::from_slice(&payload).map_err(|err| {
+    let event = Event::parse(&payload).map_err(|err| {
         rejected(ApiError::invalid(
             "invalid_event",
             format!("not a Stripe event: {err}"),
@@ -202,6 +249,7 @@ pub async fn receive(
     };
     let mut record = event_record(&event, creator.as_ref(), billing.clock.now());
     let handled = match &creator {
+        Some(creator) if event.thin => handle_thin(billing, creator, &event).await?,
         Some(creator) => {
             record.customer_id = customer_of(billing, creator, &event).await?;
             handle(billing, creator, &event, record.customer_id.as_deref()).await?
@@ -222,7 +270,7 @@ pub async fn receive(
 
 /// The event as the creator's billing history keeps it.
 fn event_record(event: &Event, creator: Option<&Creator>, now: i64) -> BillingEventRow {
-    let object = &event.data.object;
+    let object = &event.object;
     let amount = match event.kind.as_str() {
         "invoice.paid" => object["amount_paid"].as_i64(),
         "checkout.session.completed" => object["amount_total"].as_i64(),
@@ -243,6 +291,46 @@ fn event_record(event: &Event, creator: Option<&Creator>, now: i64) -> BillingEv
     }
 }
 
+/// Applies a thin event; `Ok(false)` for one kept only as history. A meter error report
+/// marks the reports Stripe names as failed, with Stripe's reason (listed by
+/// `GET /v1/billing/reports`, retried by `POST …/retry` once the cause is fixed), and
+/// counts the errors in `staryer_stripe_meter_errors_total`.
+async fn handle_thin(
+    billing: &Billing,
+    creator: &Creator,
+    event: &Event,
+) -> Result<bool, ApiError> {
+    if event.kind != "v1.billing.meter.error_report_triggered" {
+        return Ok(false);
+    }
+    let account = event.account.as_deref().unwrap_or_default();
+    let full = billing.client.retrieve_v2_event(account, &event.id).await?;
+    let reason = &full["data"]["reason"];
+    metrics::counter!(metric_names::STRIPE_METER_ERRORS)
+        .increment(reason["error_count"].as_u64().unwrap_or(0));
+    let mut marked = 0;
+    for error_type in reason["error_types"].as_array().into_iter().flatten() {
+        let code = error_type["code"].as_str().unwrap_or("meter_error");
+        for sample in error_type["sample_errors"].as_array().into_iter().flatten() {
+            let Some(identifier) = sample["request"]["identifier"].as_str() else {
+                continue;
+            };
+            let message = sample["error_message"].as_str().unwrap_or_default();
+            let error = format!("Stripe reported the meter event invalid ({code}): {message}");
+            marked += usize::from(
+                billing
+                    .store
+                    .mark_report_rejected(&creator.tenant.id, identifier, &error)
+                    .await?,
+            );
+        }
+    }
+    tracing::warn!(creator = %creator.tenant.slug, event = %event.id, marked,
+        summary = full["data"]["developer_message_summary"].as_str().unwrap_or_default(),
+        "Stripe reported meter event errors");
+    Ok(marked > 0)
+}
+
 /// The creator's own id for the customer the event is about: what Checkout and our
 /// subscriptions carry in metadata, else the customer with that Stripe customer id.
 async fn customer_of(
@@ -250,7 +338,7 @@ async fn customer_of(
     creator: &Creator,
     event: &Event,
 ) -> Result<Option<String>, ApiError> {
-    let object = &event.data.object;
+    let object = &event.object;
     let named = object["client_reference_id"]
         .as_str()
         .map(String::from)
@@ -275,7 +363,7 @@ async fn handle(
     event: &Event,
     customer_id: Option<&str>,
 ) -> Result<bool, ApiError> {
-    let object = &event.data.object;
+    let object = &event.object;
     let Some(customer_id) = customer_id else {
         return Ok(false);
     };

@@ -483,6 +483,27 @@ impl Store {
     }
 
     /// Records a failed attempt: `next_attempt_at` for a retry, or `None` to give up.
+    /// A report Stripe took, then found wrong (a meter error report names it): failed,
+    /// with Stripe's reason; answers whether the creator had it.
+    pub async fn mark_report_rejected(
+        &self,
+        creator_id: &str,
+        identifier: &str,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE stripe_reports SET state = 'failed', last_error = $1 \
+             WHERE creator_id = $2 AND identifier = $3",
+        )
+        .bind(error)
+        .bind(creator_id)
+        .bind(identifier)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn mark_report_attempt_failed(
         &self,
         identifier: &str,

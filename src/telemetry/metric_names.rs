@@ -57,6 +57,8 @@ metrics! {
         "Tier catalog syncs to Stripe, labelled `outcome` = synced | failed.";
     STRIPE_WEBHOOKS = "staryer_stripe_webhooks_total", Counter,
         "Stripe webhooks received, labelled `outcome` = handled | duplicate | rejected.";
+    STRIPE_METER_ERRORS = "staryer_stripe_meter_errors_total", Counter,
+        "Meter events Stripe took and then reported invalid (`v1.billing.meter.error_report_triggered`).";
     HTTP_REQUESTS = "staryer_http_requests_total", Counter,
         "HTTP requests answered, labelled `method`, `route` (the route template, `unmatched` for none) and `status` class (2xx, 4xx, ...).";
     HTTP_REQUEST_SECONDS = "staryer_http_request_seconds", Histogram,

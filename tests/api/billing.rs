@@ -39,6 +39,7 @@ on_both_databases!(
     a_rename_updates_the_product_and_keeps_every_price,
     a_free_tier_that_bills_overage_sells_no_zero_price,
     a_failed_sync_is_retried_in_the_background,
+    a_thin_meter_error_event_marks_the_reports_it_names,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -1657,4 +1658,89 @@ async fn a_failed_sync_is_retried_in_the_background(backend: Backend) {
         2,
         "one product, asked twice"
     );
+}
+
+/// A thin event as Stripe delivers it: no `data`, `created` in RFC 3339, the account as
+/// `context`.
+fn thin_event(id: &str, kind: &str) -> String {
+    json!({
+        "id": id,
+        "object": "v2.core.event",
+        "type": kind,
+        "created": "2026-03-15T12:00:00.000Z",
+        "livemode": false,
+        "context": ACCOUNT,
+        "related_object": {"id": "mtr_fake", "type": "billing.meter",
+            "url": "/v1/billing/meters/mtr_fake"},
+        "reason": null
+    })
+    .to_string()
+}
+
+/// `v1.billing.meter.error_report_triggered` is accepted, recorded, and the reports it
+/// names are marked failed with Stripe's reason and counted; other thin events are kept.
+async fn a_thin_meter_error_event_marks_the_reports_it_names(backend: Backend) {
+    let (fake, app, creator, _) = connected_app(backend).await;
+    put_customer(
+        &app,
+        &creator,
+        "c1",
+        json!({"tier": "pro", "stripe_customer_id": "cus_C1"}),
+    )
+    .await;
+    use_api(&app, &creator, "c1", 3.0).await;
+    let sent = until_sent(&app, &creator, 1).await;
+    let identifier = sent[0]["identifier"].as_str().unwrap().to_string();
+    fake.meter_error_report("evt_thin_1", &identifier).await;
+    // Signed at the daemon's clock, which sending moved on.
+    let sign = |body: &str| {
+        Webhook::generate_test_header(
+            body,
+            WEBHOOK_SECRET,
+            Some(staryer::clock::Clock::now(&app.clock)),
+        )
+    };
+
+    let body = thin_event("evt_thin_1", "v1.billing.meter.error_report_triggered");
+    let answer = ok_json(post_webhook(&app, &body, Some(&sign(&body))).await, 200).await;
+    assert_eq!(answer["handled"], true, "{answer}");
+    let again = ok_json(post_webhook(&app, &body, Some(&sign(&body))).await, 200).await;
+    assert_eq!(again["duplicate"], true);
+    let listed = reports(&app, &creator).await;
+    assert_eq!(listed[0]["state"], "failed", "{listed:?}");
+    assert!(listed[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("meter_event_no_customer_defined"));
+    let full = fake.requests("/v2/core/events/evt_thin_1").await;
+    assert_eq!(full.len(), 1, "fetched once");
+    assert_eq!(header(&full[0], "stripe-context"), Some(ACCOUNT));
+
+    let other = thin_event("evt_thin_2", "v1.billing.meter.no_meter_found");
+    let kept = ok_json(post_webhook(&app, &other, Some(&sign(&other))).await, 200).await;
+    assert_eq!(kept["handled"], false);
+    let events = ok_json(
+        app.get("/v1/billing/events", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .or(events.as_array())
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"v1.billing.meter.error_report_triggered"),
+        "{events}"
+    );
+    assert!(
+        kinds.contains(&"v1.billing.meter.no_meter_found"),
+        "{events}"
+    );
+    assert!(app
+        .metrics()
+        .await
+        .contains("staryer_stripe_meter_errors_total"));
 }

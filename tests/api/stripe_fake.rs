@@ -213,6 +213,40 @@ impl FakeStripe {
             .await;
     }
 
+    /// `GET /v2/core/events/{event_id}` answers a meter error report naming the meter
+    /// event `identifier`, as Stripe's thin event's full body does.
+    pub async fn meter_error_report(&self, event_id: &str, identifier: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/core/events/{event_id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": event_id,
+                "object": "v2.core.event",
+                "type": "v1.billing.meter.error_report_triggered",
+                "created": "2026-03-15T12:00:00.000Z",
+                "livemode": false,
+                "related_object": {"id": "mtr_fake", "type": "billing.meter",
+                    "url": "/v1/billing/meters/mtr_fake"},
+                "data": {
+                    "developer_message_summary": "There is 1 invalid event",
+                    "validation_start": "2026-03-15T11:00:00.000Z",
+                    "validation_end": "2026-03-15T12:00:00.000Z",
+                    "reason": {
+                        "error_count": 1,
+                        "error_types": [{
+                            "code": "meter_event_no_customer_defined",
+                            "error_count": 1,
+                            "sample_errors": [{
+                                "error_message": "No customer found for the event",
+                                "request": {"id": "req_fake", "identifier": identifier}
+                            }]
+                        }]
+                    }
+                }
+            })))
+            .mount(&self.server)
+            .await;
+    }
+
     /// The next meter event for this Stripe customer is refused (400, not to be retried).
     pub async fn refuse_customer(&self, stripe_customer_id: &str) {
         Mock::given(method("POST"))
