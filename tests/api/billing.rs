@@ -296,6 +296,23 @@ async fn tier_standing(app: &TestApp, creator: &TestCreator, tier: &str) -> Valu
     account["tiers"][tier]["status"].clone()
 }
 
+/// A connected creator whose tier `pro` was saved but not synced: the product was made,
+/// then Stripe failed on the price. Answers the creator and the create answer.
+async fn tier_whose_sync_failed(app: &TestApp, fake: &FakeStripe) -> (TestCreator, Value) {
+    let creator = app.create_creator("acme").await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    connect_account(app, &creator).await;
+    fake.fail("/v1/prices", 1, 500, None).await;
+    let created = ok_json(
+        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["stripe"]["status"], "failed", "{created}");
+    (creator, created)
+}
+
 async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backend: Backend) {
     let fake = FakeStripe::start().await;
     // No background pass during the test: the retry here is the next change's.
@@ -306,18 +323,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
         config.stripe.report_interval_ms = 3_600_000;
     })
     .await;
-    let creator = app.create_creator("acme").await;
-    app.create_meter(&creator, "api", "sum", "month").await;
-    connect_account(&app, &creator).await;
-    // The product is made, then Stripe fails on the price: the tier is kept, unsynced.
-    fake.fail("/v1/prices", 1, 500, None).await;
-    let created = ok_json(
-        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
-            .await,
-        201,
-    )
-    .await;
-    assert_eq!(created["stripe"]["status"], "failed", "{created}");
+    let (creator, created) = tier_whose_sync_failed(&app, &fake).await;
     assert!(created["stripe"]["error"]
         .as_str()
         .unwrap()
@@ -1633,17 +1639,7 @@ async fn a_free_tier_that_bills_overage_sells_no_zero_price(backend: Backend) {
 async fn a_failed_sync_is_retried_in_the_background(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = billing_app(backend, &fake).await;
-    let creator = app.create_creator("acme").await;
-    app.create_meter(&creator, "api", "sum", "month").await;
-    connect_account(&app, &creator).await;
-    fake.fail("/v1/prices", 1, 500, None).await;
-    let created = ok_json(
-        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
-            .await,
-        201,
-    )
-    .await;
-    assert_eq!(created["stripe"]["status"], "failed", "{created}");
+    let (creator, _) = tier_whose_sync_failed(&app, &fake).await;
     let mut standing = Value::Null;
     for _ in 0..200 {
         standing = tier_standing(&app, &creator, "pro").await;
