@@ -19,7 +19,12 @@ use serde::{Deserialize, Serialize};
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// Settings whose values never leave the process (logs, `staryer config`).
-const SECRET_SETTINGS: &[&str] = &["admin.token", "stripe.secret_key", "stripe.webhook_secret"];
+const SECRET_SETTINGS: &[&str] = &[
+    "admin.token",
+    "stripe.secret_key",
+    "stripe.webhook_secret",
+    "stripe.thin_webhook_secret",
+];
 
 /// The prefix of the environment variables that set settings.
 const ENV_PREFIX: &str = "STARYER__";
@@ -128,6 +133,8 @@ pub struct StripeConfig {
     pub secret_key: String,
     /// Webhook signing secret.
     pub webhook_secret: String,
+    /// Signing secret of the thin-event destination; empty: only `webhook_secret`.
+    pub thin_webhook_secret: String,
     /// Stripe API base URL.
     pub api_base: String,
     /// v2 meter event stream base URL.
@@ -157,6 +164,7 @@ impl std::fmt::Debug for StripeConfig {
         f.debug_struct("StripeConfig")
             .field("secret_key", &redacted(&self.secret_key))
             .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("thin_webhook_secret", &redacted(&self.thin_webhook_secret))
             .field("api_base", &self.api_base)
             .field("meter_events_base", &self.meter_events_base)
             .field("report_interval_ms", &self.report_interval_ms)
@@ -470,7 +478,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 25, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 26, "{:?}", known_settings());
     }
 
     #[test]

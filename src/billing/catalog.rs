@@ -107,20 +107,24 @@ pub fn overage_prices(row: &StripeTierRow) -> BTreeMap<String, String> {
     serde_json::from_str(&row.overage_prices).unwrap_or_default()
 }
 
-/// What a tier's Stripe objects are made from, hashed with the account they live on, in
-/// two parts: `<prices>.<product>`. Only a change of the first (amount, currency,
-/// interval, overage terms) needs new Prices, since Prices cannot change; a change of the
-/// second alone (the name) is an update of the Product.
-fn definition_hash(account: &str, tier: &Tier) -> String {
-    let overage: Vec<_> = tier
-        .definition
+/// Each cap that bills overage: meter, limit and unit price.
+fn overage_terms(tier: &Tier) -> Vec<(&String, String, String)> {
+    tier.definition
         .caps
         .iter()
         .filter_map(|(meter, cap)| {
             cap.billed_overage()
                 .map(|price| (meter, cap.limit.to_string(), price.to_string()))
         })
-        .collect();
+        .collect()
+}
+
+/// What a tier's Stripe objects are made from, hashed with the account they live on, in
+/// two parts: `<prices>.<product>`. Only a change of the first (amount, currency,
+/// interval, overage terms) needs new Prices, since Prices cannot change; a change of the
+/// second alone (the name) is an update of the Product.
+fn definition_hash(account: &str, tier: &Tier) -> String {
+    let overage = overage_terms(tier);
     let digest = |basis: serde_json::Value| hex::encode(&Sha256::digest(basis.to_string())[..16]);
     let prices = digest(serde_json::json!({
         "account": account,
@@ -131,8 +135,20 @@ fn definition_hash(account: &str, tier: &Tier) -> String {
     format!("{prices}.{product}")
 }
 
-/// The prices part of a `definition_hash` (a hash from before the split has no dot and
-/// matches nothing: its tier gets new Prices once).
+/// The hash of the objects as syncs before the prices/product split wrote it: a tier
+/// whose row still carries it is in step if it matches, and only its row is rewritten.
+fn legacy_definition_hash(account: &str, tier: &Tier) -> String {
+    let overage = overage_terms(tier);
+    let basis = serde_json::json!({
+        "account": account,
+        "name": tier.definition.name,
+        "price": tier.definition.price,
+        "overage": overage,
+    });
+    hex::encode(Sha256::digest(basis.to_string().as_bytes()))
+}
+
+/// The prices part of a `definition_hash` (`None` for a hash from before the split).
 fn prices_part(hash: &str) -> Option<&str> {
     hash.split_once('.').map(|(prices, _)| prices)
 }
@@ -175,8 +191,21 @@ impl Billing {
         if let Some(row) = existing.as_ref().filter(|row| row.definition_hash == hash) {
             return Ok(Some(row.clone()));
         }
+        if let Some(row) = existing
+            .as_ref()
+            .filter(|row| row.definition_hash == legacy_definition_hash(&account, &tier))
+        {
+            let row = StripeTierRow {
+                definition_hash: hash,
+                ..row.clone()
+            };
+            self.store.save_stripe_tier(&tenant.id, &row).await?;
+            return Ok(Some(row));
+        }
         let syncs = existing.as_ref().map_or(0, |row| row.syncs);
-        let key_base = format!("staryer:{}:{}:{syncs}:{}", tenant.id, tier.key, &hash[..16]);
+        // The whole hash (prices and product), digested to keep keys short.
+        let digest = hex::encode(&Sha256::digest(&hash)[..8]);
+        let key_base = format!("staryer:{}:{}:{syncs}:{digest}", tenant.id, tier.key);
         let same_prices = existing.as_ref().filter(|row| {
             row.account_id == account
                 && prices_part(&row.definition_hash)

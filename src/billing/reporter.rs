@@ -1,8 +1,8 @@
 //! The usage reporter: an actor that, on a timer, turns the usage counted since its last
 //! report into Billing Meter events on each creator's connected account, exactly once.
 //!
-//! Each tick first retries the sync of any priced tier not in step with Stripe (a failed
-//! sync is not left waiting for the next change), then has two halves. *Cut*: for every customer with a Stripe customer id, a cursor
+//! Each tick has two halves, then retries the sync of any priced tier not in step with
+//! Stripe (a failed sync is not left waiting for the next change). *Cut*: for every customer with a Stripe customer id, a cursor
 //! per meter says how many whole units of its all-time durable usage are accounted for.
 //! Whatever has grown past it becomes a report when the customer's tier bills that
 //! meter's overage, and is passed over when it does not (so usage is billed by the tier
@@ -165,13 +165,14 @@ impl Attempt {
 
 impl Pass {
     async fn run(&self) {
-        self.resync_tiers().await;
         if let Err(err) = self.cut_reports().await {
             tracing::warn!(error = %err, "cutting usage reports failed; the next pass retries");
         }
         if let Err(err) = self.send_due_reports().await {
             tracing::warn!(error = %err, "sending usage reports failed; the next pass retries");
         }
+        // After the reports, so that a slow Stripe catalog never delays billing.
+        self.resync_tiers().await;
         match self.billing.store.oldest_pending_report().await {
             Ok(oldest) => {
                 let age = oldest.map_or(0, |at| (self.billing.clock.now() - at).max(0));
@@ -498,9 +499,10 @@ impl Pass {
                 }
                 Attempt::Retry(error, retry_after) => {
                     metrics::counter!(metric_names::STRIPE_REPORTS_RETRIED).increment(1);
-                    // Never sooner than Stripe asked.
-                    let wait = backoff_secs(report.attempts).max(retry_after.unwrap_or(0));
-                    let next = now + wait;
+                    // Never sooner than Stripe asked, and never later than the backoff's
+                    // ceiling (retries stay within Stripe's identifier deduplication).
+                    let asked = retry_after.unwrap_or(0).min(MAX_BACKOFF_SECS);
+                    let next = now.saturating_add(backoff_secs(report.attempts).max(asked));
                     store
                         .mark_report_attempt_failed(&report.identifier, Some(next), &error)
                         .await?;

@@ -358,13 +358,18 @@ pub async fn put_account(
 /// account link to send the creator to.
 #[utoipa::path(post, path = "/v1/billing/onboarding", tag = "billing",
     request_body = NewOnboarding,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Optional, 1–200 visible ASCII characters: the same key answers the \
+            same link. Without it, each request gets a new link (links are single-use).")),
     responses((status = 200, body = OnboardingView),
         (status = 409, description = "`billing_off`", body = ErrorBody),
-        (status = 422, description = "`invalid_url`, `invalid_email`", body = ErrorBody),
+        (status = 422, description = "`invalid_url`, `invalid_email`, \
+            `invalid_idempotency_key`", body = ErrorBody),
         (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/billing/onboarding")]
 pub async fn start_onboarding(
+    request: HttpRequest,
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     ApiJson(body): ApiJson<NewOnboarding>,
@@ -399,24 +404,37 @@ pub async fn start_onboarding(
     )
     .refresh_url(&body.refresh_url)
     .return_url(&body.return_url);
-    // A retry within the window gets the same link back (links are short-lived anyway).
-    let window = (billing.clock.now() / RETRY_WINDOW_SECS).to_string();
-    let key = request_key(
-        "account_link",
-        &[
-            &creator.tenant.id,
-            &account_id,
-            &body.refresh_url,
-            &body.return_url,
-            &window,
-        ],
-    );
+    // Links are single-use: Stripe sends the creator to `refresh_url` for a new one when a
+    // link was visited or expired, so only the caller's own key may replay one.
+    let key = match caller_key(&request)? {
+        Some(caller_key) => request_key("account_link", &[&creator.tenant.id, caller_key]),
+        None => request_key("account_link", &[&uuid_like()]),
+    };
     let link: Redirect = billing.client.send(&link, None, Some(&key)).await?;
     Ok(HttpResponse::Ok().json(OnboardingView {
         account_id,
         url: link.url,
         tiers,
     }))
+}
+
+/// The caller's `Idempotency-Key` header, if it sent one (1–200 visible characters).
+fn caller_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    match request.headers().get("idempotency-key").map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(key)) if !key.is_empty() && key.len() <= 200 => Ok(Some(key)),
+        Some(_) => Err(ApiError::invalid(
+            "invalid_idempotency_key",
+            "the Idempotency-Key header must be 1 to 200 visible ASCII characters",
+        )),
+    }
+}
+
+/// A key no other request has: the request is still sent once, and Stripe would answer a
+/// transport-level resend of it with the same object.
+fn uuid_like() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
 
 /// Sell a tier: a subscription Checkout Session on the creator's account with the tier's
@@ -498,30 +516,27 @@ pub async fn create_checkout_session(
         .client_reference_id(&body.customer_id)
         .metadata(tags)
         .subscription_data(subscription);
+    // Who Stripe is told the buyer is: part of what the idempotency key stands for.
+    let mut stripe_customer = String::new();
     if let Some(known) = billing
         .store
         .customer(&creator.tenant.id, &body.customer_id)
         .await?
     {
         if let Some(stripe_id) = known.stripe_customer_id {
+            stripe_customer = stripe_id.clone();
             create = create.customer(stripe_id);
         } else if let Some(email) = known.email {
+            stripe_customer = email.clone();
             create = create.customer_email(email);
         }
     }
     // The same checkout asked again is the same session: by the caller's
     // `Idempotency-Key` when it sends one, else for the retry window, while the tier
     // stays as it is.
-    let key = match request.headers().get("idempotency-key").map(|v| v.to_str()) {
-        Some(Ok(caller_key)) if !caller_key.is_empty() && caller_key.len() <= 200 => {
-            request_key("checkout", &[&creator.tenant.id, caller_key])
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_idempotency_key",
-                "the Idempotency-Key header must be 1 to 200 visible ASCII characters",
-            ))
-        }
+    let key = match caller_key(&request)? {
+        Some(caller_key) => request_key("checkout", &[&creator.tenant.id, caller_key]),
+        // Everything the session is made from, so that a key never meets other parameters.
         None => request_key(
             "checkout",
             &[
@@ -531,6 +546,7 @@ pub async fn create_checkout_session(
                 &tier.updated_at.to_string(),
                 &body.success_url,
                 &body.cancel_url,
+                &stripe_customer,
                 &(billing.clock.now() / RETRY_WINDOW_SECS).to_string(),
             ],
         ),

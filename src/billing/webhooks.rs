@@ -214,13 +214,15 @@ pub async fn receive(
                 "the Stripe-Signature header is missing",
             ))
         })?;
-    verify_signature(
-        header,
-        &payload,
-        &billing.config.webhook_secret,
-        billing.clock.now(),
-    )
-    .map_err(rejected)?;
+    // Snapshot and thin events may come through two destinations, each with its secret.
+    let now = billing.clock.now();
+    let config = &billing.config;
+    verify_signature(header, &payload, &config.webhook_secret, now)
+        .or_else(|err| match config.thin_webhook_secret.as_str() {
+            "" => Err(err),
+            thin => verify_signature(header, &payload, thin, now),
+        })
+        .map_err(rejected)?;
     let event = Event::parse(&payload).map_err(|err| {
         rejected(ApiError::invalid(
             "invalid_event",
@@ -273,7 +275,9 @@ fn event_record(event: &Event, creator: Option<&Creator>, now: i64) -> BillingEv
     let object = &event.object;
     let amount = match event.kind.as_str() {
         "invoice.paid" => object["amount_paid"].as_i64(),
-        "checkout.session.completed" => object["amount_total"].as_i64(),
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            object["amount_total"].as_i64()
+        }
         _ => object["amount_due"].as_i64(),
     };
     BillingEventRow {
@@ -368,7 +372,9 @@ async fn handle(
         return Ok(false);
     };
     let subscription_id = match event.kind.as_str() {
-        "checkout.session.completed" => id_field(object, "subscription"),
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            id_field(object, "subscription")
+        }
         _ => object["id"].as_str().map(String::from),
     };
     // Read, decide and write one event at a time, so two events cannot interleave.
@@ -389,40 +395,44 @@ async fn handle(
         return Ok(false);
     }
     let tier = match event.kind.as_str() {
-        "checkout.session.completed" => match metadata(object, "staryer_tier") {
-            Some(tier) if object["mode"].as_str() == Some("subscription") => {
-                // Completed is not paid: a checkout whose first payment is still due
-                // (an asynchronous payment method) grants nothing yet; its subscription
-                // is remembered, and becoming `active` grants the tier.
-                let paid = matches!(
-                    object["payment_status"].as_str(),
-                    Some("paid" | "no_payment_required")
-                );
-                if !paid {
-                    remember_subscription(
-                        billing,
-                        creator,
-                        customer_id,
-                        &known,
-                        subscription_id,
-                        event,
-                    )
-                    .await?;
-                    return Ok(false);
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            match metadata(object, "staryer_tier") {
+                Some(tier) if object["mode"].as_str() == Some("subscription") => {
+                    // Completed is not paid: a checkout whose first payment is still due
+                    // (an asynchronous payment method) grants nothing yet; its subscription
+                    // is remembered without moving the event clock (so an `active` update
+                    // created earlier still applies), and `async_payment_succeeded` or the
+                    // subscription becoming `active` grants the tier.
+                    let paid = matches!(
+                        object["payment_status"].as_str(),
+                        Some("paid" | "no_payment_required")
+                    );
+                    if !paid {
+                        let pending = SubscriptionRow {
+                            stripe_subscription_id: subscription_id,
+                            ..known
+                        };
+                        billing
+                            .store
+                            .set_subscription(&creator.tenant.id, customer_id, &pending)
+                            .await?;
+                        return Ok(false);
+                    }
+                    Some(tier)
                 }
-                Some(tier)
+                _ => return Ok(false),
             }
-            _ => return Ok(false),
-        },
+        }
         "customer.subscription.updated"
         | "customer.subscription.paused"
         | "customer.subscription.resumed" => {
-            // Only a subscription that is paid up (`active`, `trialing`) or within its
-            // retries (`past_due`) keeps the paid tier; paused, unpaid, never paid or
-            // ended ones put the customer back on the default tier.
+            // A subscription that is paid up (`active`, `trialing`), within its retries
+            // (`past_due`) or just made (`incomplete`, whose checkout decided) keeps the
+            // paid tier; paused, unpaid or ended ones put the customer back on the
+            // default tier.
             let ended = matches!(
                 object["status"].as_str(),
-                Some("canceled" | "unpaid" | "incomplete_expired" | "incomplete" | "paused")
+                Some("canceled" | "unpaid" | "incomplete_expired" | "paused")
             );
             if ended {
                 None
@@ -454,28 +464,6 @@ async fn handle(
     .await?;
     // A deleted subscription decides nothing any more; its time still orders late events.
     let subscription_id = subscription_id.filter(|_| event.kind != "customer.subscription.deleted");
-    remember_subscription(
-        billing,
-        creator,
-        customer_id,
-        &known,
-        subscription_id,
-        event,
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Records which subscription decides the customer's tier from now on, and the time of
-/// the event that said so (later events older than it change nothing).
-async fn remember_subscription(
-    billing: &Billing,
-    creator: &Creator,
-    customer_id: &str,
-    known: &SubscriptionRow,
-    subscription_id: Option<String>,
-    event: &Event,
-) -> Result<(), ApiError> {
     let current = SubscriptionRow {
         stripe_subscription_id: subscription_id,
         subscription_event_at: known.subscription_event_at.max(Some(event.created)),
@@ -484,7 +472,7 @@ async fn remember_subscription(
         .store
         .set_subscription(&creator.tenant.id, customer_id, &current)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// The tier a subscription is for: the tier whose current price is among its items, else

@@ -482,7 +482,6 @@ impl Store {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// Records a failed attempt: `next_attempt_at` for a retry, or `None` to give up.
     /// A report Stripe took, then found wrong (a meter error report names it): failed,
     /// with Stripe's reason; answers whether the creator had it.
     pub async fn mark_report_rejected(
@@ -504,6 +503,7 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Records a failed attempt: `next_attempt_at` for a retry, or `None` to give up.
     pub async fn mark_report_attempt_failed(
         &self,
         identifier: &str,

@@ -40,6 +40,7 @@ on_both_databases!(
     a_free_tier_that_bills_overage_sells_no_zero_price,
     a_failed_sync_is_retried_in_the_background,
     a_thin_meter_error_event_marks_the_reports_it_names,
+    a_thin_event_signed_by_its_own_destination_is_believed,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -1135,9 +1136,10 @@ async fn webhooks_move_customers_between_tiers(backend: Backend) {
     let pending = deliver("evt_checkout_unpaid", "checkout.session.completed", unpaid).await;
     assert_eq!(pending["handled"], false);
     assert_eq!(tier_of(&app, &creator, "c1").await, "free");
+    // The bank debit clears: Stripe says so with `async_payment_succeeded`.
     let handled = deliver(
         "evt_checkout",
-        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
         completed_checkout(&bought),
     )
     .await;
@@ -1426,20 +1428,27 @@ async fn every_call_that_creates_or_changes_carries_an_idempotency_key(backend: 
     let other = app.create_creator("beta").await;
     let onboard = json!({"refresh_url": "https://beta.example/retry",
         "return_url": "https://beta.example/done"});
-    for _ in 0..2 {
-        ok_json(
-            app.post("/v1/billing/onboarding", &other.secret_key, &onboard)
-                .await,
-            200,
-        )
-        .await;
+    let onboarding = |key: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/billing/onboarding"))
+            .bearer_auth(&other.secret_key)
+            .json(&onboard);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        async move { ok_json(request.send().await.unwrap(), 200).await }
+    };
+    // Links are single-use: asked again without a key, a new one; with the caller's key
+    // repeated, the same request.
+    for key in [None, None, Some("link-1"), Some("link-1")] {
+        onboarding(key).await;
     }
     let links = fake.requests("/v1/account_links").await;
-    assert_eq!(links.len(), 2);
-    assert_eq!(
-        header(&links[0], "idempotency-key"),
-        header(&links[1], "idempotency-key")
-    );
+    let keys: Vec<_> = links.iter().map(|l| header(l, "idempotency-key")).collect();
+    assert_eq!(keys.len(), 4);
+    assert_ne!(keys[0], keys[1]);
+    assert_eq!(keys[2], keys[3]);
 
     let mut archived = 0;
     for request in fake.all_requests().await {
@@ -1739,4 +1748,31 @@ async fn a_thin_meter_error_event_marks_the_reports_it_names(backend: Backend) {
         .metrics()
         .await
         .contains("staryer_stripe_meter_errors_total"));
+}
+
+/// Thin events come through an event destination of their own, with its own secret
+/// (`stripe.thin_webhook_secret`); either secret's signature is believed, no other.
+async fn a_thin_event_signed_by_its_own_destination_is_believed(backend: Backend) {
+    const THIN_SECRET: &str = "whsec_thin_destination";
+    let fake = FakeStripe::start().await;
+    let base = fake.uri();
+    let app = spawn_app_with(backend, move |config| {
+        config.stripe.secret_key = PLATFORM_KEY.into();
+        config.stripe.webhook_secret = WEBHOOK_SECRET.into();
+        config.stripe.thin_webhook_secret = THIN_SECRET.into();
+        config.stripe.api_base = base;
+    })
+    .await;
+    connected_creator(&app).await;
+    let body = thin_event("evt_thin_other", "v1.billing.meter.no_meter_found");
+    let by_thin = Webhook::generate_test_header(&body, THIN_SECRET, Some(START));
+    let answer = ok_json(post_webhook(&app, &body, Some(&by_thin)).await, 200).await;
+    assert_eq!(answer["received"], true);
+    let forged = Webhook::generate_test_header(&body, "whsec_someone_else", Some(START));
+    assert_error(
+        post_webhook(&app, &body, Some(&forged)).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
 }
