@@ -123,6 +123,15 @@ struct EventData {
 }
 
 impl Event {
+    /// A Checkout that completed, paid or not yet (`completed`), or whose delayed payment
+    /// cleared (`async_payment_succeeded`): its object is the session.
+    fn is_checkout(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "checkout.session.completed" | "checkout.session.async_payment_succeeded"
+        )
+    }
+
     fn parse(payload: &[u8]) -> Result<Event, String> {
         let raw: RawEvent = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         let thin = raw.object.as_deref() == Some("v2.core.event");
@@ -275,9 +284,7 @@ fn event_record(event: &Event, creator: Option<&Creator>, now: i64) -> BillingEv
     let object = &event.object;
     let amount = match event.kind.as_str() {
         "invoice.paid" => object["amount_paid"].as_i64(),
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            object["amount_total"].as_i64()
-        }
+        _ if event.is_checkout() => object["amount_total"].as_i64(),
         _ => object["amount_due"].as_i64(),
     };
     BillingEventRow {
@@ -372,9 +379,7 @@ async fn handle(
         return Ok(false);
     };
     let subscription_id = match event.kind.as_str() {
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            id_field(object, "subscription")
-        }
+        _ if event.is_checkout() => id_field(object, "subscription"),
         _ => object["id"].as_str().map(String::from),
     };
     // Read, decide and write one event at a time, so two events cannot interleave.
@@ -395,7 +400,7 @@ async fn handle(
         return Ok(false);
     }
     let tier = match event.kind.as_str() {
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+        _ if event.is_checkout() => {
             match metadata(object, "staryer_tier") {
                 Some(tier) if object["mode"].as_str() == Some("subscription") => {
                     // Completed is not paid: a checkout whose first payment is still due
