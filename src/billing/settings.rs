@@ -86,6 +86,7 @@ pub struct BillingSettings {
     pub tax_behavior: Option<TaxBehavior>,
     /// Days a customer whose payment failed keeps its paid tier (shown as `past_due` in
     /// its usage) before it falls to the default tier: 0–60.
+    #[serde(deserialize_with = "crate::schema::whole_number")]
     #[schema(minimum = 0, maximum = 60)]
     pub grace_period_days: u32,
 }

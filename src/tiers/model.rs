@@ -157,6 +157,13 @@ fn trial_days_schema() -> Object {
     schema
 }
 
+/// In a patch: absent or null keeps the tier's trial, so there is no default.
+fn optional_trial_days_schema() -> Schema {
+    let mut schema = trial_days_schema();
+    schema.default = None;
+    or_null(schema)
+}
+
 #[derive(Debug, Clone)]
 pub struct Tier {
     pub key: Arc<str>,
@@ -247,7 +254,7 @@ pub struct NewTier {
     /// Make this the creator's default tier (the one customers without a tier are on).
     #[serde(default)]
     pub default: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::schema::whole_number")]
     #[schema(schema_with = trial_days_schema)]
     pub trial_days: u32,
 }
@@ -263,7 +270,8 @@ pub struct TierPatch {
     #[schema(schema_with = optional_features_schema)]
     pub features: Option<Vec<String>>,
     pub default: Option<bool>,
-    #[schema(schema_with = trial_days_schema)]
+    #[serde(default, deserialize_with = "crate::schema::optional_whole_number")]
+    #[schema(schema_with = optional_trial_days_schema)]
     pub trial_days: Option<u32>,
 }
 
