@@ -27,10 +27,11 @@ use stripe_billing::subscription::{
     UpdateSubscriptionProrationBehavior,
 };
 use stripe_billing::subscription_schedule::{
-    CreateSubscriptionSchedule, UpdateSubscriptionSchedule, UpdateSubscriptionSchedulePhases,
-    UpdateSubscriptionSchedulePhasesDuration, UpdateSubscriptionSchedulePhasesDurationInterval,
-    UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems,
-    UpdateSubscriptionSchedulePhasesProrationBehavior, UpdateSubscriptionSchedulePhasesStartDate,
+    CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, UpdateSubscriptionSchedule,
+    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesDuration,
+    UpdateSubscriptionSchedulePhasesDurationInterval, UpdateSubscriptionSchedulePhasesEndDate,
+    UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesProrationBehavior,
+    UpdateSubscriptionSchedulePhasesStartDate,
 };
 use stripe_shared::SubscriptionScheduleEndBehavior;
 
@@ -323,9 +324,18 @@ impl Billing {
             .store
             .subscription(&creator.tenant.id, customer_id)
             .await?;
+        // What the subscription pays for: as its events said, else (a subscription from
+        // before Staryer kept that) the customer's tier.
+        let paid_for_key = match known.subscribed_tier.clone() {
+            Some(key) => Some(key),
+            None => self
+                .store
+                .customer(&creator.tenant.id, customer_id)
+                .await?
+                .and_then(|row| row.tier_key),
+        };
         let config = creator.tenant.config();
-        let paid_for = known
-            .subscribed_tier
+        let paid_for = paid_for_key
             .as_deref()
             .and_then(|key| config.tier_id(key))
             .map(|id| config.tier(id));
@@ -405,6 +415,8 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
         let wanted = self.wanted_prices(creator, tier).await?;
+        // A change now replaces a downgrade scheduled for later.
+        self.release_schedule(account, subscription).await?;
         let mut items: Vec<UpdateSubscriptionItems> = subscription
             .items
             .data
@@ -591,6 +603,25 @@ impl Billing {
         })
     }
 
+    /// Detaches the subscription's schedule, if it has one (a downgrade waiting for period
+    /// end): Stripe refuses direct changes to a subscription a schedule manages.
+    async fn release_schedule(
+        &self,
+        account: &str,
+        subscription: &Subscription,
+    ) -> Result<(), ApiError> {
+        let Some(schedule) = &subscription.schedule else {
+            return Ok(());
+        };
+        let release = ReleaseSubscriptionSchedule::new(schedule.as_str());
+        let key = request_key("schedule_release", &[schedule]);
+        let _: Created = self
+            .client
+            .send(&release, Some(account), Some(&key))
+            .await?;
+        Ok(())
+    }
+
     /// Ends the subscription now, crediting the unused time unless proration is off.
     async fn cancel_now(
         &self,
@@ -616,6 +647,10 @@ impl Billing {
     ) -> Result<SubscriptionView, ApiError> {
         if subscription.cancel_at_period_end == ending {
             return Ok(SubscriptionView::from(subscription));
+        }
+        if ending {
+            // Ending at period end drops a downgrade scheduled for then.
+            self.release_schedule(account, subscription).await?;
         }
         let update = UpdateSubscription::new(subscription.id.as_str()).cancel_at_period_end(ending);
         let updated: Subscription = self.client.send(&update, Some(account), Some(key)).await?;

@@ -208,6 +208,33 @@ impl FakeStripe {
             .collect()
     }
 
+    /// Stripe starts the next phase of the subscription's schedule: the subscription now
+    /// holds that phase's prices. Answers the subscription.
+    pub fn start_next_phase(&self, subscription: &str) -> Value {
+        let mut state = self.desk.state.lock().unwrap();
+        let schedule = state.objects[subscription]["schedule"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let phase = state.objects[&schedule]["phases"][1].clone();
+        let end = phase["end_date"].as_i64().unwrap_or(0);
+        let items: Vec<Value> = phase["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                state.item(
+                    item["price"].as_str().unwrap(),
+                    item["quantity"].as_u64(),
+                    end,
+                )
+            })
+            .collect();
+        let held = state.objects.get_mut(subscription).unwrap();
+        held["items"]["data"] = json!(items);
+        held.clone()
+    }
+
     /// Sets a subscription's status (`active`, `past_due`, …), as Stripe's own dunning would.
     pub fn set_subscription_status(&self, id: &str, status: &str) {
         self.desk.state.lock().unwrap().objects.get_mut(id).unwrap()["status"] = json!(status);
@@ -584,6 +611,19 @@ impl SubscriptionDesk {
                     "items": phase_items}]);
                 state.objects.get_mut(from.as_str()).unwrap()["schedule"] = json!(id);
                 state.objects.insert(id, schedule.clone());
+                (200, schedule)
+            }
+            ("POST", ["subscription_schedules", id, "release"]) => {
+                let Some(mut schedule) = state.objects.get(*id).cloned() else {
+                    return Self::not_found(id);
+                };
+                schedule["status"] = json!("released");
+                if let Some(subscription) = schedule["subscription"].as_str() {
+                    if let Some(held) = state.objects.get_mut(subscription) {
+                        held["schedule"] = Value::Null;
+                    }
+                }
+                state.objects.insert(id.to_string(), schedule.clone());
                 (200, schedule)
             }
             ("POST", ["subscription_schedules", id]) => {

@@ -164,7 +164,7 @@ fn as_set(prices: &[(&str, Option<u64>)]) -> HashSet<String> {
 
 async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: Backend) {
     let (fake, app, creator, connected) = connected_app(backend).await;
-    let (subscription, stripe_customer) = subscribe(&app, &fake, &creator, &connected, "c1").await;
+    let (subscription, _) = subscribe(&app, &fake, &creator, &connected, "c1").await;
 
     // An upgrade applies at once: one update swapping the items, prorated by default.
     let moved = put_tier(&app, &creator, "c1", "team").await;
@@ -252,16 +252,32 @@ async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: 
     assert_eq!(phases["phases[1][proration_behavior]"], "none");
 
     // Stripe starts the next phase: the subscription now bills pro, and so the tier is pro.
-    let mut started = fixture("subscription");
-    started["id"] = json!(subscription);
-    started["customer"] = json!(stripe_customer);
-    started["status"] = json!("active");
-    started["metadata"] = json!({});
-    started["items"]["data"][0]["price"]["id"] = json!(pro[0].0);
+    let started = fake.start_next_phase(&subscription);
+    let held: HashSet<String> = fake
+        .subscription_prices(&subscription)
+        .into_iter()
+        .collect();
+    assert_eq!(held, as_set(&pro));
     app.clock.advance(1);
     let receipt = deliver(&app, "evt_phase", "customer.subscription.updated", started).await;
     assert_eq!(receipt["handled"], true, "{receipt}");
     assert_eq!(tier_of(&app, &creator, "c1").await, "pro");
+
+    // A change now, while a schedule still manages the subscription, releases it first
+    // (Stripe refuses direct changes to a scheduled subscription).
+    let before = subscription_updates(&fake, &subscription).await.len();
+    put_tier(&app, &creator, "c1", "team").await;
+    let released = fake
+        .requests(&format!("/v1/subscription_schedules/{schedule_id}/release"))
+        .await;
+    assert_eq!(released.len(), 1);
+    assert!(header(&released[0], "idempotency-key").is_some());
+    assert!(fake.subscription(&subscription)["schedule"].is_null());
+    assert_eq!(
+        subscription_updates(&fake, &subscription).await.len(),
+        before + 1
+    );
+    assert_eq!(tier_of(&app, &creator, "c1").await, "team");
 }
 
 async fn downgrades_apply_at_once_when_the_creator_says_so(backend: Backend) {
