@@ -6,13 +6,16 @@
 //! Every call for a creator carries its connected account (`Stripe-Account`), and every
 //! create carries an `Idempotency-Key` derived from what is being made, so a retry after a
 //! lost answer returns the object made the first time instead of a second one. The store
-//! is the memory of what was made (`store::billing`); Stripe is never listed or searched.
+//! is the memory of what was made (`store::billing`); Stripe is searched and listed only
+//! before a create, for an object made earlier that the store does not know of
+//! (`recovery`).
 //!
 //! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
 //! billing endpoints answer 409 `billing_off` and nothing else changes.
 
 pub mod catalog;
 pub mod client;
+pub mod recovery;
 pub mod reporter;
 pub mod routes;
 pub mod webhooks;
