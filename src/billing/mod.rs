@@ -1,20 +1,23 @@
 //! Billing through Stripe Connect: a creator's tiers become Products and Prices on its
 //! connected account (`catalog`), its customers buy them through Checkout (`routes`), their
-//! usage goes out as Billing Meter events exactly once (`reporter`), and Stripe's webhooks
-//! move customers between tiers (`webhooks`).
+//! usage goes out as Billing Meter events exactly once (`reporter`) and is checked against
+//! what Stripe counted (`reconcile`), and Stripe's webhooks move customers between tiers
+//! (`webhooks`).
 //!
 //! Every call for a creator carries its connected account (`Stripe-Account`), and every
 //! create carries an `Idempotency-Key` derived from what is being made, so a retry after a
 //! lost answer returns the object made the first time instead of a second one. The store
 //! is the memory of what was made (`store::billing`); Stripe is searched and listed only
 //! before a create, for an object made earlier that the store does not know of
-//! (`recovery`).
+//! (`recovery`), and asked for its meter event summaries, which `reconcile` compares with
+//! what was reported.
 //!
 //! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
 //! billing endpoints answer 409 `billing_off` and nothing else changes.
 
 pub mod catalog;
 pub mod client;
+pub mod reconcile;
 pub mod recovery;
 pub mod reporter;
 pub mod routes;

@@ -42,6 +42,7 @@ on_both_databases!(
     a_thin_meter_error_event_marks_the_reports_it_names,
     a_thin_event_signed_by_its_own_destination_is_believed,
     a_new_database_finds_the_objects_made_before_instead_of_making_them,
+    reported_usage_is_reconciled_with_what_stripe_counted,
 );
 
 const ACCOUNT: &str = "acct_1TestCreator";
@@ -1847,4 +1848,82 @@ async fn a_new_database_finds_the_objects_made_before_instead_of_making_them(bac
         fields["line_items[1][price]"],
         pro["overage_prices"]["api"].as_str().unwrap()
     );
+}
+
+/// The billing events of type `staryer.usage_drift`.
+async fn drifts(app: &TestApp, creator: &TestCreator) -> Vec<Value> {
+    let events = ok_json(
+        app.get("/v1/billing/events", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    let mut drifts = events.as_array().unwrap().clone();
+    drifts.retain(|e| e["type"] == "staryer.usage_drift");
+    drifts
+}
+
+/// Once the hour of the reports has closed and another has passed, what each Stripe
+/// customer was reported is compared with Stripe's meter event summary: in agreement,
+/// nothing; a difference is a `staryer.usage_drift` event and a count, recorded once
+/// however often the hour is checked again.
+async fn reported_usage_is_reconciled_with_what_stripe_counted(backend: Backend) {
+    let (fake, app, creator, _) = connected_app(backend).await;
+    for (customer, stripe_id) in [("c1", "cus_C1"), ("c2", "cus_C2")] {
+        put_customer(
+            &app,
+            &creator,
+            customer,
+            json!({"tier": "pro", "stripe_customer_id": stripe_id}),
+        )
+        .await;
+        use_api(&app, &creator, customer, 5.0).await;
+    }
+    // Sent at START (the clock stands still): the hour from START is theirs.
+    for _ in 0..200 {
+        let all = reports(&app, &creator).await;
+        if all.iter().filter(|r| r["state"] == "sent").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Stripe counted 3 of cus_C2's 5 units; cus_C1's summary adds up its events.
+    fake.set_summary("cus_C2", 3.0);
+    app.clock.advance(2 * 3_600);
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = drifts(&app, &creator).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Stripe customers are compared in order: cus_C1's comparison came first.
+    assert_eq!(found.len(), 1, "{found:?}");
+    let drift = &found[0];
+    assert_eq!(drift["customer_id"], "c2");
+    assert_eq!(drift["stripe_customer_id"], "cus_C2");
+    assert_eq!(drift["amount"], 2, "reported minus counted");
+    let meter = drift["object_id"].as_str().unwrap().to_string();
+    assert!(meter.starts_with("mtr_"), "{drift}");
+    let summaries_path = format!("/v1/billing/meters/{meter}/event_summaries");
+    let asked = fake.wait_for(&summaries_path, 2).await;
+    let mut customers = Vec::new();
+    for request in &asked {
+        let params: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        assert_eq!(params["start_time"], START.to_string());
+        assert_eq!(params["end_time"], (START + 3_600).to_string());
+        customers.push(params["customer"].clone());
+        assert_eq!(header(request, "stripe-account"), Some(ACCOUNT));
+        assert_eq!(header(request, "idempotency-key"), None);
+    }
+    assert_eq!(customers, ["cus_C1", "cus_C2"]);
+    assert!(metric(&app.metrics().await, "staryer_stripe_usage_drift_total") >= 1.0);
+
+    // A restarted daemon checks the same hour again: the drift is not recorded twice.
+    let app = app.restart().await;
+    fake.wait_for(&summaries_path, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = drifts(&app, &creator).await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0]["event_id"], drift["event_id"]);
 }

@@ -167,6 +167,15 @@ impl FakeStripe {
         FakeStripe { server, ledger }
     }
 
+    /// From now on, the meter event summaries of this Stripe customer answer `value`,
+    /// whatever the events taken add up to (Stripe's view drifted from the reports).
+    pub fn set_summary(&self, stripe_customer_id: &str, value: f64) {
+        self.ledger
+            .lock()
+            .summaries
+            .insert(stripe_customer_id.to_string(), value);
+    }
+
     pub fn uri(&self) -> String {
         self.server.uri()
     }
