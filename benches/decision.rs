@@ -63,6 +63,7 @@ fn tenant() -> (Tenant, Arc<TenantConfig>) {
         },
         caps,
         features: vec![],
+        trial_days: 0,
     };
     let tier = Tier::build(Arc::from("pro"), definition, true, &config, NOW, NOW).unwrap();
     config = config.with_tier(tier);

@@ -4,8 +4,13 @@
 //! what the server enforces: a client generated from the document sends what the server
 //! takes, and what the document forbids the server refuses.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
 use serde::{Deserialize, Deserializer};
-use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
+
+use crate::error::ApiError;
 
 /// Text without control characters (`char::is_control`: Unicode category Cc).
 pub const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
@@ -82,4 +87,42 @@ where
     #[derive(Deserialize)]
     struct Whole<T: TryFrom<i64> + TryFrom<u64>>(#[serde(deserialize_with = "whole_number")] T);
     Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
+}
+
+/// Longest redirect URL, in characters (all ASCII).
+const MAX_URL_CHARS: usize = 2048;
+
+/// A redirect URL: `http(s)://`, a host name, an optional port, then path, query and
+/// fragment in RFC 3986's characters (anything else percent-encoded). Every text it takes is
+/// a URI, so the schema can say both `format: uri` and this pattern, and this pattern is the
+/// server's check itself.
+const URL_PATTERN: &str = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?(#([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
+
+pub fn parse_url(field: &str, url: &str) -> Result<(), ApiError> {
+    static URL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(URL_PATTERN).expect("URL_PATTERN is a regex"));
+    if url.len() <= MAX_URL_CHARS && URL.is_match(url) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_url",
+            format!(
+                "{field} must be an http(s) URL of at most {MAX_URL_CHARS} characters, other \
+                 characters percent-encoded"
+            ),
+        ))
+    }
+}
+
+/// What `parse_url` accepts.
+pub fn url_schema() -> Object {
+    let mut schema = text(
+        "http://a".len(),
+        MAX_URL_CHARS,
+        URL_PATTERN,
+        "An http(s) URL with a host, at most 2,048 characters (RFC 3986 characters; others \
+         percent-encoded)",
+    );
+    schema.format = Some(SchemaFormat::Custom("uri".into()));
+    schema
 }

@@ -25,7 +25,7 @@ use crate::store::writer_hold::WriterHold;
 use crate::store::{FlushHandle, Store, StoreHealth};
 use crate::telemetry;
 use crate::tenants::actor::ActorSettings;
-use crate::tenants::loader;
+use crate::tenants::loader::{self, LoadError};
 use crate::tenants::registry::Registry;
 use crate::usage::service::UsageService;
 
@@ -88,6 +88,7 @@ impl App {
             .clone()
             .map(|billing| Reporter::start(billing, registry.clone()));
         let reconciler = billing.clone().map(Reconciler::start);
+        let billing_for_load = billing.clone();
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
             version = %env!("CARGO_PKG_VERSION"),
@@ -137,6 +138,7 @@ impl App {
         actix_rt::spawn(load_until_ready(
             settings,
             registry,
+            billing_for_load,
             health,
             health_interval,
             ready,
@@ -213,12 +215,14 @@ async fn stop_on_signals(server: ServerHandle) {
     }
 }
 
-/// Folds the log and reads every tenant back, then says ready. A store that refuses
+/// Folds the log and reads every tenant back (and, with billing on, who is not in good
+/// standing), then says ready. A store that refuses
 /// (down, read-only) is marked down with its cause, which `/readyz` shows, and the fold is
 /// tried again until it passes.
 async fn load_until_ready(
     settings: ActorSettings,
     registry: Arc<Registry>,
+    billing: Option<Billing>,
     health: StoreHealth,
     retry_interval: Duration,
     ready: Arc<AtomicBool>,
@@ -228,7 +232,19 @@ async fn load_until_ready(
         health.mark_down(&err.to_string());
         tokio::time::sleep(retry_interval).await;
     }
-    match loader::load_all(&registry, &settings).await {
+    let loaded = match loader::load_all(&registry, &settings).await {
+        Ok(counters) => match &billing {
+            // Usage answers show who is not in good standing from the first request.
+            Some(billing) => billing
+                .load_standings()
+                .await
+                .map(|()| counters)
+                .map_err(LoadError::from),
+            None => Ok(counters),
+        },
+        Err(err) => Err(err),
+    };
+    match loaded {
         Ok(counters) => {
             ready.store(true, Ordering::Release);
             tracing::info!(

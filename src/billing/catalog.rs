@@ -31,10 +31,11 @@ use stripe_product::price::{
     CreatePriceTiers, CreatePriceTiersUpTo, UpdatePrice,
 };
 use stripe_product::product::{CreateProduct, UpdateProduct};
-use stripe_shared::{PriceBillingScheme, PriceTiersMode};
+use stripe_shared::{PriceBillingScheme, PriceTaxBehavior, PriceTiersMode};
 
 use crate::billing::client::{Created, StripeError};
 use crate::billing::recovery::{METER_KEY, TERMS_KEY};
+use crate::billing::settings::TaxBehavior;
 use crate::billing::{turn, Billing};
 use crate::error::ApiError;
 use crate::meters::model::Meter;
@@ -124,14 +125,19 @@ fn overage_terms(tier: &Tier) -> Vec<(&String, String, String)> {
 /// two parts: `<prices>.<product>`. Only a change of the first (amount, currency,
 /// interval, overage terms) needs new Prices, since Prices cannot change; a change of the
 /// second alone (the name) is an update of the Product.
-fn definition_hash(account: &str, tier: &Tier) -> String {
+fn definition_hash(account: &str, tier: &Tier, tax: Option<TaxBehavior>) -> String {
     let overage = overage_terms(tier);
     let digest = |basis: serde_json::Value| hex::encode(&Sha256::digest(basis.to_string())[..16]);
-    let prices = digest(serde_json::json!({
+    let mut prices = serde_json::json!({
         "account": account,
         "price": tier.definition.price,
         "overage": overage,
-    }));
+    });
+    // Only when set, so that prices made before tax settings existed stay in step.
+    if let Some(tax) = tax {
+        prices["tax_behavior"] = tax.as_str().into();
+    }
+    let prices = digest(prices);
     let product = digest(serde_json::json!({"name": tier.definition.name}));
     format!("{prices}.{product}")
 }
@@ -152,6 +158,13 @@ fn legacy_definition_hash(account: &str, tier: &Tier) -> String {
 /// The prices part of a `definition_hash` (`None` for a hash from before the split).
 fn prices_part(hash: &str) -> Option<&str> {
     hash.split_once('.').map(|(prices, _)| prices)
+}
+
+fn price_tax_behavior(tax: TaxBehavior) -> PriceTaxBehavior {
+    match tax {
+        TaxBehavior::Exclusive => PriceTaxBehavior::Exclusive,
+        TaxBehavior::Inclusive => PriceTaxBehavior::Inclusive,
+    }
 }
 
 fn interval(interval: Interval) -> CreatePriceRecurringInterval {
@@ -187,7 +200,8 @@ impl Billing {
         if !tier.is_priced() {
             return Ok(None);
         }
-        let hash = definition_hash(&account, &tier);
+        let tax = self.settings(&tenant.id).await?.tax_behavior;
+        let hash = definition_hash(&account, &tier, tax);
         let existing = self.store.stripe_tier(&tenant.id, &tier.key).await?;
         if let Some(row) = existing.as_ref().filter(|row| row.definition_hash == hash) {
             return Ok(Some(row.clone()));
@@ -222,7 +236,7 @@ impl Billing {
                     overage_prices: overage_prices(row),
                 }),
             None => {
-                self.make_tier_objects(tenant, &tier, &account, &key_base, existing.as_ref())
+                self.make_tier_objects(tenant, &tier, &account, &key_base, existing.as_ref(), tax)
                     .await
             }
         };
@@ -285,6 +299,7 @@ impl Billing {
         account: &str,
         key_base: &str,
         existing: Option<&StripeTierRow>,
+        tax: Option<TaxBehavior>,
     ) -> Result<TierObjects, ApiError> {
         let definition = &tier.definition;
         let tags = metadata(&[
@@ -292,7 +307,7 @@ impl Billing {
             ("staryer_tier", &tier.key),
         ]);
         // Prices carry the terms they were made from, so `recovery` can find them again.
-        let hash = definition_hash(account, tier);
+        let hash = definition_hash(account, tier, tax);
         let terms = prices_part(&hash).expect("a definition hash has a prices part");
         let mut price_tags = tags.clone();
         price_tags.insert(TERMS_KEY.into(), terms.into());
@@ -327,6 +342,10 @@ impl Billing {
                     definition.price.interval,
                 )))
                 .metadata(price_tags);
+            let base = match tax {
+                Some(tax) => base.tax_behavior(price_tax_behavior(tax)),
+                None => base,
+            };
             match self.find_price(account, &product_id, terms, None).await? {
                 Some(found) => found,
                 None => {
@@ -363,6 +382,9 @@ impl Billing {
                     (METER_KEY, meter_key),
                     (TERMS_KEY, terms),
                 ]));
+            if let Some(tax) = tax {
+                metered = metered.tax_behavior(price_tax_behavior(tax));
+            }
             metered = if free_units > 0 {
                 let mut included = CreatePriceTiers::new(CreatePriceTiersUpTo::I64(free_units));
                 included.unit_amount = Some(0);
@@ -519,13 +541,14 @@ impl Billing {
             .into_iter()
             .map(|row| (row.tier_key.clone(), row))
             .collect();
+        let tax = self.settings(&tenant.id).await?.tax_behavior;
         let config = tenant.config();
         let views = config.tiers.iter().map(|tier| {
             let view = match (account, synced.get(&*tier.key)) {
                 _ if !tier.is_priced() => TierSyncView::status("not_priced"),
                 (None, _) => TierSyncView::status("not_connected"),
                 (Some(account), Some(row))
-                    if row.definition_hash == definition_hash(account, tier) =>
+                    if row.definition_hash == definition_hash(account, tier, tax) =>
                 {
                     TierSyncView::synced(row)
                 }

@@ -1,26 +1,34 @@
 //! Billing through Stripe Connect: a creator's tiers become Products and Prices on its
-//! connected account (`catalog`), its customers buy them through Checkout (`routes`), their
-//! usage goes out as Billing Meter events exactly once (`reporter`) and is checked against
-//! what Stripe counted (`reconcile`), and Stripe's webhooks move customers between tiers
-//! (`webhooks`).
+//! connected account (`catalog`), its customers become Stripe Customers (`customers`) and
+//! buy them through Checkout (`checkout`), their subscriptions change tier, end and resume
+//! (`subscriptions`), their usage goes out as Billing Meter events exactly once
+//! (`reporter`) and is checked against what Stripe counted (`reconcile`), Stripe's
+//! webhooks move customers between tiers (`webhooks`), and a failed payment runs its
+//! course (`dunning`). The creator's choices are `settings`; `routes`
+//! are the HTTP handlers over all of it.
 //!
 //! Every call for a creator carries its connected account (`Stripe-Account`), and every
 //! create carries an `Idempotency-Key` derived from what is being made, so a retry after a
 //! lost answer returns the object made the first time instead of a second one. The store
 //! is the memory of what was made (`store::billing`); Stripe is searched and listed only
-//! before a create, for an object made earlier that the store does not know of
-//! (`recovery`), and asked for its meter event summaries, which `reconcile` compares with
+//! before a create, for an object made earlier that the store does not know of (a new
+//! database: `recovery`, `customers`), and asked for its meter event summaries, which `reconcile` compares with
 //! what was reported.
 //!
 //! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
 //! billing endpoints answer 409 `billing_off` and nothing else changes.
 
 pub mod catalog;
+pub mod checkout;
 pub mod client;
+pub mod customers;
+pub mod dunning;
 pub mod reconcile;
 pub mod recovery;
 pub mod reporter;
 pub mod routes;
+pub mod settings;
+pub mod subscriptions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -56,6 +64,9 @@ pub struct Billing {
     webhook_turns: Turns,
     /// Refusals so far per catalog idempotency key (`catalog`).
     refused_keys: Arc<DashMap<String, u32>>,
+    /// (creator id, customer id) -> billing status, for customers not in good standing
+    /// (`dunning`).
+    standings: Arc<DashMap<(String, String), String>>,
 }
 
 /// How long a retry of the same request reuses the first request's Stripe object
@@ -97,6 +108,7 @@ impl Billing {
             sync_turns: Arc::default(),
             webhook_turns: Arc::default(),
             refused_keys: Arc::default(),
+            standings: Arc::default(),
         }))
     }
 

@@ -25,6 +25,7 @@ use stripe_client_core::StripeRequest;
 use stripe_product::price::ListPrice;
 use stripe_product::product::{SearchProduct, UpdateProduct};
 
+use crate::billing::customers::metadata_term;
 use crate::billing::Billing;
 use crate::error::ApiError;
 use crate::tiers::model::Tier;
@@ -68,11 +69,6 @@ struct ListedMeter {
     event_name: String,
 }
 
-/// A value quoted for Stripe's search query language.
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 impl Billing {
     /// The active Product made for this tier on the account, renamed when the tier's name
     /// changed meanwhile (under `key`, as catalog calls go).
@@ -102,9 +98,9 @@ impl Billing {
         tier_key: &str,
     ) -> Result<Option<ListedProduct>, ApiError> {
         let query = format!(
-            "active:'true' AND metadata['staryer_creator']:{} AND metadata['staryer_tier']:{}",
-            quoted(creator_slug),
-            quoted(tier_key)
+            "active:'true' AND {} AND {}",
+            metadata_term("staryer_creator", creator_slug),
+            metadata_term("staryer_tier", tier_key)
         );
         let search = SearchProduct::new(query).limit(PAGE_SIZE);
         let page: Page<ListedProduct> = self.client.send(&search, Some(account), None).await?;

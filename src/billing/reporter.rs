@@ -173,6 +173,10 @@ impl Pass {
         }
         // After the reports, so that a slow Stripe catalog never delays billing.
         self.resync_tiers().await;
+        if let Err(err) = self.billing.end_overdue_graces(&self.registry).await {
+            tracing::warn!(error = %err.message, "ending overdue grace periods failed; the next \
+                pass retries");
+        }
         match self.billing.store.oldest_pending_report().await {
             Ok(oldest) => {
                 let age = oldest.map_or(0, |at| (self.billing.clock.now() - at).max(0));

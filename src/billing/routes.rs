@@ -4,31 +4,26 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
 
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
-use regex::Regex;
 use serde::{Deserialize, Serialize};
-use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
-};
 use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveAccount};
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
-use stripe_shared::CheckoutSessionMode;
-use utoipa::openapi::schema::{Object, SchemaFormat};
+use utoipa::openapi::schema::Object;
 
-use crate::billing::catalog::{base_price, overage_prices, TierSyncView};
+use crate::billing::catalog::TierSyncView;
+use crate::billing::checkout::{CheckoutView, NewCheckout};
 use crate::billing::client::{Created, Redirect, StripeError};
-use crate::billing::{billing_off, request_key, Billing, RETRY_WINDOW_SECS};
+use crate::billing::settings::BillingSettings;
+use crate::billing::subscriptions::{change_key, SubscriptionView};
+use crate::billing::{billing_off, Billing};
 use crate::customers::model::{is_stripe_id, optional_email_schema, parse_email, stripe_id_schema};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
-use crate::meters::model::slug_schema;
-use crate::schema::{integer, text};
+use crate::schema::{integer, parse_url, url_schema};
 use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, ReportRow};
-use crate::tenants::actor::tier_not_found;
 use crate::tenants::registry::Creator;
 use crate::usage::model::{id_schema, parse_id};
 use crate::usage::period::rfc3339;
@@ -82,31 +77,6 @@ pub struct OnboardingView {
     /// The account link: send the creator here to finish onboarding with Stripe.
     pub url: String,
     pub tiers: BTreeMap<String, TierSyncView>,
-}
-
-/// `POST /v1/checkout/sessions`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"customer_id": "alice", "tier": "pro",
-    "success_url": "https://acme.example/thanks", "cancel_url": "https://acme.example/pricing"}))]
-pub struct NewCheckout {
-    /// The creator's id for the buying customer.
-    #[schema(schema_with = id_schema)]
-    pub customer_id: String,
-    /// The tier to buy.
-    #[schema(schema_with = slug_schema)]
-    pub tier: String,
-    #[schema(schema_with = url_schema)]
-    pub success_url: String,
-    #[schema(schema_with = url_schema)]
-    pub cancel_url: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CheckoutView {
-    pub id: Option<String>,
-    /// Stripe's hosted Checkout page.
-    pub url: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -220,44 +190,6 @@ pub struct RequeuedReport {
 fn listed<Row, View: From<Row> + Serialize>(rows: Vec<Row>) -> HttpResponse {
     let views: Vec<View> = rows.into_iter().map(View::from).collect();
     HttpResponse::Ok().json(views)
-}
-
-/// Longest redirect URL, in characters (all ASCII).
-const MAX_URL_CHARS: usize = 2048;
-
-/// A redirect URL: `http(s)://`, a host name, an optional port, then path, query and
-/// fragment in RFC 3986's characters (anything else percent-encoded). Every text it takes is
-/// a URI, so the schema can say both `format: uri` and this pattern, and this pattern is the
-/// server's check itself.
-const URL_PATTERN: &str = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?(#([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
-
-fn parse_url(field: &str, url: &str) -> Result<(), ApiError> {
-    static URL: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(URL_PATTERN).expect("URL_PATTERN is a regex"));
-    if url.len() <= MAX_URL_CHARS && URL.is_match(url) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "invalid_url",
-            format!(
-                "{field} must be an http(s) URL of at most {MAX_URL_CHARS} characters, other \
-                 characters percent-encoded"
-            ),
-        ))
-    }
-}
-
-/// What `parse_url` accepts.
-fn url_schema() -> Object {
-    let mut schema = text(
-        "http://a".len(),
-        MAX_URL_CHARS,
-        URL_PATTERN,
-        "An http(s) URL with a host, at most 2,048 characters (RFC 3986 characters; others \
-         percent-encoded)",
-    );
-    schema.format = Some(SchemaFormat::Custom("uri".into()));
-    schema
 }
 
 fn account_taken() -> ApiError {
@@ -409,10 +341,7 @@ pub async fn start_onboarding(
     .return_url(&body.return_url);
     // Links are single-use: Stripe sends the creator to `refresh_url` for a new one when a
     // link was visited or expired, so only the caller's own key may replay one.
-    let key = match caller_key(&request)? {
-        Some(caller_key) => request_key("account_link", &[&creator.tenant.id, caller_key]),
-        None => request_key("account_link", &[&uuid_like()]),
-    };
+    let key = change_key("account_link", &creator.tenant.id, caller_key(&request)?);
     let link: Redirect = billing.client.send(&link, None, Some(&key)).await?;
     Ok(HttpResponse::Ok().json(OnboardingView {
         account_id,
@@ -433,18 +362,12 @@ fn caller_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// A key no other request has: the request is still sent once, and Stripe would answer a
-/// transport-level resend of it with the same object.
-fn uuid_like() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 32)
-}
-
-/// Sell a tier: a subscription Checkout Session on the creator's account with the tier's
-/// price and overage prices, the platform's fee, and the customer named so that the
-/// completed checkout assigns the tier. Secret key only: whoever may start a checkout
-/// for a customer id may change that customer's tier, so browsers go through the
-/// creator's server (the embeds will carry a signed customer token).
+/// Sell a tier: a subscription Checkout Session on the creator's account (see
+/// `billing::checkout`). A customer that already has a subscription is moved to the tier
+/// instead (`kind: subscription_update`): never a second subscription. Secret key only:
+/// whoever may start a checkout for a customer id may change that customer's tier, so
+/// browsers go through the creator's server (the embeds will carry a signed customer
+/// token).
 #[utoipa::path(post, path = "/v1/checkout/sessions", tag = "billing", request_body = NewCheckout,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "Optional, 1–200 visible ASCII characters: the same key answers the \
@@ -467,101 +390,10 @@ pub async fn create_checkout_session(
     parse_id("customer_id", Cow::Borrowed(body.customer_id.as_str()))?;
     parse_url("success_url", &body.success_url)?;
     parse_url("cancel_url", &body.cancel_url)?;
-    let config = creator.tenant.config();
-    let tier = config
-        .tier_id(&body.tier)
-        .map(|id| config.tier(id).clone())
-        .ok_or_else(|| tier_not_found(&body.tier))?;
-    if !tier.is_priced() {
-        return Err(ApiError::invalid(
-            "tier_not_priced",
-            format!(
-                "tier `{}` is free and bills no overage: nothing to buy",
-                tier.key
-            ),
-        ));
-    }
-    let account = billing.account_of(&creator.tenant.id).await?;
-    let synced = billing
-        .sync_tier(&creator.tenant, &tier.key)
-        .await?
-        .ok_or_else(|| ApiError::internal(&std::io::Error::other("a priced tier did not sync")))?;
-
-    let mut line_items: Vec<CreateCheckoutSessionLineItems> = base_price(&synced)
-        .map(|price| CreateCheckoutSessionLineItems {
-            price: Some(price.to_string()),
-            quantity: Some(1),
-            ..Default::default()
-        })
-        .into_iter()
-        .collect();
-    line_items.extend(overage_prices(&synced).into_values().map(|price| {
-        CreateCheckoutSessionLineItems {
-            price: Some(price),
-            ..Default::default()
-        }
-    }));
-    let tags = HashMap::from([
-        ("staryer_customer_id".to_string(), body.customer_id.clone()),
-        ("staryer_tier".to_string(), tier.key.to_string()),
-    ]);
-    let mut subscription = CreateCheckoutSessionSubscriptionData::new();
-    subscription.metadata = Some(tags.clone());
-    let fee = billing.config.platform_fee_percent;
-    if fee > 0.0 {
-        subscription.application_fee_percent = Some(fee);
-    }
-    let mut create = CreateCheckoutSession::new()
-        .mode(CheckoutSessionMode::Subscription)
-        .line_items(line_items)
-        .success_url(&body.success_url)
-        .cancel_url(&body.cancel_url)
-        .client_reference_id(&body.customer_id)
-        .metadata(tags)
-        .subscription_data(subscription);
-    // Who Stripe is told the buyer is: part of what the idempotency key stands for.
-    let mut stripe_customer = String::new();
-    if let Some(known) = billing
-        .store
-        .customer(&creator.tenant.id, &body.customer_id)
-        .await?
-    {
-        if let Some(stripe_id) = known.stripe_customer_id {
-            stripe_customer = stripe_id.clone();
-            create = create.customer(stripe_id);
-        } else if let Some(email) = known.email {
-            stripe_customer = email.clone();
-            create = create.customer_email(email);
-        }
-    }
-    // The same checkout asked again is the same session: by the caller's
-    // `Idempotency-Key` when it sends one, else for the retry window, while the tier
-    // stays as it is.
-    let key = match caller_key(&request)? {
-        Some(caller_key) => request_key("checkout", &[&creator.tenant.id, caller_key]),
-        // Everything the session is made from, so that a key never meets other parameters.
-        None => request_key(
-            "checkout",
-            &[
-                &creator.tenant.id,
-                &body.customer_id,
-                &tier.key,
-                &tier.updated_at.to_string(),
-                &body.success_url,
-                &body.cancel_url,
-                &stripe_customer,
-                &(billing.clock.now() / RETRY_WINDOW_SECS).to_string(),
-            ],
-        ),
-    };
-    let session: Redirect = billing
-        .client
-        .send(&create, Some(&account), Some(&key))
+    let view = billing
+        .checkout(&creator, &body, caller_key(&request)?)
         .await?;
-    Ok(HttpResponse::Ok().json(CheckoutView {
-        id: session.id,
-        url: session.url,
-    }))
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// What Stripe told the creator through webhooks (invoices, checkouts, subscription
@@ -635,4 +467,171 @@ pub async fn list_reports(
         .list_reports(&creator.tenant.id, query.limit()?)
         .await?;
     Ok(listed::<_, ReportView>(rows))
+}
+
+/// The creator's billing choices (the defaults until it sets them).
+#[utoipa::path(get, path = "/v1/billing/settings", tag = "billing",
+    responses((status = 200, body = BillingSettings),
+        (status = 409, description = "`billing_off`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/billing/settings")]
+pub async fn get_settings(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+) -> Result<HttpResponse, ApiError> {
+    let settings = billing(&state)?.settings(&creator.tenant.id).await?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+/// Replace the creator's billing choices; a field left out takes its default. A new
+/// `tax_behavior` makes new Prices for every priced tier.
+#[utoipa::path(put, path = "/v1/billing/settings", tag = "billing",
+    request_body = BillingSettings,
+    responses((status = 200, body = BillingSettings),
+        (status = 409, description = "`billing_off`", body = ErrorBody),
+        (status = 422, description = "`invalid_grace_period`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[put("/v1/billing/settings")]
+pub async fn put_settings(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    ApiJson(body): ApiJson<BillingSettings>,
+) -> Result<HttpResponse, ApiError> {
+    billing(&state)?
+        .save_settings(&creator.tenant.id, &body)
+        .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `/v1/customers/{customer_id}/…` of the billing endpoints.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SubscriberPath {
+    /// The creator's id for the customer.
+    #[param(schema_with = id_schema)]
+    customer_id: String,
+}
+
+impl SubscriberPath {
+    fn customer_id(&self) -> Result<&str, ApiError> {
+        parse_id("customer_id", Cow::Borrowed(&self.customer_id))?;
+        Ok(&self.customer_id)
+    }
+}
+
+/// `POST /v1/customers/{id}/subscription/cancel`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// `true` (the default): the subscription ends when the period paid for does, and the
+    /// customer keeps its tier until then. `false`: it ends now, prorated per the
+    /// settings, and the customer is on the default tier at once.
+    #[serde(default = "at_period_end_default")]
+    #[schema(default = true)]
+    pub at_period_end: bool,
+}
+
+fn at_period_end_default() -> bool {
+    true
+}
+
+/// Cancel the customer's subscription, at period end or now.
+#[utoipa::path(post, path = "/v1/customers/{customer_id}/subscription/cancel", tag = "billing",
+    params(SubscriberPath, ("Idempotency-Key" = Option<String>, Header,
+        description = "Optional, 1–200 visible ASCII characters")),
+    request_body = CancelRequest,
+    responses((status = 200, body = SubscriptionView),
+        (status = 404, description = "`subscription_not_found`", body = ErrorBody),
+        (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_idempotency_key`", body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/customers/{customer_id}/subscription/cancel")]
+pub async fn cancel_subscription(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    path: web::Path<SubscriberPath>,
+    ApiJson(body): ApiJson<CancelRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let view = billing(&state)?
+        .cancel_subscription(
+            &creator,
+            path.customer_id()?,
+            body.at_period_end,
+            caller_key(&request)?,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Resume a subscription set to end at period end.
+#[utoipa::path(post, path = "/v1/customers/{customer_id}/subscription/resume", tag = "billing",
+    params(SubscriberPath, ("Idempotency-Key" = Option<String>, Header,
+        description = "Optional, 1–200 visible ASCII characters")),
+    responses((status = 200, body = SubscriptionView),
+        (status = 404, description = "`subscription_not_found`: none, or it has ended",
+            body = ErrorBody),
+        (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_idempotency_key`", body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/customers/{customer_id}/subscription/resume")]
+pub async fn resume_subscription(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    path: web::Path<SubscriberPath>,
+) -> Result<HttpResponse, ApiError> {
+    let view = billing(&state)?
+        .resume_subscription(&creator, path.customer_id()?, caller_key(&request)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /v1/customers/{id}/billing_portal`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPortalSession {
+    /// Where Stripe's portal sends the customer back.
+    #[schema(schema_with = url_schema)]
+    pub return_url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalView {
+    /// Stripe's customer portal for this customer (single use, short-lived).
+    pub url: String,
+}
+
+/// A session of Stripe's customer portal (payment methods, invoices) for the customer.
+#[utoipa::path(post, path = "/v1/customers/{customer_id}/billing_portal", tag = "billing",
+    params(SubscriberPath, ("Idempotency-Key" = Option<String>, Header,
+        description = "Optional, 1–200 visible ASCII characters: the same key answers the \
+            same link. Without it, each request gets a new one")),
+    request_body = NewPortalSession,
+    responses((status = 200, body = PortalView),
+        (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`, `invalid_url`, `invalid_idempotency_key`",
+            body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[post("/v1/customers/{customer_id}/billing_portal")]
+pub async fn create_billing_portal(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    path: web::Path<SubscriberPath>,
+    ApiJson(body): ApiJson<NewPortalSession>,
+) -> Result<HttpResponse, ApiError> {
+    parse_url("return_url", &body.return_url)?;
+    let url = billing(&state)?
+        .billing_portal(
+            &creator,
+            path.customer_id()?,
+            &body.return_url,
+            caller_key(&request)?,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(PortalView { url }))
 }

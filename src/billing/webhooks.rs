@@ -17,8 +17,6 @@
 //!
 //! Only the fields used are read (serde, lenient), so events from any API version parse.
 
-use std::sync::Arc;
-
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -27,7 +25,6 @@ use sha2::Sha256;
 
 use crate::billing::catalog::overage_prices;
 use crate::billing::{billing_off, turn, Billing};
-use crate::customers::model::CustomerUpdate;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
 use crate::state::AppState;
@@ -388,6 +385,20 @@ async fn handle(
         .store
         .subscription(&creator.tenant.id, customer_id)
         .await?;
+    // Payments move the customer's standing, whatever order they come in (`dunning`).
+    match event.kind.as_str() {
+        "invoice.payment_failed" => {
+            return billing
+                .payment_failed(creator, customer_id, known, object)
+                .await
+        }
+        "invoice.paid" => {
+            return billing
+                .payment_recovered(creator, customer_id, known, object)
+                .await
+        }
+        _ => {}
+    }
     let stale = known
         .subscription_event_at
         .is_some_and(|at| event.created < at);
@@ -418,8 +429,7 @@ async fn handle(
                             ..known
                         };
                         billing
-                            .store
-                            .set_subscription(&creator.tenant.id, customer_id, &pending)
+                            .save_subscription(&creator.tenant.id, customer_id, pending)
                             .await?;
                         return Ok(false);
                     }
@@ -459,23 +469,36 @@ async fn handle(
             return Ok(false);
         }
     }
-    assign(
-        billing,
-        creator,
-        customer_id,
-        tier,
-        id_field(object, "customer"),
-    )
-    .await?;
+    billing
+        .assign_tier(
+            creator,
+            customer_id,
+            tier.as_deref(),
+            id_field(object, "customer"),
+        )
+        .await?;
     // A deleted subscription decides nothing any more; its time still orders late events.
-    let subscription_id = subscription_id.filter(|_| event.kind != "customer.subscription.deleted");
+    let deleted = event.kind == "customer.subscription.deleted";
+    // A subscription that no longer grants a tier ends any grace period: the tier fell
+    // already.
+    let standing = if tier.is_some() {
+        known.billing_status.clone()
+    } else {
+        None
+    };
     let current = SubscriptionRow {
-        stripe_subscription_id: subscription_id,
+        stripe_subscription_id: subscription_id.filter(|_| !deleted),
         subscription_event_at: known.subscription_event_at.max(Some(event.created)),
+        grace_ends_at: known.grace_ends_at.filter(|_| standing.is_some()),
+        billing_status: standing,
+        subscribed_tier: if deleted {
+            None
+        } else {
+            tier.or(known.subscribed_tier)
+        },
     };
     billing
-        .store
-        .set_subscription(&creator.tenant.id, customer_id, &current)
+        .save_subscription(&creator.tenant.id, customer_id, current)
         .await?;
     Ok(true)
 }
@@ -506,32 +529,6 @@ async fn subscribed_tier(
     Ok(by_price
         .map(|row| row.tier_key.clone())
         .or_else(|| metadata(subscription, "staryer_tier")))
-}
-
-/// Puts the customer on `tier` (`None`: back to the default tier), keeping its email and
-/// taking the Stripe customer id the event names.
-async fn assign(
-    billing: &Billing,
-    creator: &Creator,
-    customer_id: &str,
-    tier: Option<String>,
-    stripe_customer_id: Option<String>,
-) -> Result<(), ApiError> {
-    let current = billing
-        .store
-        .customer(&creator.tenant.id, customer_id)
-        .await?;
-    let (email, known_stripe_id) = current
-        .map(|row| (row.email, row.stripe_customer_id))
-        .unwrap_or_default();
-    let update = CustomerUpdate {
-        id: Arc::from(customer_id),
-        tier: tier.map(|key| Arc::from(key.as_str())),
-        email,
-        stripe_customer_id: stripe_customer_id.or(known_stripe_id),
-    };
-    creator.actor.upsert_customer(update).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ pub struct PutCustomer {
     pub tier: String,
     #[schema(schema_with = optional_email_schema)]
     pub email: Option<String>,
-    /// The customer's id in the creator's Stripe account (`cus_…`).
+    /// The customer's id in the creator's Stripe account (`cus_…`). With billing on,
+    /// leaving it out keeps the one the customer has (Staryer makes one at its first
+    /// checkout, or when a customer with an email is put on a paid tier).
     #[schema(schema_with = optional_stripe_customer_id_schema)]
     pub stripe_customer_id: Option<String>,
 }
@@ -142,6 +144,11 @@ pub struct Usage {
     /// The tier in force (the default tier when none is assigned), or null.
     pub tier: Option<String>,
     pub meters: Vec<MeterUsage>,
+    /// With billing on, a customer not in good standing: `past_due` (a payment failed;
+    /// the tier holds during the grace period) or `grace_ended` (on the default tier until
+    /// a payment goes through). Absent in good standing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_status: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

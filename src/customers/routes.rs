@@ -8,7 +8,8 @@ use actix_web::{get, put, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::customers::model::{Customer, CustomerUpdate, Entitlement, PutCustomer, Usage};
+use crate::billing::subscriptions::AssignedCustomer;
+use crate::customers::model::{CustomerUpdate, Entitlement, PutCustomer, Usage};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
@@ -40,24 +41,35 @@ fn customer_id(raw: &str) -> Result<&str, ApiError> {
 }
 
 /// Create or update a customer and its tier assignment. Assigning a different tier starts
-/// a new billing cycle.
+/// a new billing cycle. With billing on, a customer with a subscription moves through it
+/// (`plan_change`: updated now, or scheduled for period end per the creator's settings),
+/// and a customer with an email put on a paid tier gets its Stripe Customer.
 #[utoipa::path(put, path = "/v1/customers/{customer_id}", tag = "customers",
     request_body = PutCustomer, params(CustomerPath),
-    responses((status = 200, body = Customer),
+    responses((status = 200, body = AssignedCustomer),
         (status = 404, description = "`tier_not_found`", body = ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_email`, `invalid_stripe_customer_id`",
-            body = ErrorBody)),
+            body = ErrorBody),
+        (status = 502, description = "`stripe_error`, `stripe_unreachable`: the subscription \
+            could not be changed; nothing changed", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[put("/v1/customers/{customer_id}")]
 pub async fn put_customer(
+    state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     path: web::Path<CustomerPath>,
     ApiJson(body): ApiJson<PutCustomer>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Arc::from(customer_id(&path.customer_id)?);
     let update = CustomerUpdate::parse(id, body)?;
-    let customer = creator.actor.upsert_customer(update).await?;
-    Ok(HttpResponse::Ok().json(customer))
+    let assigned = match &state.billing {
+        Some(billing) => billing.put_customer(&creator, update).await?,
+        None => AssignedCustomer {
+            customer: creator.actor.upsert_customer(update).await?,
+            plan_change: None,
+        },
+    };
+    Ok(HttpResponse::Ok().json(assigned))
 }
 
 /// The customer's usage of every meter in the current periods.
@@ -73,9 +85,12 @@ pub async fn get_usage(
     CreatorAuth(creator): CreatorAuth,
     path: web::Path<CustomerPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let usage = state
-        .usage
-        .usage(&creator.tenant, customer_id(&path.customer_id)?)?;
+    let id = customer_id(&path.customer_id)?;
+    let mut usage = state.usage.usage(&creator.tenant, id)?;
+    usage.billing_status = state
+        .billing
+        .as_ref()
+        .and_then(|billing| billing.standing(&creator.tenant.id, id));
     Ok(HttpResponse::Ok().json(usage))
 }
 

@@ -44,5 +44,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(billing::routes::list_events)
         .service(billing::routes::list_reports)
         .service(billing::routes::retry_report)
+        .service(billing::routes::get_settings)
+        .service(billing::routes::put_settings)
+        .service(billing::routes::cancel_subscription)
+        .service(billing::routes::resume_subscription)
+        .service(billing::routes::create_billing_portal)
         .service(billing::webhooks::receive);
 }

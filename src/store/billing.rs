@@ -54,12 +54,21 @@ pub struct ReportCursorRow {
     pub next_seq: i64,
 }
 
-/// The subscription that decides a customer's tier, as the webhooks last saw it.
+/// The subscription that decides a customer's tier, as the webhooks last saw it, and the
+/// customer's standing with its payments (see migration 0003).
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SubscriptionRow {
     pub stripe_subscription_id: Option<String>,
     pub subscription_event_at: Option<i64>,
+    /// The tier the subscription pays for.
+    pub subscribed_tier: Option<String>,
+    /// `None` in good standing, `past_due` or `grace_ended`.
+    pub billing_status: Option<String>,
+    pub grace_ends_at: Option<i64>,
 }
+
+const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, subscription_event_at, \
+     subscribed_tier, billing_status, grace_ends_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReportRow {
@@ -328,10 +337,9 @@ impl Store {
         creator_id: &str,
         customer_id: &str,
     ) -> Result<SubscriptionRow, StoreError> {
-        let row = sqlx::query_as::<_, SubscriptionRow>(
-            "SELECT stripe_subscription_id, subscription_event_at FROM customers \
-             WHERE creator_id = $1 AND id = $2",
-        )
+        let row = sqlx::query_as::<_, SubscriptionRow>(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM customers WHERE creator_id = $1 AND id = $2"
+        ))
         .bind(creator_id)
         .bind(customer_id)
         .fetch_optional(&self.pool)
@@ -347,16 +355,81 @@ impl Store {
         subscription: &SubscriptionRow,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE customers SET stripe_subscription_id = $1, subscription_event_at = $2 \
-             WHERE creator_id = $3 AND id = $4",
+            "UPDATE customers SET stripe_subscription_id = $1, subscription_event_at = $2, \
+             subscribed_tier = $3, billing_status = $4, grace_ends_at = $5 \
+             WHERE creator_id = $6 AND id = $7",
         )
         .bind(&subscription.stripe_subscription_id)
         .bind(subscription.subscription_event_at)
+        .bind(&subscription.subscribed_tier)
+        .bind(&subscription.billing_status)
+        .bind(subscription.grace_ends_at)
         .bind(creator_id)
         .bind(customer_id)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Customers whose grace period after a failed payment is over by `now`:
+    /// (creator id, customer id).
+    pub async fn grace_over(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT creator_id, id FROM customers \
+             WHERE billing_status = 'past_due' AND grace_ends_at <= $1 ORDER BY grace_ends_at",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    /// Every customer not in good standing: (creator id, customer id, billing status).
+    pub async fn billing_standings(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT creator_id, id, billing_status FROM customers \
+             WHERE billing_status IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(unavailable)
+    }
+
+    // --- settings ---------------------------------------------------------------------------
+
+    /// The creator's billing settings as stored (JSON), if it ever set them.
+    pub async fn billing_settings(&self, creator_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT billing_settings FROM creators WHERE id = $1")
+            .bind(creator_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        match row {
+            Some(row) => row.try_get(0).map_err(unavailable),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn set_billing_settings(
+        &self,
+        creator_id: &str,
+        settings: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE creators SET billing_settings = $1 WHERE id = $2")
+            .bind(settings)
+            .bind(creator_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 

@@ -155,8 +155,13 @@ impl Handler<SaveTier> for TenantActor {
                             format!("tier `{key}` already exists"),
                         ));
                     }
-                    let definition =
-                        TierDefinition::parse(&new.name, new.price, new.caps, new.features)?;
+                    let definition = TierDefinition::parse(
+                        &new.name,
+                        new.price,
+                        new.caps,
+                        new.features,
+                        new.trial_days,
+                    )?;
                     (key, definition, new.default, now, true)
                 }
                 TierChange::Patch(key, patch) => {
@@ -170,6 +175,7 @@ impl Handler<SaveTier> for TenantActor {
                         patch.price.unwrap_or_else(|| old.price.clone()),
                         patch.caps.unwrap_or_else(|| old.caps.clone()),
                         patch.features.unwrap_or_else(|| old.features.clone()),
+                        patch.trial_days.unwrap_or(old.trial_days),
                     )?;
                     let is_default = patch.default.unwrap_or(current.is_default);
                     (

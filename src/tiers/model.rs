@@ -138,6 +138,23 @@ pub struct TierDefinition {
     pub price: Price,
     pub caps: BTreeMap<String, CapSpec>,
     pub features: Vec<String>,
+    /// Free days before a new subscription's first charge (0: none).
+    #[serde(default)]
+    pub trial_days: u32,
+}
+
+/// The longest trial Stripe takes (`trial_period_days`).
+pub const MAX_TRIAL_DAYS: u32 = 730;
+
+fn trial_days_schema() -> Object {
+    let mut schema = crate::schema::integer(
+        0,
+        i64::from(MAX_TRIAL_DAYS),
+        "Free days before a new subscription's first charge, 0–730 (0: no trial). Given at \
+         Checkout to a customer that never had a subscription",
+    );
+    schema.default = Some(0.into());
+    schema
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +247,9 @@ pub struct NewTier {
     /// Make this the creator's default tier (the one customers without a tier are on).
     #[serde(default)]
     pub default: bool,
+    #[serde(default)]
+    #[schema(schema_with = trial_days_schema)]
+    pub trial_days: u32,
 }
 
 /// `PATCH /v1/tiers/{key}`: the fields given replace the tier's.
@@ -243,6 +263,8 @@ pub struct TierPatch {
     #[schema(schema_with = optional_features_schema)]
     pub features: Option<Vec<String>>,
     pub default: Option<bool>,
+    #[schema(schema_with = trial_days_schema)]
+    pub trial_days: Option<u32>,
 }
 
 /// What `TierDefinition::parse` accepts as features: slugs (repeats are dropped).
@@ -265,6 +287,7 @@ pub struct TierView {
     pub caps: BTreeMap<String, CapSpec>,
     pub features: Vec<String>,
     pub default: bool,
+    pub trial_days: u32,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -278,6 +301,7 @@ impl From<&Tier> for TierView {
             caps: tier.definition.caps.clone(),
             features: tier.definition.features.clone(),
             default: tier.is_default,
+            trial_days: tier.definition.trial_days,
             created_at: rfc3339(tier.created_at),
             updated_at: rfc3339(tier.updated_at),
         }
@@ -291,6 +315,7 @@ impl TierDefinition {
         price: Price,
         caps: BTreeMap<String, CapSpec>,
         features: Vec<String>,
+        trial_days: u32,
     ) -> Result<TierDefinition, ApiError> {
         let name = parse_name("name", name)?;
         if price.amount < 0 {
@@ -331,6 +356,12 @@ impl TierDefinition {
                 }
             }
         }
+        if trial_days > MAX_TRIAL_DAYS {
+            return Err(ApiError::invalid(
+                "invalid_trial_days",
+                format!("trial_days must be between 0 and {MAX_TRIAL_DAYS}"),
+            ));
+        }
         let mut clean_features = Vec::with_capacity(features.len());
         for feature in features {
             parse_slug("each feature", &feature)?;
@@ -343,6 +374,7 @@ impl TierDefinition {
             price: Price { currency, ..price },
             caps,
             features: clean_features,
+            trial_days,
         })
     }
 }

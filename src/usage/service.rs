@@ -301,6 +301,7 @@ impl UsageService {
             customer_id: customer_id.to_string(),
             tier: tier.map(|t| t.key.to_string()),
             meters,
+            billing_status: None,
         })
     }
 

@@ -45,9 +45,9 @@ on_both_databases!(
     reported_usage_is_reconciled_with_what_stripe_counted,
 );
 
-const ACCOUNT: &str = "acct_1TestCreator";
+pub(crate) const ACCOUNT: &str = "acct_1TestCreator";
 
-async fn billing_app(backend: Backend, fake: &FakeStripe) -> TestApp {
+pub(crate) async fn billing_app(backend: Backend, fake: &FakeStripe) -> TestApp {
     billing_app_with(backend, fake, MeterEventTransport::V1).await
 }
 
@@ -87,7 +87,7 @@ async fn connect_account(app: &TestApp, creator: &TestCreator) -> Value {
 }
 
 /// A billing daemon on a fresh fake Stripe, with a connected creator (`connected_creator`).
-async fn connected_app(backend: Backend) -> (FakeStripe, TestApp, TestCreator, Value) {
+pub(crate) async fn connected_app(backend: Backend) -> (FakeStripe, TestApp, TestCreator, Value) {
     let fake = FakeStripe::start().await;
     let app = billing_app(backend, &fake).await;
     let (creator, connected) = connected_creator(&app).await;
@@ -97,7 +97,7 @@ async fn connected_app(backend: Backend) -> (FakeStripe, TestApp, TestCreator, V
 /// The tiers every billing test sells: `free` (the default; api blocked at 100), `pro`
 /// ($29 a month, 1000 api calls included, 0.5¢ each past them) and `team` ($99, 10000
 /// included, 0.25¢ each).
-fn tiers() -> [Value; 3] {
+pub(crate) fn tiers() -> [Value; 3] {
     [
         json!({"key": "free", "name": "Free", "default": true,
             "price": {"amount": 0, "currency": "usd", "interval": "month"},
@@ -113,7 +113,7 @@ fn tiers() -> [Value; 3] {
 
 /// A creator with meter `api`, the three tiers, and its Stripe account connected;
 /// answers the creator and the connect answer (each tier's Stripe ids).
-async fn connected_creator(app: &TestApp) -> (TestCreator, Value) {
+pub(crate) async fn connected_creator(app: &TestApp) -> (TestCreator, Value) {
     let creator = app.create_creator("acme").await;
     app.create_meter(&creator, "api", "sum", "month").await;
     for tier in tiers() {
@@ -123,7 +123,7 @@ async fn connected_creator(app: &TestApp) -> (TestCreator, Value) {
     (creator, connected)
 }
 
-async fn put_customer(app: &TestApp, creator: &TestCreator, id: &str, body: Value) {
+pub(crate) async fn put_customer(app: &TestApp, creator: &TestCreator, id: &str, body: Value) {
     ok_json(
         app.send(
             Method::PUT,
@@ -154,7 +154,7 @@ async fn reports(app: &TestApp, creator: &TestCreator) -> Vec<Value> {
     body.as_array().unwrap().clone()
 }
 
-fn metric(metrics: &str, name: &str) -> f64 {
+pub(crate) fn metric(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
         .find(|line| line.starts_with(name))
@@ -409,6 +409,35 @@ async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Bac
         .as_str()
         .unwrap()
         .starts_with("https://checkout.stripe.com/"));
+    assert_eq!(session["kind"], "checkout");
+    // The buyer becomes a Stripe Customer on the creator's account first, named by
+    // metadata (searched for before it is made), so that every purchase of one customer
+    // lands on one Stripe customer.
+    let searched = fake.requests("/v1/customers/search").await;
+    assert_eq!(searched.len(), 1);
+    assert_eq!(header(&searched[0], "stripe-account"), Some(ACCOUNT));
+    let made = fake.requests("/v1/customers").await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(header(&made[0], "stripe-account"), Some(ACCOUNT));
+    assert!(header(&made[0], "idempotency-key").is_some());
+    let customer_fields = form(&made[0]);
+    assert_eq!(customer_fields["email"], "c1@example.com");
+    assert_eq!(customer_fields["metadata[staryer_customer_id]"], "c1");
+    assert_eq!(customer_fields["metadata[staryer_creator]"], "acme");
+    let stripe_customer = ok_json(
+        app.send(
+            Method::PUT,
+            "/v1/customers/c1",
+            &creator.secret_key,
+            Some(&json!({"tier": "free", "email": "c1@example.com"})),
+        )
+        .await,
+        200,
+    )
+    .await["stripe_customer_id"]
+        .as_str()
+        .expect("the customer keeps its Stripe customer")
+        .to_string();
     let sent = fake.requests("/v1/checkout/sessions").await;
     assert_eq!(sent.len(), 1);
     assert_eq!(header(&sent[0], "stripe-account"), Some(ACCOUNT));
@@ -423,7 +452,7 @@ async fn checkout_sells_a_tier_with_its_prices_and_the_platform_fee(backend: Bac
             pro["overage_prices"]["api"].as_str().unwrap(),
         ),
         ("client_reference_id", "c1"),
-        ("customer_email", "c1@example.com"),
+        ("customer", stripe_customer.as_str()),
         ("success_url", "https://acme.example/thanks"),
         ("cancel_url", "https://acme.example/pricing"),
         ("subscription_data[metadata][staryer_tier]", "pro"),
@@ -965,7 +994,7 @@ async fn the_v2_stream_carries_reports_in_bulk(backend: Backend) {
 
 /// A Stripe event of `kind` about `object`, created at `created`, from the creator's
 /// connected account.
-fn stripe_event(id: &str, kind: &str, created: i64, object: Value) -> String {
+pub(crate) fn stripe_event(id: &str, kind: &str, created: i64, object: Value) -> String {
     let mut event = fixture("event");
     event["id"] = json!(id);
     event["created"] = json!(created);
@@ -975,7 +1004,11 @@ fn stripe_event(id: &str, kind: &str, created: i64, object: Value) -> String {
     event.to_string()
 }
 
-async fn post_webhook(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest::Response {
+pub(crate) async fn post_webhook(
+    app: &TestApp,
+    body: &str,
+    signature: Option<&str>,
+) -> reqwest::Response {
     let mut request = app
         .client
         .post(app.url("/v1/webhooks/stripe"))
@@ -1071,7 +1104,7 @@ async fn webhooks_are_verified_and_idempotent(backend: Backend) {
 
 /// Customer `c1`'s completed Checkout Session for tier `pro`, subscription `subscription`,
 /// Stripe customer `cus_NEW`.
-fn completed_checkout(subscription: &str) -> Value {
+pub(crate) fn completed_checkout(subscription: &str) -> Value {
     let mut session = fixture("checkout.session");
     session["mode"] = json!("subscription");
     session["client_reference_id"] = json!("c1");
@@ -1115,7 +1148,7 @@ async fn a_webhook_whose_effect_fails_is_applied_on_redelivery(backend: Backend)
     assert_eq!(again["duplicate"], true);
 }
 
-async fn tier_of(app: &TestApp, creator: &TestCreator, customer: &str) -> Value {
+pub(crate) async fn tier_of(app: &TestApp, creator: &TestCreator, customer: &str) -> Value {
     app.usage(creator, customer).await["tier"].clone()
 }
 

@@ -16,4 +16,5 @@ mod ops;
 mod packaging;
 mod periods;
 mod stripe_fake;
+mod subscriptions;
 mod validation;

@@ -49,6 +49,7 @@ pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
 pub struct FakeStripe {
     pub server: MockServer,
     ledger: Ledger,
+    desk: SubscriptionDesk,
 }
 
 /// Makes objects of one type: the fixture, a fresh id, and what the form set.
@@ -164,7 +165,62 @@ impl FakeStripe {
             })))
             .mount(&server)
             .await;
-        FakeStripe { server, ledger }
+        let desk = SubscriptionDesk::default();
+        Mock::given(path_regex(
+            "^/v1/(customers|subscriptions|subscription_schedules|billing_portal/sessions)",
+        ))
+        .respond_with(desk.clone())
+        .mount(&server)
+        .await;
+        FakeStripe {
+            server,
+            desk,
+            ledger,
+        }
+    }
+
+    /// A live subscription of `customer` (a Stripe customer id) to `prices` (recurring
+    /// prices get quantity 1, the rest none), as Checkout would have made it; its period
+    /// ends at `period_end`. Answers its id.
+    pub fn subscribe(
+        &self,
+        customer: &str,
+        prices: &[(&str, Option<u64>)],
+        period_end: i64,
+    ) -> String {
+        self.desk.subscribe(customer, prices, period_end)
+    }
+
+    /// The subscription as the fake holds it now.
+    pub fn subscription(&self, id: &str) -> Value {
+        self.desk.state.lock().unwrap().objects[id].clone()
+    }
+
+    /// A subscription's price ids, in item order.
+    pub fn subscription_prices(&self, id: &str) -> Vec<String> {
+        self.subscription(id)["items"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["price"]["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Sets a subscription's status (`active`, `past_due`, …), as Stripe's own dunning would.
+    pub fn set_subscription_status(&self, id: &str, status: &str) {
+        self.desk.state.lock().unwrap().objects.get_mut(id).unwrap()["status"] = json!(status);
+    }
+
+    /// Holds a customer an earlier database made (found by its metadata).
+    pub fn hold_customer(&self, creator_slug: &str, customer_id: &str) -> String {
+        let mut state = self.desk.state.lock().unwrap();
+        let id = state.next_id("cus");
+        let mut customer = fixture("customer");
+        customer["id"] = json!(id);
+        customer["metadata"] =
+            json!({"staryer_creator": creator_slug, "staryer_customer_id": customer_id});
+        state.objects.insert(id.clone(), customer);
+        id
     }
 
     /// From now on, the meter event summaries of this Stripe customer answer `value`,
@@ -592,4 +648,302 @@ async fn mount_lookups(server: &MockServer, ledger: &Ledger) {
         })
         .mount(server)
         .await;
+}
+
+/// Customers, subscriptions, subscription schedules and portal sessions: objects that
+/// later requests read and change, kept by id.
+#[derive(Clone, Default)]
+struct SubscriptionDesk {
+    state: Arc<Mutex<DeskState>>,
+}
+
+#[derive(Default)]
+struct DeskState {
+    objects: HashMap<String, Value>,
+    by_idempotency_key: HashMap<String, Value>,
+    counter: usize,
+}
+
+impl DeskState {
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}_fake{}", self.counter)
+    }
+
+    fn item(&mut self, price: &str, quantity: Option<u64>, period_end: i64) -> Value {
+        json!({"id": self.next_id("si"), "object": "subscription_item",
+            "price": {"id": price, "object": "price"}, "quantity": quantity,
+            "current_period_start": period_end - 30 * 86_400,
+            "current_period_end": period_end})
+    }
+}
+
+/// The values of `prefix[<n>][field]` form fields, by n in order.
+fn indexed(fields: &HashMap<String, String>, prefix: &str) -> Vec<HashMap<String, String>> {
+    let mut rows: std::collections::BTreeMap<usize, HashMap<String, String>> = Default::default();
+    for (key, value) in fields {
+        let Some(rest) = key.strip_prefix(&format!("{prefix}[")) else {
+            continue;
+        };
+        let Some((n, field)) = rest.split_once("][") else {
+            continue;
+        };
+        let Ok(n) = n.parse() else { continue };
+        rows.entry(n)
+            .or_default()
+            .insert(field.trim_end_matches(']').to_string(), value.clone());
+    }
+    rows.into_values().collect()
+}
+
+impl SubscriptionDesk {
+    fn subscribe(&self, customer: &str, prices: &[(&str, Option<u64>)], period_end: i64) -> String {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_id("sub");
+        let items: Vec<Value> = prices
+            .iter()
+            .map(|(price, quantity)| state.item(price, *quantity, period_end))
+            .collect();
+        let mut subscription = fixture("subscription");
+        for (field, value) in [
+            ("id", json!(id)),
+            ("customer", json!(customer)),
+            ("status", json!("active")),
+            ("cancel_at_period_end", json!(false)),
+            ("cancel_at", Value::Null),
+            ("canceled_at", Value::Null),
+            ("ended_at", Value::Null),
+            ("schedule", Value::Null),
+            ("metadata", json!({})),
+        ] {
+            subscription[field] = value;
+        }
+        subscription["items"]["data"] = json!(items);
+        state.objects.insert(id.clone(), subscription);
+        id
+    }
+
+    fn not_found(id: &str) -> (u16, Value) {
+        (
+            404,
+            json!({"error": {
+            "type": "invalid_request_error", "code": "resource_missing",
+            "message": format!("No such object: '{id}'")}}),
+        )
+    }
+
+    fn answer(&self, request: &Request) -> (u16, Value) {
+        let mut state = self.state.lock().unwrap();
+        let fields = form(request);
+        let segments: Vec<&str> = request
+            .url
+            .path()
+            .trim_start_matches("/v1/")
+            .split('/')
+            .collect();
+        let verb = request.method.as_str();
+        match (verb, segments.as_slice()) {
+            ("GET", ["customers", "search"]) => {
+                let query = request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "query")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let terms: Vec<(String, String)> = query
+                    .split(" AND ")
+                    .filter_map(|term| {
+                        let (key, value) = term.strip_prefix("metadata['")?.split_once("']:'")?;
+                        Some((
+                            key.to_string(),
+                            value.strip_suffix('\'')?.replace("\\'", "'"),
+                        ))
+                    })
+                    .collect();
+                let found: Vec<Value> = state
+                    .objects
+                    .values()
+                    .filter(|o| o["object"] == "customer")
+                    .filter(|o| terms.iter().all(|(k, v)| o["metadata"][k] == json!(v)))
+                    .cloned()
+                    .collect();
+                (
+                    200,
+                    json!({"object": "search_result",
+                    "data": found, "has_more": false, "next_page": null,
+                    "url": "/v1/customers/search"}),
+                )
+            }
+            ("POST", ["customers"]) => {
+                let id = state.next_id("cus");
+                let mut customer = fixture("customer");
+                customer["id"] = json!(id);
+                customer["email"] = json!(fields.get("email"));
+                let metadata: HashMap<String, String> = fields
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(),
+                            v.clone(),
+                        ))
+                    })
+                    .collect();
+                customer["metadata"] = json!(metadata);
+                state.objects.insert(id, customer.clone());
+                (200, customer)
+            }
+            ("POST", ["billing_portal", "sessions"]) => {
+                let id = state.next_id("bps");
+                let mut session = fixture("billing_portal.session");
+                session["id"] = json!(id);
+                session["customer"] = json!(fields.get("customer"));
+                session["return_url"] = json!(fields.get("return_url"));
+                session["url"] = json!(format!("https://billing.stripe.com/p/session/{id}"));
+                (200, session)
+            }
+            ("GET", ["subscriptions" | "subscription_schedules", id]) => {
+                match state.objects.get(*id) {
+                    Some(object) => (200, object.clone()),
+                    None => Self::not_found(id),
+                }
+            }
+            ("DELETE", ["subscriptions", id]) => {
+                let Some(subscription) = state.objects.get_mut(*id) else {
+                    return Self::not_found(id);
+                };
+                subscription["status"] = json!("canceled");
+                (200, subscription.clone())
+            }
+            ("POST", ["subscriptions", id]) => {
+                let Some(mut subscription) = state.objects.get(*id).cloned() else {
+                    return Self::not_found(id);
+                };
+                let period_end = subscription["items"]["data"][0]["current_period_end"]
+                    .as_i64()
+                    .unwrap_or(0);
+                let mut items: Vec<Value> = subscription["items"]["data"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for change in indexed(&fields, "items") {
+                    if change.get("deleted").map(String::as_str) == Some("true") {
+                        items.retain(|item| {
+                            Some(item["id"].as_str().unwrap_or_default())
+                                != change.get("id").map(String::as_str)
+                        });
+                    } else if let Some(price) = change.get("price") {
+                        let quantity = change.get("quantity").and_then(|q| q.parse().ok());
+                        items.push(state.item(price, quantity, period_end));
+                    }
+                }
+                subscription["items"]["data"] = json!(items);
+                if let Some(ending) = fields.get("cancel_at_period_end") {
+                    subscription["cancel_at_period_end"] = json!(ending == "true");
+                }
+                if let Some(tier) = fields.get("metadata[staryer_tier]") {
+                    subscription["metadata"]["staryer_tier"] = json!(tier);
+                }
+                state.objects.insert(id.to_string(), subscription.clone());
+                (200, subscription)
+            }
+            ("POST", ["subscription_schedules"]) => {
+                let Some(from) = fields.get("from_subscription") else {
+                    return (
+                        400,
+                        json!({"error": {"type": "invalid_request_error",
+                        "message": "from_subscription is required"}}),
+                    );
+                };
+                let Some(subscription) = state.objects.get(from).cloned() else {
+                    return Self::not_found(from);
+                };
+                let id = state.next_id("sub_sched");
+                let items = subscription["items"]["data"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let end = items[0]["current_period_end"].as_i64().unwrap_or(0);
+                let phase_items: Vec<Value> = items
+                    .iter()
+                    .map(|item| json!({"price": item["price"]["id"], "quantity": item["quantity"]}))
+                    .collect();
+                let mut schedule = fixture("subscription_schedule");
+                schedule["id"] = json!(id);
+                schedule["subscription"] = json!(from);
+                schedule["phases"] = json!([{"start_date": end - 30 * 86_400, "end_date": end,
+                    "items": phase_items}]);
+                state.objects.get_mut(from.as_str()).unwrap()["schedule"] = json!(id);
+                state.objects.insert(id, schedule.clone());
+                (200, schedule)
+            }
+            ("POST", ["subscription_schedules", id]) => {
+                let Some(mut schedule) = state.objects.get(*id).cloned() else {
+                    return Self::not_found(id);
+                };
+                let mut phases: Vec<Value> = Vec::new();
+                for n in 0.. {
+                    let prefix = format!("phases[{n}]");
+                    if !fields.keys().any(|k| k.starts_with(&prefix)) {
+                        break;
+                    }
+                    let items: Vec<Value> = indexed(&fields, &format!("{prefix}[items]"))
+                        .into_iter()
+                        .map(|item| {
+                            json!({"price": item.get("price"),
+                            "quantity": item.get("quantity").and_then(|q| q.parse::<u64>().ok())})
+                        })
+                        .collect();
+                    let date = |field: &str| {
+                        fields
+                            .get(&format!("{prefix}[{field}]"))
+                            .and_then(|v| v.parse::<i64>().ok())
+                    };
+                    // Stripe fills in each phase's start: where the one before it ends.
+                    let start = date("start_date")
+                        .or_else(|| phases.last().and_then(|before| before["end_date"].as_i64()));
+                    phases.push(json!({"start_date": start, "end_date": date("end_date"),
+                        "items": items}));
+                }
+                schedule["phases"] = json!(phases);
+                if let Some(end_behavior) = fields.get("end_behavior") {
+                    schedule["end_behavior"] = json!(end_behavior);
+                }
+                state.objects.insert(id.to_string(), schedule.clone());
+                (200, schedule)
+            }
+            _ => (
+                404,
+                json!({"error": {
+                "type": "invalid_request_error", "message": "Unrecognized request URL"}}),
+            ),
+        }
+    }
+}
+
+impl Respond for SubscriptionDesk {
+    /// Like Stripe, a repeated `Idempotency-Key` answers what the first request made.
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let key = header(request, "idempotency-key").map(String::from);
+        if let Some(made) = key.as_ref().and_then(|k| {
+            self.state
+                .lock()
+                .unwrap()
+                .by_idempotency_key
+                .get(k)
+                .cloned()
+        }) {
+            return ResponseTemplate::new(200)
+                .insert_header("idempotent-replayed", "true")
+                .set_body_json(made);
+        }
+        let (status, body) = self.answer(request);
+        if let (Some(key), 200) = (key, status) {
+            self.state
+                .lock()
+                .unwrap()
+                .by_idempotency_key
+                .insert(key, body.clone());
+        }
+        ResponseTemplate::new(status).set_body_json(body)
+    }
 }

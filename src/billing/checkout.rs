@@ -1,0 +1,206 @@
+//! Selling a tier: a subscription Checkout Session on the creator's account with the
+//! tier's recurring price and overage prices, the platform's fee, the customer's Stripe
+//! Customer (made first, so every purchase of one customer lands on one Stripe
+//! customer), a trial for a first subscription, and promotion codes and tax as the
+//! creator chose. A customer that already has a live subscription is not sold a second
+//! one: its subscription moves to the tier (`subscriptions`), and the answer says so.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
+    CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionSubscriptionData,
+};
+use stripe_shared::CheckoutSessionMode;
+
+use crate::billing::catalog::{base_price, overage_prices};
+use crate::billing::client::Redirect;
+use crate::billing::subscriptions::PlanChange;
+use crate::billing::{request_key, Billing, RETRY_WINDOW_SECS};
+use crate::error::ApiError;
+use crate::meters::model::slug_schema;
+use crate::tenants::actor::tier_not_found;
+use crate::tenants::registry::Creator;
+use crate::usage::model::id_schema;
+
+/// `POST /v1/checkout/sessions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "alice", "tier": "pro",
+    "success_url": "https://acme.example/thanks", "cancel_url": "https://acme.example/pricing"}))]
+pub struct NewCheckout {
+    /// The creator's id for the buying customer.
+    #[schema(schema_with = id_schema)]
+    pub customer_id: String,
+    /// The tier to buy.
+    #[schema(schema_with = slug_schema)]
+    pub tier: String,
+    #[schema(schema_with = crate::schema::url_schema)]
+    pub success_url: String,
+    #[schema(schema_with = crate::schema::url_schema)]
+    pub cancel_url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckoutView {
+    /// `checkout`: send the buyer to `url`, Stripe's hosted page. `subscription_update`:
+    /// the customer already had a subscription, which moved to the tier (`plan_change`
+    /// says how and when); `url` is the `success_url`.
+    pub kind: &'static str,
+    /// The Checkout Session (`cs_…`), or the subscription (`sub_…`) that moved.
+    pub id: Option<String>,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_change: Option<PlanChange>,
+}
+
+impl Billing {
+    /// Sells the tier to the customer (see the module's note). `caller_key` is the
+    /// request's own `Idempotency-Key`: the same key answers the same session; without
+    /// one, the same request within `RETRY_WINDOW_SECS` does.
+    pub async fn checkout(
+        &self,
+        creator: &Creator,
+        order: &NewCheckout,
+        caller_key: Option<&str>,
+    ) -> Result<CheckoutView, ApiError> {
+        let config = creator.tenant.config();
+        let tier = config
+            .tier_id(&order.tier)
+            .map(|id| config.tier(id).clone())
+            .ok_or_else(|| tier_not_found(&order.tier))?;
+        if !tier.is_priced() {
+            return Err(ApiError::invalid(
+                "tier_not_priced",
+                format!(
+                    "tier `{}` is free and bills no overage: nothing to buy",
+                    tier.key
+                ),
+            ));
+        }
+        let account = self.account_of(&creator.tenant.id).await?;
+        if let Some(subscription) = self
+            .live_subscription(creator, &account, &order.customer_id)
+            .await?
+        {
+            let change = self
+                .change_plan(
+                    creator,
+                    &account,
+                    &order.customer_id,
+                    &subscription,
+                    &tier,
+                    caller_key,
+                )
+                .await?;
+            if change.change == "updated" {
+                self.assign_tier(creator, &order.customer_id, Some(&tier.key), None)
+                    .await?;
+            }
+            return Ok(CheckoutView {
+                kind: "subscription_update",
+                id: Some(subscription.id),
+                url: order.success_url.clone(),
+                plan_change: Some(change),
+            });
+        }
+        let synced = self
+            .sync_tier(&creator.tenant, &tier.key)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(&std::io::Error::other("a priced tier did not sync"))
+            })?;
+        let stripe_customer = self
+            .ensure_stripe_customer(creator, &account, &order.customer_id)
+            .await?;
+        let settings = self.settings(&creator.tenant.id).await?;
+        let known = self
+            .store
+            .subscription(&creator.tenant.id, &order.customer_id)
+            .await?;
+
+        let mut line_items: Vec<CreateCheckoutSessionLineItems> = base_price(&synced)
+            .map(|price| CreateCheckoutSessionLineItems {
+                price: Some(price.to_string()),
+                quantity: Some(1),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        line_items.extend(overage_prices(&synced).into_values().map(|price| {
+            CreateCheckoutSessionLineItems {
+                price: Some(price),
+                ..Default::default()
+            }
+        }));
+        let tags = HashMap::from([
+            ("staryer_customer_id".to_string(), order.customer_id.clone()),
+            ("staryer_tier".to_string(), tier.key.to_string()),
+        ]);
+        let mut subscription = CreateCheckoutSessionSubscriptionData::new();
+        subscription.metadata = Some(tags.clone());
+        let fee = self.config.platform_fee_percent;
+        if fee > 0.0 {
+            subscription.application_fee_percent = Some(fee);
+        }
+        // A trial is for a customer's first subscription, not for each one.
+        let first_subscription =
+            known.stripe_subscription_id.is_none() && known.subscription_event_at.is_none();
+        if tier.definition.trial_days > 0 && first_subscription {
+            subscription.trial_period_days = Some(tier.definition.trial_days);
+        }
+        let mut create = CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Subscription)
+            .line_items(line_items)
+            .success_url(&order.success_url)
+            .cancel_url(&order.cancel_url)
+            .client_reference_id(&order.customer_id)
+            .customer(&stripe_customer)
+            .metadata(tags)
+            .subscription_data(subscription);
+        if settings.allow_promotion_codes {
+            create = create.allow_promotion_codes(true);
+        }
+        if settings.automatic_tax {
+            // Stripe Tax needs the buyer's address: Checkout asks for it and keeps it on
+            // the customer.
+            create = create
+                .automatic_tax(CreateCheckoutSessionAutomaticTax::new(true))
+                .customer_update(CreateCheckoutSessionCustomerUpdate {
+                    address: Some(CreateCheckoutSessionCustomerUpdateAddress::Auto),
+                    ..Default::default()
+                });
+        }
+        let key = match caller_key {
+            Some(caller_key) => request_key("checkout", &[&creator.tenant.id, caller_key]),
+            // Everything the session is made from, so that a key never meets other
+            // parameters.
+            None => request_key(
+                "checkout",
+                &[
+                    &creator.tenant.id,
+                    &order.customer_id,
+                    &tier.key,
+                    &tier.updated_at.to_string(),
+                    &order.success_url,
+                    &order.cancel_url,
+                    &stripe_customer,
+                    &serde_json::to_string(&settings).unwrap_or_default(),
+                    &(self.clock.now() / RETRY_WINDOW_SECS).to_string(),
+                ],
+            ),
+        };
+        let session: Redirect = self
+            .client
+            .send(&create, Some(&account), Some(&key))
+            .await?;
+        Ok(CheckoutView {
+            kind: "checkout",
+            id: session.id,
+            url: session.url,
+            plan_change: None,
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! Stripe Customers on the creator's account, one per Staryer customer that buys: made
+//! when a customer with an email is put on a paid tier or first checks out, named by
+//! metadata (`staryer_creator`, `staryer_customer_id`) and kept in the customer's row.
+//! Before making one, Stripe is searched by that metadata, so a daemon on a new database
+//! finds the customers an earlier one made instead of doubling them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stripe_core::customer::{CreateCustomer, SearchCustomer};
+
+use crate::billing::client::Created;
+use crate::billing::{request_key, Billing};
+use crate::customers::model::CustomerUpdate;
+use crate::error::ApiError;
+use crate::tenants::registry::Creator;
+
+/// A search answer: the ids found.
+#[derive(Debug, miniserde::Deserialize)]
+pub struct Found {
+    pub data: Vec<Created>,
+}
+
+/// A term of Stripe's search query language: `metadata['key']:'value'`, the value's
+/// quotes and backslashes escaped.
+pub fn metadata_term(key: &str, value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('\'', "\\'");
+    format!("metadata['{key}']:'{escaped}'")
+}
+
+impl Billing {
+    /// The customer's Stripe Customer id: the one it has, else the one an earlier
+    /// database made (found by metadata), else a new one. The customer is created in
+    /// Staryer too if it was never seen (on the default tier), and keeps its tier.
+    pub async fn ensure_stripe_customer(
+        &self,
+        creator: &Creator,
+        account: &str,
+        customer_id: &str,
+    ) -> Result<String, ApiError> {
+        let known = self.store.customer(&creator.tenant.id, customer_id).await?;
+        if let Some(stripe_id) = known
+            .as_ref()
+            .and_then(|row| row.stripe_customer_id.clone())
+        {
+            return Ok(stripe_id);
+        }
+        let email = known.as_ref().and_then(|row| row.email.clone());
+        let query = format!(
+            "{} AND {}",
+            metadata_term("staryer_creator", &creator.tenant.slug),
+            metadata_term("staryer_customer_id", customer_id)
+        );
+        let found: Found = self
+            .client
+            .send(&SearchCustomer::new(query).limit(1), Some(account), None)
+            .await?;
+        let stripe_id = match found.data.into_iter().next() {
+            Some(existing) => existing.id,
+            None => {
+                let mut create = CreateCustomer::new().metadata(HashMap::from([
+                    (
+                        "staryer_creator".to_string(),
+                        creator.tenant.slug.to_string(),
+                    ),
+                    ("staryer_customer_id".to_string(), customer_id.to_string()),
+                ]));
+                if let Some(email) = &email {
+                    create = create.email(email);
+                }
+                let key = request_key("customer", &[&creator.tenant.id, customer_id]);
+                let made: Created = self.client.send(&create, Some(account), Some(&key)).await?;
+                made.id
+            }
+        };
+        let update = CustomerUpdate {
+            id: Arc::from(customer_id),
+            tier: known.and_then(|row| row.tier_key).map(Arc::from),
+            email,
+            stripe_customer_id: Some(stripe_id.clone()),
+        };
+        creator.actor.upsert_customer(update).await?;
+        Ok(stripe_id)
+    }
+}
