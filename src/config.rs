@@ -149,6 +149,8 @@ pub struct StripeConfig {
     pub meter_event_transport: MeterEventTransport,
     /// Per-request timeout.
     pub request_timeout_ms: u64,
+    /// Period of reconciliation with Stripe's meter event summaries (whole hours).
+    pub reconcile_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -172,6 +174,7 @@ impl std::fmt::Debug for StripeConfig {
             .field("meter_events_per_second", &self.meter_events_per_second)
             .field("meter_event_transport", &self.meter_event_transport)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("reconcile_interval_secs", &self.reconcile_interval_secs)
             .finish()
     }
 }
@@ -259,6 +262,10 @@ impl Config {
                 self.stripe.meter_events_per_second as u64,
             ),
             ("stripe.request_timeout_ms", self.stripe.request_timeout_ms),
+            (
+                "stripe.reconcile_interval_secs",
+                self.stripe.reconcile_interval_secs,
+            ),
         ];
         for (name, value) in at_least_one {
             if value == 0 {
@@ -478,7 +485,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 26, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 27, "{:?}", known_settings());
     }
 
     #[test]

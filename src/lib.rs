@@ -13,8 +13,9 @@
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
-//! - `billing`: Stripe Connect: tiers as prices, usage as meter events, Checkout,
-//!   webhooks.
+//! - `billing`: Stripe Connect: tiers as prices (found again on the account after a
+//!   database is lost), usage as meter events (reconciled with Stripe's summaries),
+//!   Checkout, webhooks.
 //! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
 //!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
 //!   under `assets/docs/` and built in.

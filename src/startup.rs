@@ -13,6 +13,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App as ActixApp, HttpServer};
 use anyhow::Context;
 
+use crate::billing::reconcile::{self, Reconciler};
 use crate::billing::reporter::{self, Reporter};
 use crate::billing::Billing;
 use crate::clock::SharedClock;
@@ -34,6 +35,7 @@ pub struct App {
     flusher: FlushHandle,
     store: Store,
     reporter: Option<actix::Addr<Reporter>>,
+    reconciler: Option<actix::Addr<Reconciler>>,
     /// Let go when the daemon has stopped (after the store is closed).
     hold: WriterHold,
 }
@@ -85,6 +87,7 @@ impl App {
         let reporter = billing
             .clone()
             .map(|billing| Reporter::start(billing, registry.clone()));
+        let reconciler = billing.clone().map(Reconciler::start);
         let billing_for_load = billing.clone();
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
@@ -149,6 +152,7 @@ impl App {
             flusher,
             store,
             reporter,
+            reconciler,
             hold,
         })
     }
@@ -168,6 +172,9 @@ impl App {
         self.server.await?;
         if let Some(reporter) = &self.reporter {
             reporter.do_send(reporter::Stop);
+        }
+        if let Some(reconciler) = &self.reconciler {
+            reconciler.do_send(reconcile::Stop);
         }
         tracing::info!("stopping: draining the commit queue");
         self.flusher.drain().await;

@@ -34,6 +34,7 @@ use stripe_product::product::{CreateProduct, UpdateProduct};
 use stripe_shared::{PriceBillingScheme, PriceTaxBehavior, PriceTiersMode};
 
 use crate::billing::client::{Created, StripeError};
+use crate::billing::recovery::{METER_KEY, TERMS_KEY};
 use crate::billing::settings::TaxBehavior;
 use crate::billing::{turn, Billing};
 use crate::error::ApiError;
@@ -305,6 +306,11 @@ impl Billing {
             ("staryer_creator", &tenant.slug),
             ("staryer_tier", &tier.key),
         ]);
+        // Prices carry the terms they were made from, so `recovery` can find them again.
+        let hash = definition_hash(account, tier, tax);
+        let terms = prices_part(&hash).expect("a definition hash has a prices part");
+        let mut price_tags = tags.clone();
+        price_tags.insert(TERMS_KEY.into(), terms.into());
         let product_id = match existing.filter(|row| row.account_id == account) {
             Some(row) => {
                 let rename = UpdateProduct::new(row.product_id.as_str()).name(&definition.name);
@@ -312,11 +318,17 @@ impl Billing {
                     .await?;
                 row.product_id.clone()
             }
-            None => {
-                let create = CreateProduct::new(&definition.name).metadata(tags.clone());
-                self.make(&create, account, &format!("{key_base}:product"))
-                    .await?
-            }
+            None => match self
+                .recover_product(account, &tenant.slug, tier, &format!("{key_base}:rename"))
+                .await?
+            {
+                Some(found) => found,
+                None => {
+                    let create = CreateProduct::new(&definition.name).metadata(tags.clone());
+                    self.make(&create, account, &format!("{key_base}:product"))
+                        .await?
+                }
+            },
         };
         let currency: stripe_types::Currency =
             definition.price.currency.parse().expect("infallible");
@@ -329,13 +341,18 @@ impl Billing {
                 .recurring(CreatePriceRecurring::new(interval(
                     definition.price.interval,
                 )))
-                .metadata(tags.clone());
+                .metadata(price_tags);
             let base = match tax {
                 Some(tax) => base.tax_behavior(price_tax_behavior(tax)),
                 None => base,
             };
-            self.make(&base, account, &format!("{key_base}:price"))
-                .await?
+            match self.find_price(account, &product_id, terms, None).await? {
+                Some(found) => found,
+                None => {
+                    self.make(&base, account, &format!("{key_base}:price"))
+                        .await?
+                }
+            }
         } else {
             String::new()
         };
@@ -362,7 +379,8 @@ impl Billing {
                 .nickname(format!("{}: {meter_key} overage", definition.name))
                 .metadata(metadata(&[
                     ("staryer_tier", &tier.key),
-                    ("staryer_meter", meter_key),
+                    (METER_KEY, meter_key),
+                    (TERMS_KEY, terms),
                 ]));
             if let Some(tax) = tax {
                 metered = metered.tax_behavior(price_tax_behavior(tax));
@@ -379,13 +397,18 @@ impl Billing {
             } else {
                 metered.unit_amount_decimal(unit_price.to_string())
             };
-            let price_id = self
-                .make(
-                    &metered,
-                    account,
-                    &format!("{key_base}:overage:{meter_key}"),
-                )
-                .await?;
+            let billed = Some((meter_key.as_str(), meter.stripe_meter_id.as_str()));
+            let price_id = match self.find_price(account, &product_id, terms, billed).await? {
+                Some(found) => found,
+                None => {
+                    self.make(
+                        &metered,
+                        account,
+                        &format!("{key_base}:overage:{meter_key}"),
+                    )
+                    .await?
+                }
+            };
             overage.insert(meter_key.clone(), price_id);
         }
         Ok(TierObjects {
@@ -398,7 +421,7 @@ impl Billing {
     /// Sends one catalog call on the creator's account and answers the object's id. The
     /// idempotency key is `key` plus how often Stripe refused it: a lost answer is retried
     /// under the same key (Stripe answers with what it made), a refusal under a new one.
-    async fn make<R: StripeRequest>(
+    pub(super) async fn make<R: StripeRequest>(
         &self,
         request: &R,
         account: &str,
@@ -428,7 +451,8 @@ impl Billing {
 
     /// The Billing Meter for a Staryer meter on this account: events named
     /// `staryer_<meter key>`, customer mapped by id, values summed (the reporter sends
-    /// increments, whatever the meter's own aggregation).
+    /// increments, whatever the meter's own aggregation). The name is a stable key, not a
+    /// random id: a meter made earlier on the account is found by it (`recovery`).
     async fn ensure_meter(
         &self,
         creator_id: &str,
@@ -453,13 +477,17 @@ impl Billing {
             CreateBillingMeterCustomerMappingType::ById,
         ))
         .value_settings(CreateBillingMeterValueSettings::new(VALUE_PAYLOAD_KEY));
-        let stripe_meter_id = self
-            .make(
-                &create,
-                account,
-                &format!("staryer:{creator_id}:meter:{}:{account}", meter.key),
-            )
-            .await?;
+        let stripe_meter_id = match self.find_meter(account, &event_name).await? {
+            Some(found) => found,
+            None => {
+                self.make(
+                    &create,
+                    account,
+                    &format!("staryer:{creator_id}:meter:{}:{account}", meter.key),
+                )
+                .await?
+            }
+        };
         let row = StripeMeterRow {
             meter_key: meter.key.to_string(),
             account_id: account.to_string(),

@@ -2,15 +2,18 @@
 //! connected account (`catalog`), its customers become Stripe Customers (`customers`) and
 //! buy them through Checkout (`checkout`), their subscriptions change tier, end and resume
 //! (`subscriptions`), their usage goes out as Billing Meter events exactly once
-//! (`reporter`), Stripe's webhooks move customers between tiers (`webhooks`), and a failed
-//! payment runs its course (`dunning`). The creator's choices are `settings`; `routes`
+//! (`reporter`) and is checked against what Stripe counted (`reconcile`), Stripe's
+//! webhooks move customers between tiers (`webhooks`), and a failed payment runs its
+//! course (`dunning`). The creator's choices are `settings`; `routes`
 //! are the HTTP handlers over all of it.
 //!
 //! Every call for a creator carries its connected account (`Stripe-Account`), and every
 //! create carries an `Idempotency-Key` derived from what is being made, so a retry after a
 //! lost answer returns the object made the first time instead of a second one. The store
-//! is the memory of what was made (`store::billing`); Stripe is searched by metadata only
-//! before making an object the store does not know (a new database).
+//! is the memory of what was made (`store::billing`); Stripe is searched and listed only
+//! before a create, for an object made earlier that the store does not know of (a new
+//! database: `recovery`, `customers`), and asked for its meter event summaries, which `reconcile` compares with
+//! what was reported.
 //!
 //! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
 //! billing endpoints answer 409 `billing_off` and nothing else changes.
@@ -20,6 +23,8 @@ pub mod checkout;
 pub mod client;
 pub mod customers;
 pub mod dunning;
+pub mod reconcile;
+pub mod recovery;
 pub mod reporter;
 pub mod routes;
 pub mod settings;

@@ -111,14 +111,17 @@ impl ListQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BillingEventView {
     pub event_id: String,
-    /// Stripe's event type (`invoice.paid`, `customer.subscription.updated`, …).
+    /// Stripe's event type (`invoice.paid`, `customer.subscription.updated`, …), or
+    /// `staryer.usage_drift`: Stripe counted other usage than was reported (reconciliation).
     #[serde(rename = "type")]
     pub kind: String,
     pub customer_id: Option<String>,
     pub stripe_customer_id: Option<String>,
-    /// The Stripe object the event is about (`in_…`, `sub_…`, `cs_…`).
+    /// The Stripe object the event is about (`in_…`, `sub_…`, `cs_…`; the meter, `mtr_…`,
+    /// for a drift).
     pub object_id: Option<String>,
-    /// Minor units: due for `invoice.created` and `.payment_failed`, paid for `.paid`.
+    /// Minor units: due for `invoice.created` and `.payment_failed`, paid for `.paid`. For
+    /// `staryer.usage_drift`, whole units of the meter: reported minus counted by Stripe.
     pub amount: Option<i64>,
     pub currency: Option<String>,
     pub status: Option<String>,

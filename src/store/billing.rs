@@ -105,6 +105,21 @@ pub struct BillingEventRow {
     pub received_at: i64,
 }
 
+/// What was reported to Stripe for one Stripe customer and meter in a window of time.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReportedTotalRow {
+    pub stripe_customer_id: String,
+    pub meter_key: String,
+    pub account_id: String,
+    /// One of the creator's customers billed through this Stripe customer (the latest
+    /// by id, when several share it).
+    pub customer_id: String,
+    /// Whole units of the reports Stripe accepted.
+    pub sent: i64,
+    /// Reports of the window still on their way (pending).
+    pub pending: i64,
+}
+
 const REPORT_COLUMNS: &str = "identifier, creator_id, account_id, customer_id, meter_key, \
      event_name, stripe_customer_id, value, event_at, created_at, state, attempts, \
      next_attempt_at, sent_at, last_error";
@@ -695,6 +710,34 @@ impl Store {
         )
         .bind(creator_id)
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    // --- reconciliation ---------------------------------------------------------------------
+
+    /// For each Stripe customer and meter with reports Stripe accepted that are stamped in
+    /// `[start, end)`: their units, and how many reports of the window are still pending.
+    /// Ordered by Stripe customer, then meter.
+    pub async fn reported_totals(
+        &self,
+        creator_id: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<ReportedTotalRow>, StoreError> {
+        sqlx::query_as::<_, ReportedTotalRow>(
+            "SELECT stripe_customer_id, meter_key, account_id, MAX(customer_id) AS customer_id, \
+             CAST(SUM(CASE WHEN state = 'sent' THEN value ELSE 0 END) AS BIGINT) AS sent, \
+             CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS pending \
+             FROM stripe_reports WHERE creator_id = $1 AND event_at >= $2 AND event_at < $3 \
+             GROUP BY stripe_customer_id, meter_key, account_id \
+             HAVING SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) > 0 \
+             ORDER BY stripe_customer_id, meter_key",
+        )
+        .bind(creator_id)
+        .bind(start)
+        .bind(end)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)

@@ -59,6 +59,8 @@ metrics! {
         "Stripe webhooks received, labelled `outcome` = handled | duplicate | rejected.";
     STRIPE_METER_ERRORS = "staryer_stripe_meter_errors_total", Counter,
         "Meter events Stripe took and then reported invalid (`v1.billing.meter.error_report_triggered`).";
+    STRIPE_USAGE_DRIFT = "staryer_stripe_usage_drift_total", Counter,
+        "Usage drifts found by reconciliation: a Stripe customer and meter whose units reported in a closed window differ from Stripe's meter event summary (each is also a `staryer.usage_drift` billing event).";
     HTTP_REQUESTS = "staryer_http_requests_total", Counter,
         "HTTP requests answered, labelled `method`, `route` (the route template, `unmatched` for none) and `status` class (2xx, 4xx, ...).";
     HTTP_REQUEST_SECONDS = "staryer_http_request_seconds", Histogram,

@@ -41,6 +41,8 @@ on_both_databases!(
     a_failed_sync_is_retried_in_the_background,
     a_thin_meter_error_event_marks_the_reports_it_names,
     a_thin_event_signed_by_its_own_destination_is_believed,
+    a_new_database_finds_the_objects_made_before_instead_of_making_them,
+    reported_usage_is_reconciled_with_what_stripe_counted,
 );
 
 pub(crate) const ACCOUNT: &str = "acct_1TestCreator";
@@ -168,7 +170,9 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     assert_eq!(connected["tiers"]["free"]["status"], "not_priced");
 
     let every = fake.server.received_requests().await.unwrap();
-    let (checks, calls): (Vec<_>, Vec<_>) = every.iter().partition(|r| r.method == "GET");
+    let (checks, calls): (Vec<_>, Vec<_>) = every
+        .iter()
+        .partition(|r| r.url.path().starts_with("/v1/accounts/"));
     // The account was looked up first, as the platform.
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0].url.path(), format!("/v1/accounts/{ACCOUNT}"));
@@ -179,6 +183,11 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
             header(request, "authorization"),
             Some(format!("Bearer {PLATFORM_KEY}").as_str())
         );
+        // Lookups before each create (`recovery`) change nothing: no key.
+        if request.method == "GET" {
+            assert_eq!(header(request, "idempotency-key"), None);
+            continue;
+        }
         let key = header(request, "idempotency-key").expect("every create is idempotent");
         assert!(key.starts_with("staryer:"), "{key}");
     }
@@ -193,7 +202,7 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     let pro_product = products.iter().find(|f| f["name"] == "Pro").unwrap();
     assert_eq!(pro_product["metadata[staryer_tier]"], "pro");
     let meters: Vec<_> = fake
-        .requests("/v1/billing/meters")
+        .posts("/v1/billing/meters")
         .await
         .iter()
         .map(form)
@@ -209,7 +218,7 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     ] {
         assert_eq!(meters[0][field], value, "{field}");
     }
-    let prices: Vec<_> = fake.requests("/v1/prices").await.iter().map(form).collect();
+    let prices: Vec<_> = fake.posts("/v1/prices").await.iter().map(form).collect();
     assert_eq!(prices.len(), 4);
     let base = prices
         .iter()
@@ -254,7 +263,7 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     )
     .await;
     assert_eq!(same["stripe"]["price_id"], pro["price_id"]);
-    assert_eq!(fake.requests("/v1/prices").await.len(), 4);
+    assert_eq!(fake.posts("/v1/prices").await.len(), 4);
 
     // A new price: new prices on the same product, renamed; the old prices archived.
     let changed = ok_json(
@@ -272,7 +281,7 @@ async fn tiers_become_products_and_prices_with_the_exact_requests(backend: Backe
     assert_eq!(changed["stripe"]["status"], "synced");
     assert_eq!(changed["stripe"]["product_id"], pro["product_id"]);
     assert_ne!(changed["stripe"]["price_id"], pro["price_id"]);
-    assert_eq!(fake.requests("/v1/prices").await.len(), 6);
+    assert_eq!(fake.posts("/v1/prices").await.len(), 6);
     let product_path = format!("/v1/products/{}", pro["product_id"].as_str().unwrap());
     let renamed = fake.requests(&product_path).await;
     assert_eq!(form(&renamed[0])["name"], "Pro 2026");
@@ -298,8 +307,10 @@ async fn tier_standing(app: &TestApp, creator: &TestCreator, tier: &str) -> Valu
 }
 
 /// A connected creator whose tier `pro` was saved but not synced: the product was made,
-/// then Stripe failed on the price. Answers the creator and the create answer.
+/// then Stripe failed on the price. Search has not caught up with the product, so the
+/// retry gets it back by its idempotency key. Answers the creator and the create answer.
 async fn tier_whose_sync_failed(app: &TestApp, fake: &FakeStripe) -> (TestCreator, Value) {
+    fake.search_lags();
     let creator = app.create_creator("acme").await;
     app.create_meter(&creator, "api", "sum", "month").await;
     connect_account(app, &creator).await;
@@ -353,7 +364,7 @@ async fn a_failed_sync_is_retried_and_gets_the_objects_made_the_first_time(backe
     );
     assert_eq!(retried["stripe"]["product_id"], "prod_fake1");
     // The refused step went again under a new key: Stripe would replay its refusal.
-    let prices = fake.requests("/v1/prices").await;
+    let prices = fake.posts("/v1/prices").await;
     let first = header(&prices[0], "idempotency-key").unwrap();
     let again = header(&prices[1], "idempotency-key").unwrap();
     assert!(
@@ -1808,4 +1819,144 @@ async fn a_thin_event_signed_by_its_own_destination_is_believed(backend: Backend
         "invalid_signature",
     )
     .await;
+}
+
+/// Creates at the fake: products, prices, meters.
+async fn creates(fake: &FakeStripe) -> [usize; 3] {
+    [
+        fake.posts("/v1/products").await.len(),
+        fake.posts("/v1/prices").await.len(),
+        fake.posts("/v1/billing/meters").await.len(),
+    ]
+}
+
+/// A second daemon on a new, empty database, connected to the account the first one
+/// filled, finds its product, prices and meter (search, lists) instead of making them
+/// again, and sells the prices it found.
+async fn a_new_database_finds_the_objects_made_before_instead_of_making_them(backend: Backend) {
+    let (fake, _first, _, made) = connected_app(backend.clone()).await;
+    let before = creates(&fake).await;
+    assert_eq!(before, [2, 4, 1]);
+    let lookups_before = fake.all_requests().await.len();
+
+    let second = billing_app(backend, &fake).await;
+    let (creator, found) = connected_creator(&second).await;
+    assert_eq!(found["tiers"], made["tiers"], "the same ids");
+    assert_eq!(creates(&fake).await, before, "nothing made again");
+    let requests = fake.all_requests().await;
+    let lookups: Vec<_> = requests[lookups_before..]
+        .iter()
+        .filter(|r| r.method == "GET" && !r.url.path().starts_with("/v1/accounts/"))
+        .collect();
+    let paths: Vec<&str> = lookups.iter().map(|r| r.url.path()).collect();
+    for wanted in ["/v1/products/search", "/v1/prices", "/v1/billing/meters"] {
+        assert!(paths.contains(&wanted), "{paths:?}");
+    }
+    for lookup in lookups {
+        assert_eq!(header(lookup, "stripe-account"), Some(ACCOUNT));
+        assert_eq!(header(lookup, "idempotency-key"), None);
+    }
+
+    put_customer(&second, &creator, "c1", json!({"tier": "free"})).await;
+    ok_json(
+        second
+            .post(
+                "/v1/checkout/sessions",
+                &creator.secret_key,
+                json!({"customer_id": "c1", "tier": "pro",
+                    "success_url": "https://acme.example/thanks",
+                    "cancel_url": "https://acme.example/pricing"}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let fields = form(&fake.requests("/v1/checkout/sessions").await[0]);
+    let pro = &made["tiers"]["pro"];
+    assert_eq!(
+        fields["line_items[0][price]"],
+        pro["price_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        fields["line_items[1][price]"],
+        pro["overage_prices"]["api"].as_str().unwrap()
+    );
+}
+
+/// The billing events of type `staryer.usage_drift`.
+async fn drifts(app: &TestApp, creator: &TestCreator) -> Vec<Value> {
+    let events = ok_json(
+        app.get("/v1/billing/events", &creator.secret_key).await,
+        200,
+    )
+    .await;
+    let mut drifts = events.as_array().unwrap().clone();
+    drifts.retain(|e| e["type"] == "staryer.usage_drift");
+    drifts
+}
+
+/// Once the hour of the reports has closed and another has passed, what each Stripe
+/// customer was reported is compared with Stripe's meter event summary: in agreement,
+/// nothing; a difference is a `staryer.usage_drift` event and a count, recorded once
+/// however often the hour is checked again.
+async fn reported_usage_is_reconciled_with_what_stripe_counted(backend: Backend) {
+    let (fake, app, creator, _) = connected_app(backend).await;
+    for (customer, stripe_id) in [("c1", "cus_C1"), ("c2", "cus_C2")] {
+        put_customer(
+            &app,
+            &creator,
+            customer,
+            json!({"tier": "pro", "stripe_customer_id": stripe_id}),
+        )
+        .await;
+        use_api(&app, &creator, customer, 5.0).await;
+    }
+    // Sent at START (the clock stands still): the hour from START is theirs.
+    for _ in 0..200 {
+        let all = reports(&app, &creator).await;
+        if all.iter().filter(|r| r["state"] == "sent").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Stripe counted 3 of cus_C2's 5 units; cus_C1's summary adds up its events.
+    fake.set_summary("cus_C2", 3.0);
+    app.clock.advance(2 * 3_600);
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = drifts(&app, &creator).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Stripe customers are compared in order: cus_C1's comparison came first.
+    assert_eq!(found.len(), 1, "{found:?}");
+    let drift = &found[0];
+    assert_eq!(drift["customer_id"], "c2");
+    assert_eq!(drift["stripe_customer_id"], "cus_C2");
+    assert_eq!(drift["amount"], 2, "reported minus counted");
+    let meter = drift["object_id"].as_str().unwrap().to_string();
+    assert!(meter.starts_with("mtr_"), "{drift}");
+    let summaries_path = format!("/v1/billing/meters/{meter}/event_summaries");
+    let asked = fake.wait_for(&summaries_path, 2).await;
+    let mut customers = Vec::new();
+    for request in &asked {
+        let params: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        assert_eq!(params["start_time"], START.to_string());
+        assert_eq!(params["end_time"], (START + 3_600).to_string());
+        customers.push(params["customer"].clone());
+        assert_eq!(header(request, "stripe-account"), Some(ACCOUNT));
+        assert_eq!(header(request, "idempotency-key"), None);
+    }
+    assert_eq!(customers, ["cus_C1", "cus_C2"]);
+    assert!(metric(&app.metrics().await, "staryer_stripe_usage_drift_total") >= 1.0);
+
+    // A restarted daemon checks the same hour again: the drift is not recorded twice.
+    let app = app.restart().await;
+    fake.wait_for(&summaries_path, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = drifts(&app, &creator).await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0]["event_id"], drift["event_id"]);
 }

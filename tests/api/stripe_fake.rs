@@ -3,8 +3,12 @@
 //! `tests/fixtures/stripe/LICENSE`), with fresh ids and the fields the request set. Like
 //! Stripe, it answers a repeated `Idempotency-Key` with the object made the first time.
 //! Tests read back what the daemon sent: paths, headers, form fields, JSON bodies.
+//!
+//! Like an account, it keeps what it made (`Ledger`): products, prices and meters, which
+//! updates change and which search and lists find, and the meter events taken, which its
+//! meter event summaries add up (unless a test sets a customer's summary).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -44,6 +48,7 @@ pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
 
 pub struct FakeStripe {
     pub server: MockServer,
+    ledger: Ledger,
     desk: SubscriptionDesk,
 }
 
@@ -53,6 +58,7 @@ struct Maker {
     prefix: &'static str,
     counter: Arc<AtomicUsize>,
     by_idempotency_key: Arc<Mutex<HashMap<String, Value>>>,
+    ledger: Ledger,
 }
 
 impl Respond for Maker {
@@ -89,6 +95,7 @@ impl Respond for Maker {
         if self.kind == "checkout.session" {
             object["url"] = json!(format!("https://checkout.stripe.com/c/pay/{id}"));
         }
+        self.ledger.take(self.kind, &fields, &mut object);
         if let Some(key) = key {
             self.by_idempotency_key
                 .lock()
@@ -103,11 +110,13 @@ impl FakeStripe {
     pub async fn start() -> FakeStripe {
         let server = MockServer::start().await;
         let replays = Arc::new(Mutex::new(HashMap::new()));
+        let ledger = Ledger::default();
         let made = |kind, prefix| Maker {
             kind,
             prefix,
             counter: Arc::default(),
             by_idempotency_key: replays.clone(),
+            ledger: ledger.clone(),
         };
         for (route, kind, prefix) in [
             ("/v1/products", "product", "prod"),
@@ -123,17 +132,7 @@ impl FakeStripe {
                 .mount(&server)
                 .await;
         }
-        // Updates answer the object (archive a price, rename a product).
-        for (pattern, kind) in [
-            ("^/v1/products/[^/]+$", "product"),
-            ("^/v1/prices/[^/]+$", "price"),
-        ] {
-            Mock::given(method("POST"))
-                .and(path_regex(pattern))
-                .respond_with(ResponseTemplate::new(200).set_body_json(fixture(kind)))
-                .mount(&server)
-                .await;
-        }
+        mount_lookups(&server, &ledger).await;
         // Any account is known, but for `MISSING_ACCOUNT`.
         Mock::given(method("GET"))
             .and(path(format!("/v1/accounts/{MISSING_ACCOUNT}")))
@@ -166,11 +165,6 @@ impl FakeStripe {
             })))
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/v2/billing/meter_event_stream"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
-            .mount(&server)
-            .await;
         let desk = SubscriptionDesk::default();
         Mock::given(path_regex(
             "^/v1/(customers|subscriptions|subscription_schedules|billing_portal/sessions)",
@@ -178,7 +172,11 @@ impl FakeStripe {
         .respond_with(desk.clone())
         .mount(&server)
         .await;
-        FakeStripe { server, desk }
+        FakeStripe {
+            server,
+            desk,
+            ledger,
+        }
     }
 
     /// A live subscription of `customer` (a Stripe customer id) to `prices` (recurring
@@ -250,6 +248,15 @@ impl FakeStripe {
             json!({"staryer_creator": creator_slug, "staryer_customer_id": customer_id});
         state.objects.insert(id.clone(), customer);
         id
+    }
+
+    /// From now on, the meter event summaries of this Stripe customer answer `value`,
+    /// whatever the events taken add up to (Stripe's view drifted from the reports).
+    pub fn set_summary(&self, stripe_customer_id: &str, value: f64) {
+        self.ledger
+            .lock()
+            .summaries
+            .insert(stripe_customer_id.to_string(), value);
     }
 
     pub fn uri(&self) -> String {
@@ -371,6 +378,19 @@ impl FakeStripe {
             .collect()
     }
 
+    /// The POSTs to `path` (creates, where a GET of the same path lists).
+    pub async fn posts(&self, path: &str) -> Vec<Request> {
+        let mut posts = self.requests(path).await;
+        posts.retain(|r| r.method == "POST");
+        posts
+    }
+
+    /// From now on, search finds nothing: Stripe's search lags behind a create (it is
+    /// eventually consistent), and a retry must not count on it.
+    pub fn search_lags(&self) {
+        self.ledger.lock().search_lags = true;
+    }
+
     /// Waits until at least `count` requests reached `path` (10 s at most) and answers them.
     pub async fn wait_for(&self, path: &str, count: usize) -> Vec<Request> {
         for _ in 0..400 {
@@ -385,6 +405,276 @@ impl FakeStripe {
             self.requests(path).await.len()
         );
     }
+}
+
+/// What the fake account holds: the objects made, the meter events taken, and the
+/// summaries a test set.
+#[derive(Clone, Default)]
+struct Ledger(Arc<Mutex<Holdings>>);
+
+#[derive(Default)]
+struct Holdings {
+    /// Products, prices and meters, in the order made.
+    objects: Vec<Value>,
+    /// Meter events by identifier (Stripe takes an identifier once): event name, Stripe
+    /// customer, value, timestamp.
+    meter_events: BTreeMap<String, (String, String, f64, i64)>,
+    /// Stripe customer -> the aggregated value its summaries answer instead.
+    summaries: HashMap<String, f64>,
+    /// Search finds nothing (`FakeStripe::search_lags`).
+    search_lags: bool,
+}
+
+impl Ledger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Holdings> {
+        self.0.lock().unwrap()
+    }
+
+    /// Keeps what a create made, with the fields Stripe would set from its form.
+    fn take(&self, kind: &str, fields: &HashMap<String, String>, object: &mut Value) {
+        match kind {
+            "product" | "price" | "billing.meter" => {
+                let metadata: serde_json::Map<String, Value> = fields
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        let key = name.strip_prefix("metadata[")?.strip_suffix(']')?;
+                        Some((key.to_string(), json!(value)))
+                    })
+                    .collect();
+                object["metadata"] = Value::Object(metadata);
+                object["active"] = json!(true);
+                if kind == "price" {
+                    for field in ["meter", "usage_type", "interval"] {
+                        if let Some(value) = fields.get(&format!("recurring[{field}]")) {
+                            object["recurring"][field] = json!(value);
+                        }
+                    }
+                }
+                self.lock().objects.push(object.clone());
+            }
+            "billing.meter_event" => {
+                let event = (
+                    fields["event_name"].clone(),
+                    fields["payload[stripe_customer_id]"].clone(),
+                    fields["payload[value]"].parse().unwrap(),
+                    fields["timestamp"].parse().unwrap(),
+                );
+                let identifier = fields["identifier"].clone();
+                self.lock().meter_events.entry(identifier).or_insert(event);
+            }
+            _ => {}
+        }
+    }
+
+    /// The objects of a type that `keep` takes, in the order made.
+    fn listed(&self, kind: &str, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|o| o["object"] == kind && keep(o))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The query parameters of a request.
+fn query(request: &Request) -> HashMap<String, String> {
+    request.url.query_pairs().into_owned().collect()
+}
+
+/// Stripe's list object: the page after `starting_after`, at most `limit` long.
+fn list(request: &Request, objects: Vec<Value>) -> ResponseTemplate {
+    let params = query(request);
+    let limit = params.get("limit").map_or(10, |l| l.parse().unwrap());
+    let start = params
+        .get("starting_after")
+        .and_then(|after| objects.iter().position(|o| o["id"] == after.as_str()))
+        .map_or(0, |at| at + 1);
+    let page: Vec<Value> = objects.iter().skip(start).take(limit).cloned().collect();
+    ResponseTemplate::new(200).set_body_json(json!({
+        "object": "list",
+        "data": page,
+        "has_more": start + limit < objects.len(),
+        "url": request.url.path(),
+    }))
+}
+
+fn invalid(message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({
+        "error": {"type": "invalid_request_error", "message": message}
+    }))
+}
+
+/// `metadata['k']:'v'` terms joined by ` AND `, and `active:'true'`: the part of Stripe's
+/// search language the daemon speaks. `None` for anything else.
+fn search_terms(query: &str) -> Option<Vec<(Option<String>, String)>> {
+    query
+        .split(" AND ")
+        .map(|term| {
+            let (field, value) = term.split_once(":'")?;
+            let value = value.strip_suffix('\'')?.replace("\\'", "'");
+            match field {
+                "active" => Some((None, value)),
+                _ => {
+                    let key = field.strip_prefix("metadata['")?.strip_suffix("']")?;
+                    Some((Some(key.to_string()), value))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Search, lists, updates and event summaries over what the ledger holds, and the v2
+/// meter event stream, whose events it takes.
+async fn mount_lookups(server: &MockServer, ledger: &Ledger) {
+    let held = ledger.clone();
+    Mock::given(method("GET"))
+        .and(path("/v1/products/search"))
+        .respond_with(move |request: &Request| {
+            let Some(terms) = query(request).get("query").and_then(|q| search_terms(q)) else {
+                return invalid("the fake parses metadata['k']:'v' and active:'true' only");
+            };
+            let lags = held.lock().search_lags;
+            let found = held.listed("product", |product| {
+                !lags
+                    && terms.iter().all(|(key, value)| match key {
+                        Some(key) => product["metadata"][key] == value.as_str(),
+                        None => product["active"] == (value == "true"),
+                    })
+            });
+            ResponseTemplate::new(200).set_body_json(json!({
+                "object": "search_result",
+                "data": found,
+                "has_more": false,
+                "next_page": null,
+                "url": "/v1/products/search",
+            }))
+        })
+        .mount(server)
+        .await;
+    let held = ledger.clone();
+    Mock::given(method("GET"))
+        .and(path("/v1/prices"))
+        .respond_with(move |request: &Request| {
+            let params = query(request);
+            let found = held.listed("price", |price| {
+                params
+                    .get("product")
+                    .is_none_or(|p| price["product"] == p.as_str())
+                    && params
+                        .get("active")
+                        .is_none_or(|a| price["active"] == (a == "true"))
+            });
+            list(request, found)
+        })
+        .mount(server)
+        .await;
+    let held = ledger.clone();
+    Mock::given(method("GET"))
+        .and(path("/v1/billing/meters"))
+        .respond_with(move |request: &Request| {
+            let params = query(request);
+            let found = held.listed("billing.meter", |meter| {
+                params
+                    .get("status")
+                    .is_none_or(|s| meter["status"] == s.as_str())
+            });
+            list(request, found)
+        })
+        .mount(server)
+        .await;
+    // Updates change the object and answer it (archive a price, rename a product).
+    for (pattern, kind) in [
+        ("^/v1/products/[^/]+$", "product"),
+        ("^/v1/prices/[^/]+$", "price"),
+    ] {
+        let held = ledger.clone();
+        Mock::given(method("POST"))
+            .and(path_regex(pattern))
+            .respond_with(move |request: &Request| {
+                let id = request.url.path().rsplit('/').next().unwrap();
+                let fields = form(request);
+                let mut holdings = held.lock();
+                let Some(object) = holdings.objects.iter_mut().find(|o| o["id"] == id) else {
+                    return ResponseTemplate::new(200).set_body_json(fixture(kind));
+                };
+                if let Some(name) = fields.get("name") {
+                    object["name"] = json!(name);
+                }
+                if let Some(active) = fields.get("active") {
+                    object["active"] = json!(active == "true");
+                }
+                ResponseTemplate::new(200).set_body_json(object.clone())
+            })
+            .mount(server)
+            .await;
+    }
+    let held = ledger.clone();
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/billing/meters/[^/]+/event_summaries$"))
+        .respond_with(move |request: &Request| {
+            let params = query(request);
+            let meter = request.url.path().split('/').nth(4).unwrap().to_string();
+            let time = |name: &str| params.get(name).and_then(|t| t.parse::<i64>().ok());
+            let (Some(customer), Some(start), Some(end)) =
+                (params.get("customer"), time("start_time"), time("end_time"))
+            else {
+                return invalid("customer, start_time and end_time are required");
+            };
+            if start % 60 != 0 || end % 60 != 0 {
+                return invalid("start_time and end_time must be aligned with minute boundaries");
+            }
+            let holdings = held.lock();
+            let event_name = holdings
+                .objects
+                .iter()
+                .find(|o| o["id"] == meter.as_str())
+                .map(|o| o["event_name"].as_str().unwrap().to_string());
+            let summed = holdings
+                .meter_events
+                .values()
+                .filter(|(name, to, _, at)| {
+                    Some(name) == event_name.as_ref() && to == customer && (start..end).contains(at)
+                })
+                .map(|(_, _, value, _)| value)
+                .sum::<f64>();
+            let mut summary = fixture("billing.meter_event_summary");
+            summary["id"] = json!(format!("mtrusg_fake_{start}"));
+            summary["meter"] = json!(meter);
+            summary["start_time"] = json!(start);
+            summary["end_time"] = json!(end);
+            summary["aggregated_value"] =
+                json!(holdings.summaries.get(customer).copied().unwrap_or(summed));
+            list(request, vec![summary])
+        })
+        .mount(server)
+        .await;
+    let held = ledger.clone();
+    Mock::given(method("POST"))
+        .and(path("/v2/billing/meter_event_stream"))
+        .respond_with(move |request: &Request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            let mut holdings = held.lock();
+            for event in body["events"].as_array().unwrap() {
+                let at = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp();
+                let taken = (
+                    event["event_name"].as_str().unwrap().to_string(),
+                    event["payload"]["stripe_customer_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    event["payload"]["value"].as_str().unwrap().parse().unwrap(),
+                    at,
+                );
+                let identifier = event["identifier"].as_str().unwrap().to_string();
+                holdings.meter_events.entry(identifier).or_insert(taken);
+            }
+            ResponseTemplate::new(200).set_body_json(json!({}))
+        })
+        .mount(server)
+        .await;
 }
 
 /// Customers, subscriptions, subscription schedules and portal sessions: objects that

@@ -443,11 +443,11 @@ async fn checkout_offers_trials_promotion_codes_and_tax_as_configured(backend: B
         json!({"allow_promotion_codes": true, "automatic_tax": true, "tax_behavior": "exclusive"}),
     )
     .await;
-    let prices_before = fake.requests("/v1/prices").await.len();
+    let prices_before = fake.posts("/v1/prices").await.len();
     let (subscription, _) = subscribe(&app, &fake, &creator, &connected, "c1").await;
     // A tax behavior is part of a Price: pro got new ones carrying it.
     let pro_product = connected["tiers"]["pro"]["product_id"].as_str().unwrap();
-    let new_prices: Vec<_> = fake.requests("/v1/prices").await[prices_before..]
+    let new_prices: Vec<_> = fake.posts("/v1/prices").await[prices_before..]
         .iter()
         .map(form)
         .filter(|price| price["product"] == pro_product)
