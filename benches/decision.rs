@@ -38,6 +38,7 @@ fn tenant() -> (Tenant, Arc<TenantConfig>) {
             aggregation,
             reset: Reset::Month,
             created_at: NOW,
+            serial: 1,
         });
     }
     let caps: BTreeMap<String, CapSpec> = METERS
@@ -65,7 +66,7 @@ fn tenant() -> (Tenant, Arc<TenantConfig>) {
         features: vec![],
         trial_days: 0,
     };
-    let tier = Tier::build(Arc::from("pro"), definition, true, &config, NOW, NOW).unwrap();
+    let tier = Tier::build(Arc::from("pro"), definition, true, &config, NOW, NOW, 1).unwrap();
     config = config.with_tier(tier);
     let tenant = Tenant::new(Arc::from("cr_bench"), Arc::from("bench"), config);
     let config = tenant.config();

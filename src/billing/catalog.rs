@@ -174,6 +174,16 @@ fn interval(interval: Interval) -> CreatePriceRecurringInterval {
     }
 }
 
+/// The part of an idempotency key that tells a meter's or tier's incarnations apart: none
+/// for those made before deletes existed (their keys stay as they were).
+fn incarnation(serial: i64) -> String {
+    if serial == 0 {
+        String::new()
+    } else {
+        format!("~{serial}")
+    }
+}
+
 fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -220,7 +230,12 @@ impl Billing {
         let syncs = existing.as_ref().map_or(0, |row| row.syncs);
         // The whole hash (prices and product), digested to keep keys short.
         let digest = hex::encode(&Sha256::digest(&hash)[..8]);
-        let key_base = format!("staryer:{}:{}:{syncs}:{digest}", tenant.id, tier.key);
+        let key_base = format!(
+            "staryer:{}:{}{}:{syncs}:{digest}",
+            tenant.id,
+            tier.key,
+            incarnation(tier.serial)
+        );
         let same_prices = existing.as_ref().filter(|row| {
             row.account_id == account
                 && prices_part(&row.definition_hash)
@@ -483,7 +498,11 @@ impl Billing {
                 self.make(
                     &create,
                     account,
-                    &format!("staryer:{creator_id}:meter:{}:{account}", meter.key),
+                    &format!(
+                        "staryer:{creator_id}:meter:{}{}:{account}",
+                        meter.key,
+                        incarnation(meter.serial)
+                    ),
                 )
                 .await?
             }
@@ -543,7 +562,7 @@ impl Billing {
             .collect();
         let tax = self.settings(&tenant.id).await?.tax_behavior;
         let config = tenant.config();
-        let views = config.tiers.iter().map(|tier| {
+        let views = config.live_tiers().map(|tier| {
             let view = match (account, synced.get(&*tier.key)) {
                 _ if !tier.is_priced() => TierSyncView::status("not_priced"),
                 (None, _) => TierSyncView::status("not_connected"),
@@ -563,7 +582,7 @@ impl Billing {
     pub async fn sync_all_tiers(&self, tenant: &Tenant) -> BTreeMap<String, TierSyncView> {
         let config = tenant.config();
         let mut views = BTreeMap::new();
-        for tier in &config.tiers {
+        for tier in config.live_tiers() {
             views.insert(tier.key.to_string(), self.sync_view(tenant, tier).await);
         }
         views

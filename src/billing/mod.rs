@@ -3,8 +3,9 @@
 //! buy them through Checkout (`checkout`), their subscriptions change tier, end and resume
 //! (`subscriptions`), their usage goes out as Billing Meter events exactly once
 //! (`reporter`) and is checked against what Stripe counted (`reconcile`), Stripe's
-//! webhooks move customers between tiers (`webhooks`), and a failed payment runs its
-//! course (`dunning`). The creator's choices are `settings`; `routes`
+//! webhooks move customers between tiers (`webhooks`), a failed payment runs its
+//! course (`dunning`), and deleted meters and tiers have their Stripe objects put away
+//! (`tidy`). The creator's choices are `settings`; `routes`
 //! are the HTTP handlers over all of it.
 //!
 //! Every call for a creator carries its connected account (`Stripe-Account`), and every
@@ -29,6 +30,7 @@ pub mod reporter;
 pub mod routes;
 pub mod settings;
 pub mod subscriptions;
+pub mod tidy;
 pub mod webhooks;
 
 use std::sync::Arc;

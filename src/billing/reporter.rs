@@ -2,7 +2,8 @@
 //! report into Billing Meter events on each creator's connected account, exactly once.
 //!
 //! Each tick has two halves, then retries the sync of any priced tier not in step with
-//! Stripe (a failed sync is not left waiting for the next change). *Cut*: for every customer with a Stripe customer id, a cursor
+//! Stripe (a failed sync is not left waiting for the next change) and the tidy-ups of
+//! deleted meters and tiers that Stripe has not taken yet (`tidy`). *Cut*: for every customer with a Stripe customer id, a cursor
 //! per meter says how many whole units of its all-time durable usage are accounted for.
 //! Whatever has grown past it becomes a report when the customer's tier bills that
 //! meter's overage, and is passed over when it does not (so usage is billed by the tier
@@ -173,6 +174,7 @@ impl Pass {
         }
         // After the reports, so that a slow Stripe catalog never delays billing.
         self.resync_tiers().await;
+        self.billing.tidy_up_all().await;
         if let Err(err) = self.billing.end_overdue_graces(&self.registry).await {
             tracing::warn!(error = %err.message, "ending overdue grace periods failed; the next \
                 pass retries");
@@ -203,7 +205,7 @@ impl Pass {
                 continue;
             };
             let config = creator.tenant.config();
-            for tier in config.tiers.iter().filter(|tier| tier.is_priced()) {
+            for tier in config.live_tiers().filter(|tier| tier.is_priced()) {
                 if let Err(err) = self.billing.sync_tier(&creator.tenant, &tier.key).await {
                     failed += 1;
                     tracing::debug!(creator = %creator.tenant.slug, tier = %tier.key,
@@ -301,6 +303,9 @@ impl Pass {
                         &creator_id,
                         &total.customer_id,
                         &total.meter_key,
+                        config
+                            .meter_id(&total.meter_key)
+                            .map_or(0, |id| config.meter(id).serial),
                         cursor.next_seq,
                     ),
                     creator_id: creator_id.clone(),
@@ -539,12 +544,23 @@ fn uses_stream(transport: MeterEventTransport, due: usize, v1_per_second: u32) -
 }
 
 /// `stry_<16 hex of sha256(creator, customer, meter)>_<sequence>`: the same report always
-/// has the same identifier, and different ones never share one.
-pub fn identifier(creator_id: &str, customer_id: &str, meter_key: &str, seq: i64) -> String {
+/// has the same identifier, and different ones never share one. The meter is its key and,
+/// when not 0, its serial: a meter deleted and made again starts its sequence anew (its
+/// cursors went with it) under identifiers of its own.
+pub fn identifier(
+    creator_id: &str,
+    customer_id: &str,
+    meter_key: &str,
+    meter_serial: i64,
+    seq: i64,
+) -> String {
     let mut hash = Sha256::new();
     for part in [creator_id, customer_id, meter_key] {
         hash.update(part.as_bytes());
         hash.update([0]);
+    }
+    if meter_serial != 0 {
+        hash.update(meter_serial.to_be_bytes());
     }
     format!("stry_{}_{seq}", &hex::encode(hash.finalize())[..16])
 }
@@ -570,10 +586,11 @@ mod tests {
 
     #[test]
     fn identifiers_are_deterministic_and_distinct() {
-        let first = identifier("cr", "cust", "api", 0);
-        assert_eq!(first, identifier("cr", "cust", "api", 0));
-        assert_ne!(first, identifier("cr", "cust", "api", 1));
-        assert_ne!(first, identifier("cr", "cus", "tapi", 0));
+        let first = identifier("cr", "cust", "api", 0, 0);
+        assert_eq!(first, identifier("cr", "cust", "api", 0, 0));
+        assert_ne!(first, identifier("cr", "cust", "api", 0, 1));
+        assert_ne!(first, identifier("cr", "cus", "tapi", 0, 0));
+        assert_ne!(first, identifier("cr", "cust", "api", 7, 0));
         assert!(first.starts_with("stry_") && first.ends_with("_0"));
         assert!(
             first.len() <= 100,

@@ -1,5 +1,8 @@
 //! Meters: what is counted. A meter's key is a slug unique within its creator; meters are
 //! never renumbered, so a meter's position is a stable index for counters and caps.
+//! Deleting a meter leaves a tombstone at its position until the next start (see
+//! `tenants::config`); its `serial` tells its usage apart from that of a later meter with
+//! the same key.
 
 use std::sync::Arc;
 
@@ -22,6 +25,14 @@ pub struct Meter {
     pub aggregation: Aggregation,
     pub reset: Reset,
     pub created_at: i64,
+    /// This incarnation of the key (random; 0 for meters made before deletes existed).
+    pub serial: i64,
+}
+
+/// A new incarnation's serial: random and never 0.
+pub fn new_serial() -> i64 {
+    use rand::Rng;
+    rand::rng().random_range(1..i64::MAX)
 }
 
 /// `POST /v1/meters`.
@@ -132,6 +143,7 @@ impl NewMeter {
             aggregation: self.aggregation,
             reset: self.reset,
             created_at: now,
+            serial: new_serial(),
         })
     }
 }

@@ -1,12 +1,18 @@
 //! `/v1/meters`: thin handlers over the tenant actor (writes) and the config snapshot (reads).
+//! A delete is answered once the store and memory have it; with billing on, the meter's
+//! Stripe meter is then deactivated (`billing::tidy`), and a Stripe failure there is
+//! retried by the reporter rather than failing the delete.
 
-use actix_web::{get, post, web, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::{delete, get, post, web, HttpResponse};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::meters::model::{MeterView, NewMeter};
 use crate::state::AppState;
+use crate::tenants::actor::meter_not_found;
 
 /// Create a meter.
 #[utoipa::path(post, path = "/v1/meters", tag = "meters", request_body = NewMeter,
@@ -33,9 +39,8 @@ pub async fn create_meter(
 pub async fn list_meters(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
     let config = creator.tenant.config();
     let meters: Vec<MeterView> = config
-        .meters
-        .iter()
-        .map(|m| MeterView::from(&**m))
+        .live_meters()
+        .map(|(_, m)| MeterView::from(&**m))
         .collect();
     HttpResponse::Ok().json(meters)
 }
@@ -52,8 +57,28 @@ pub async fn get_meter(
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let config = creator.tenant.config();
-    let id = config
-        .meter_id(&key)
-        .ok_or_else(|| ApiError::not_found("meter_not_found", format!("no meter `{key}`")))?;
+    let id = config.meter_id(&key).ok_or_else(|| meter_not_found(&key))?;
     Ok(HttpResponse::Ok().json(MeterView::from(&**config.meter(id))))
+}
+
+/// Delete a meter, with the usage it counted (a meter made later with the same key starts
+/// empty). Refused while a tier caps it. With billing on, its Stripe meter is deactivated.
+#[utoipa::path(delete, path = "/v1/meters/{key}", tag = "meters",
+    params(("key" = String, Path, description = "Meter key")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "`meter_not_found`", body = ErrorBody),
+        (status = 409, description = "`in_use`: a tier caps the meter (the message names them)",
+            body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[delete("/v1/meters/{key}")]
+pub async fn delete_meter(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    creator.actor.delete_meter(Arc::from(key.as_str())).await?;
+    if let Some(billing) = &state.billing {
+        billing.tidy_up(&creator.tenant.id).await;
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,7 @@
 //! The billing tables: the Stripe objects made for each creator's catalog, the report
 //! cursors and the reports themselves (the outbox of meter events), and the webhook
-//! events received. Same SQL on both databases, like the rest of the store.
+//! events received, and the tidy-ups of deleted meters and tiers (their Stripe objects
+//! still to deactivate or archive). Same SQL on both databases, like the rest of the store.
 
 use sqlx::Row;
 
@@ -30,6 +31,17 @@ pub struct StripeTierRow {
     /// Syncs that made objects for this tier so far.
     pub syncs: i64,
     pub synced_at: i64,
+}
+
+/// A Stripe object of a deleted meter or tier still to put away: `kind` is `meter`
+/// (deactivate), `product` or `price` (archive).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TidyUpRow {
+    pub kind: String,
+    pub object_id: String,
+    pub account_id: String,
+    /// Failed attempts so far.
+    pub attempts: i64,
 }
 
 /// A customer's all-time durable usage of one meter, from the hourly buckets (millionths).
@@ -742,4 +754,140 @@ impl Store {
         .await
         .map_err(unavailable)
     }
+
+    // --- tidy-ups ---------------------------------------------------------------------------
+
+    /// Every creator with something to tidy (the reporter's pass).
+    pub async fn creators_with_tidy_ups(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT creator_id FROM stripe_tidy_ups")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn tidy_ups(&self, creator_id: &str) -> Result<Vec<TidyUpRow>, StoreError> {
+        sqlx::query_as::<_, TidyUpRow>(
+            "SELECT kind, object_id, account_id, attempts FROM stripe_tidy_ups \
+             WHERE creator_id = $1 ORDER BY created_at, kind, object_id",
+        )
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Stripe took it (or it has nothing left to put away).
+    pub async fn tidy_up_done(
+        &self,
+        creator_id: &str,
+        kind: &str,
+        object_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM stripe_tidy_ups WHERE creator_id = $1 AND kind = $2 AND object_id = $3",
+        )
+        .bind(creator_id)
+        .bind(kind)
+        .bind(object_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn tidy_up_failed(
+        &self,
+        creator_id: &str,
+        kind: &str,
+        object_id: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE stripe_tidy_ups SET attempts = attempts + 1, last_error = $1 \
+             WHERE creator_id = $2 AND kind = $3 AND object_id = $4",
+        )
+        .bind(error)
+        .bind(creator_id)
+        .bind(kind)
+        .bind(object_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Adds a tidy-up (in the transaction of a delete); one already there stays as it is.
+async fn add_tidy_up(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    creator_id: &str,
+    kind: &str,
+    object_id: &str,
+    account_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stripe_tidy_ups (creator_id, kind, object_id, account_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (creator_id, kind, object_id) DO NOTHING",
+    )
+    .bind(creator_id)
+    .bind(kind)
+    .bind(object_id)
+    .bind(account_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A deleted meter's Stripe meter: its row goes (a meter made again with the key starts
+/// anew) and its deactivation becomes a tidy-up.
+pub(super) async fn retire_stripe_meter(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    creator_id: &str,
+    meter_key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "DELETE FROM stripe_meters WHERE creator_id = $1 AND meter_key = $2 \
+         RETURNING stripe_meter_id, account_id",
+    )
+    .bind(creator_id)
+    .bind(meter_key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some((meter_id, account_id)) = row {
+        add_tidy_up(tx, creator_id, "meter", &meter_id, &account_id, now).await?;
+    }
+    Ok(())
+}
+
+/// A deleted tier's Stripe objects: its row goes, and archiving its Product and each of
+/// its Prices become tidy-ups.
+pub(super) async fn retire_stripe_tier(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    creator_id: &str,
+    tier_key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let row: Option<(String, String, String, String)> = sqlx::query_as(
+        "DELETE FROM stripe_tiers WHERE creator_id = $1 AND tier_key = $2 \
+         RETURNING account_id, product_id, price_id, overage_prices",
+    )
+    .bind(creator_id)
+    .bind(tier_key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((account_id, product_id, price_id, overage)) = row else {
+        return Ok(());
+    };
+    let overage: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&overage).unwrap_or_default();
+    let prices = std::iter::once(price_id)
+        .chain(overage.into_values())
+        .filter(|id| !id.is_empty());
+    for price in prices {
+        add_tidy_up(tx, creator_id, "price", &price, &account_id, now).await?;
+    }
+    add_tidy_up(tx, creator_id, "product", &product_id, &account_id, now).await
 }

@@ -27,6 +27,11 @@ pub struct BucketWrite {
     pub creator_id: Arc<str>,
     pub customer_id: Arc<str>,
     pub meter_key: Arc<str>,
+    /// The meter's incarnation (`Meter::serial`): a fold drops a delta whose meter was
+    /// deleted meanwhile, even when a meter with the same key was made since. Records
+    /// written before meters had serials read 0, as those meters do.
+    #[serde(default)]
+    pub meter_serial: i64,
     pub period_start: i64,
     pub bucket_start: i64,
     /// Millionths: added for sum/count meters, maxed for max meters.
@@ -159,7 +164,7 @@ async fn commit(store: &Store, health: &StoreHealth, merged: &mut MergedWrites) 
     })
 }
 
-type BucketKey = (Arc<str>, Arc<str>, Arc<str>, i64, i64);
+type BucketKey = (Arc<str>, Arc<str>, Arc<str>, i64, i64, i64);
 
 /// Deltas of many requests (or log records), merged per bucket (a multi-row upsert may
 /// touch a row once).
@@ -179,6 +184,7 @@ impl MergedWrites {
                 write.creator_id,
                 write.customer_id,
                 write.meter_key,
+                write.meter_serial,
                 write.period_start,
                 write.bucket_start,
             );
@@ -198,13 +204,14 @@ impl MergedWrites {
             .drain()
             .map(
                 |(
-                    (creator_id, customer_id, meter_key, period_start, bucket_start),
+                    (creator_id, customer_id, meter_key, meter_serial, period_start, bucket_start),
                     (value, is_max),
                 )| {
                     BucketWrite {
                         creator_id,
                         customer_id,
                         meter_key,
+                        meter_serial,
                         period_start,
                         bucket_start,
                         value,

@@ -11,6 +11,7 @@ pub mod flusher;
 pub mod health;
 pub mod writer_hold;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,23 +104,23 @@ pub struct KeyRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MeterRow {
     pub key: String,
-    pub position: i64,
     pub name: String,
     pub unit: String,
     pub aggregation: String,
     pub reset: String,
     pub created_at: i64,
+    pub serial: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TierRow {
     pub key: String,
-    pub position: i64,
     pub definition: String,
     /// 1 for the creator's default tier, else 0.
     pub is_default: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub serial: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -376,19 +377,23 @@ impl Store {
 
     // --- meters and tiers -----------------------------------------------------------------
 
+    /// Inserts a meter after the creator's last one (`position` orders the list).
     pub async fn insert_meter(&self, creator_id: &str, meter: &MeterRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO meters (creator_id, key, position, name, unit, aggregation, reset, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO meters (creator_id, key, position, name, unit, aggregation, reset, \
+             created_at, serial) \
+             SELECT $1, $2, COALESCE(MAX(position) + 1, 0), $3, $4, $5, $6, $7, $8 \
+             FROM meters WHERE creator_id = $9",
         )
         .bind(creator_id)
         .bind(&meter.key)
-        .bind(meter.position)
         .bind(&meter.name)
         .bind(&meter.unit)
         .bind(&meter.aggregation)
         .bind(&meter.reset)
         .bind(meter.created_at)
+        .bind(meter.serial)
+        .bind(creator_id)
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "a meter with this key"))?;
@@ -397,7 +402,7 @@ impl Store {
 
     pub async fn load_meters(&self, creator_id: &str) -> Result<Vec<MeterRow>, StoreError> {
         sqlx::query_as::<_, MeterRow>(
-            "SELECT key, position, name, unit, aggregation, reset, created_at FROM meters \
+            "SELECT key, name, unit, aggregation, reset, created_at, serial FROM meters \
              WHERE creator_id = $1 ORDER BY position",
         )
         .bind(creator_id)
@@ -421,21 +426,30 @@ impl Store {
                 .await
                 .map_err(unavailable)?;
         }
+        // A new tier goes after the creator's last one; a changed one keeps its place and
+        // its serial.
         let statement = if is_new {
-            "INSERT INTO tiers (creator_id, key, position, definition, is_default, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO tiers (creator_id, key, definition, is_default, created_at, updated_at, \
+             serial, position) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, COALESCE(MAX(position) + 1, 0) \
+             FROM tiers WHERE creator_id = $8"
         } else {
-            "UPDATE tiers SET position = $3, definition = $4, is_default = $5, created_at = $6, \
-             updated_at = $7 WHERE creator_id = $1 AND key = $2"
+            "UPDATE tiers SET definition = $3, is_default = $4, created_at = $5, updated_at = $6 \
+             WHERE creator_id = $1 AND key = $2"
         };
-        sqlx::query(statement)
+        let query = sqlx::query(statement)
             .bind(creator_id)
             .bind(&tier.key)
-            .bind(tier.position)
             .bind(&tier.definition)
             .bind(tier.is_default)
             .bind(tier.created_at)
-            .bind(tier.updated_at)
+            .bind(tier.updated_at);
+        let query = if is_new {
+            query.bind(tier.serial).bind(creator_id)
+        } else {
+            query
+        };
+        query
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a tier with this key"))?;
@@ -444,13 +458,70 @@ impl Store {
 
     pub async fn load_tiers(&self, creator_id: &str) -> Result<Vec<TierRow>, StoreError> {
         sqlx::query_as::<_, TierRow>(
-            "SELECT key, position, definition, is_default, created_at, updated_at FROM tiers \
+            "SELECT key, definition, is_default, created_at, updated_at, serial FROM tiers \
              WHERE creator_id = $1 ORDER BY position",
         )
         .bind(creator_id)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)
+    }
+
+    /// Deletes a meter and what it counted, in one transaction: its usage buckets (a later
+    /// meter with the key starts empty), its Stripe report cursors and reports, and its
+    /// Stripe meter, which becomes a tidy-up. Answers whether the meter existed.
+    pub async fn delete_meter(
+        &self,
+        creator_id: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let deleted = sqlx::query("DELETE FROM meters WHERE creator_id = $1 AND key = $2")
+            .bind(creator_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        for table in ["usage_buckets", "stripe_report_cursors", "stripe_reports"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE creator_id = $1 AND meter_key = $2"
+            ))
+            .bind(creator_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        billing::retire_stripe_meter(&mut tx, creator_id, key, now)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
+    }
+
+    /// Deletes a tier, and turns its Stripe Product and Prices into tidy-ups, in one
+    /// transaction. Answers whether the tier existed.
+    pub async fn delete_tier(
+        &self,
+        creator_id: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let deleted = sqlx::query("DELETE FROM tiers WHERE creator_id = $1 AND key = $2")
+            .bind(creator_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        billing::retire_stripe_tier(&mut tx, creator_id, key, now)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
     }
 
     // --- customers ------------------------------------------------------------------------
@@ -602,10 +673,47 @@ impl Store {
             })?;
             merged.add(record);
         }
-        let folded = merged.take();
+        let mut folded = merged.take();
+        self.keep_live_meters(&mut tx, &mut folded)
+            .await
+            .map_err(unavailable)?;
         self.upsert(&mut tx, &folded).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(records.len())
+    }
+
+    /// Drops the deltas of meters deleted since they were committed, even when a meter
+    /// with the same key was made since (its serial differs): usage lands only on the
+    /// meter it was counted for. On PostgreSQL the meters read stay locked (`FOR SHARE`)
+    /// until the fold commits, so a delete cannot fall between this check and the upsert;
+    /// SQLite's fold holds the write lock throughout.
+    async fn keep_live_meters(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        folded: &mut FlushJob,
+    ) -> Result<(), sqlx::Error> {
+        let lock = match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR SHARE",
+        };
+        let sql = format!("SELECT key, serial FROM meters WHERE creator_id = $1{lock}");
+        let mut live: HashMap<Arc<str>, HashMap<String, i64>> = HashMap::new();
+        for write in &folded.buckets {
+            if live.contains_key(&write.creator_id) {
+                continue;
+            }
+            let meters: Vec<(String, i64)> = sqlx::query_as(&sql)
+                .bind(&*write.creator_id)
+                .fetch_all(&mut **tx)
+                .await?;
+            live.insert(write.creator_id.clone(), meters.into_iter().collect());
+        }
+        folded.buckets.retain(|write| {
+            live.get(&write.creator_id)
+                .and_then(|meters| meters.get(&*write.meter_key))
+                == Some(&write.meter_serial)
+        });
+        Ok(())
     }
 
     /// Folds until the log is empty (start-up and shutdown).

@@ -5,6 +5,11 @@
 //! `MeterActor` per meter rolls its periods over: counters of periods that can no longer
 //! receive events (ended more than 35 days ago) leave memory.
 //!
+//! Deleting a meter or a tier follows the same order (store, then memory) and leaves a
+//! tombstone at its position (`tenants::config`): a meter's actor keeps running and clears
+//! any counter of its deleted meter (an event that resolved the meter just before the
+//! delete may still make one), and is gone at the next start with the tombstone.
+//!
 //! Callers hold a `TenantHandle` with named async methods, never a raw mailbox.
 
 use std::sync::Arc;
@@ -71,7 +76,7 @@ impl Actor for TenantActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        for meter in 0..self.tenant.config().meters.len() {
+        for meter in 0..self.tenant.config().meter_slots() {
             self.start_meter_actor(meter as MeterId);
         }
         ctx.run_interval(self.settings.maintenance_interval, |_, ctx| {
@@ -112,16 +117,16 @@ impl Handler<CreateMeter> for TenantActor {
             }
             let row = MeterRow {
                 key: meter.key.to_string(),
-                position: config.meters.len() as i64,
                 name: meter.name.clone(),
                 unit: meter.unit.clone(),
                 aggregation: meter.aggregation.as_str().into(),
                 reset: meter.reset.as_str().into(),
                 created_at: meter.created_at,
+                serial: meter.serial,
             };
             store.insert_meter(&tenant.id, &row).await?;
             let next = config.with_meter(meter);
-            let id = (next.meters.len() - 1) as MeterId;
+            let id = (next.meter_slots() - 1) as MeterId;
             let created = next.meter(id).clone();
             tenant.set_config(next);
             me.do_send(StartMeterActor(id));
@@ -146,7 +151,7 @@ impl Handler<SaveTier> for TenantActor {
         let now = self.settings.clock.now();
         self.in_turn(move |tenant, store| async move {
             let config = tenant.config();
-            let (key, definition, is_default, created_at, is_new) = match change {
+            let (key, definition, is_default, created_at, serial) = match change {
                 TierChange::Create(new) => {
                     let key = crate::meters::model::parse_slug("key", &new.key)?;
                     if config.tier_id(&key).is_some() {
@@ -162,7 +167,7 @@ impl Handler<SaveTier> for TenantActor {
                         new.features,
                         new.trial_days,
                     )?;
-                    (key, definition, new.default, now, true)
+                    (key, definition, new.default, now, None)
                 }
                 TierChange::Patch(key, patch) => {
                     let current = config
@@ -183,21 +188,23 @@ impl Handler<SaveTier> for TenantActor {
                         definition,
                         is_default,
                         current.created_at,
-                        false,
+                        Some(current.serial),
                     )
                 }
             };
-            let tier = Tier::build(key, definition, is_default, &config, created_at, now)?;
+            let is_new = serial.is_none();
+            let serial = serial.unwrap_or_else(crate::meters::model::new_serial);
+            let tier = Tier::build(
+                key, definition, is_default, &config, created_at, now, serial,
+            )?;
             let row = TierRow {
                 key: tier.key.to_string(),
-                position: config
-                    .tier_id(&tier.key)
-                    .unwrap_or(config.tiers.len() as u32) as i64,
                 definition: serde_json::to_string(&tier.definition)
                     .map_err(|e| ApiError::internal(&e))?,
                 is_default: i64::from(tier.is_default),
                 created_at: tier.created_at,
                 updated_at: tier.updated_at,
+                serial: tier.serial,
             };
             store.save_tier(&tenant.id, &row, is_new).await?;
             let next = config.with_tier(tier);
@@ -212,6 +219,88 @@ impl Handler<SaveTier> for TenantActor {
 
 pub fn tier_not_found(key: &str) -> ApiError {
     ApiError::not_found("tier_not_found", format!("no tier `{key}`"))
+}
+
+pub fn meter_not_found(key: &str) -> ApiError {
+    ApiError::not_found("meter_not_found", format!("no meter `{key}`"))
+}
+
+/// Deletes a meter no tier caps: its usage with it (`Store::delete_meter`).
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+struct DeleteMeter(Arc<str>);
+
+impl Handler<DeleteMeter> for TenantActor {
+    type Result = AtomicResponse<Self, Result<(), ApiError>>;
+
+    fn handle(&mut self, DeleteMeter(key): DeleteMeter, _: &mut Self::Context) -> Self::Result {
+        let now = self.settings.clock.now();
+        self.in_turn(move |tenant, store| async move {
+            let config = tenant.config();
+            let id = config.meter_id(&key).ok_or_else(|| meter_not_found(&key))?;
+            let capping: Vec<String> = config
+                .live_tiers()
+                .filter(|tier| tier.cap(id).is_some())
+                .map(|tier| format!("`{}`", tier.key))
+                .collect();
+            if !capping.is_empty() {
+                return Err(ApiError::conflict(
+                    "in_use",
+                    format!(
+                        "meter `{key}` is capped by tier {}; remove those caps first",
+                        capping.join(", ")
+                    ),
+                ));
+            }
+            store.delete_meter(&tenant.id, &key, now).await?;
+            tenant.set_config(config.without_meter(id));
+            tenant.drop_meter_counters(id);
+            Ok(())
+        })
+    }
+}
+
+/// Deletes a tier no customer is on.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+struct DeleteTier(Arc<str>);
+
+impl Handler<DeleteTier> for TenantActor {
+    type Result = AtomicResponse<Self, Result<(), ApiError>>;
+
+    fn handle(&mut self, DeleteTier(key): DeleteTier, _: &mut Self::Context) -> Self::Result {
+        let now = self.settings.clock.now();
+        self.in_turn(move |tenant, store| async move {
+            let config = tenant.config();
+            let id = config.tier_id(&key).ok_or_else(|| tier_not_found(&key))?;
+            let is_default = config.default_tier == Some(id);
+            // Customers without a tier (declared so, or only seen in events) are on the
+            // default tier; this actor is the only writer of assignments, so none moves
+            // onto the tier while it goes.
+            let on_it = tenant
+                .customers
+                .iter()
+                .filter(|state| state.tier == Some(id) || (is_default && state.tier.is_none()))
+                .count();
+            if on_it > 0 {
+                let why = if is_default {
+                    "; customers without a tier are on the default tier"
+                } else {
+                    ""
+                };
+                return Err(ApiError::conflict(
+                    "in_use",
+                    format!(
+                        "{on_it} customer(s) are on tier `{key}`{why}; move them to another \
+                         tier first"
+                    ),
+                ));
+            }
+            store.delete_tier(&tenant.id, &key, now).await?;
+            tenant.set_config(config.without_tier(id));
+            Ok(())
+        })
+    }
 }
 
 #[derive(Message)]
@@ -300,9 +389,13 @@ impl Actor for MeterActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |actor, _| {
+            let config = actor.tenant.config();
+            if !config.is_live_meter(actor.meter) {
+                actor.tenant.drop_meter_counters(actor.meter);
+                return;
+            }
             // An event may be dated 35 days back, so a period stays until it ended before that.
             let closed_before = actor.clock.now() - MAX_PAST_SECS;
-            let config = actor.tenant.config();
             let evicted = actor
                 .tenant
                 .evict_closed_periods(&config, actor.meter, closed_before);
@@ -362,6 +455,14 @@ impl TenantHandle {
         patch: TierPatch,
     ) -> Result<Arc<Tier>, ApiError> {
         self.ask(SaveTier(TierChange::Patch(key, patch))).await?
+    }
+
+    pub async fn delete_meter(&self, key: Arc<str>) -> Result<(), ApiError> {
+        self.ask(DeleteMeter(key)).await?
+    }
+
+    pub async fn delete_tier(&self, key: Arc<str>) -> Result<(), ApiError> {
+        self.ask(DeleteTier(key)).await?
     }
 
     pub async fn upsert_customer(&self, update: CustomerUpdate) -> Result<Customer, ApiError> {

@@ -76,6 +76,7 @@ async fn load_tenant(
             name: meter.name,
             unit: meter.unit,
             created_at: meter.created_at,
+            serial: meter.serial,
         });
     }
     for tier in store.load_tiers(&row.id).await? {
@@ -88,6 +89,7 @@ async fn load_tenant(
             &config,
             tier.created_at,
             tier.updated_at,
+            tier.serial,
         )
         .map_err(|e: ApiError| corrupt(format!("tier {}: {}", tier.key, e.message)))?;
         config = config.with_tier(built);

@@ -260,6 +260,20 @@ impl Tenant {
         evicted
     }
 
+    /// Drops every counter of a deleted meter; returns how many went.
+    pub fn drop_meter_counters(&self, meter: MeterId) -> usize {
+        let mut dropped = 0;
+        for mut state in self.customers.iter_mut() {
+            let before = state.counters.len();
+            state.counters.retain(|slot| slot.meter != meter);
+            dropped += before - state.counters.len();
+        }
+        if dropped > 0 {
+            metrics::gauge!(metric_names::LIVE_COUNTERS).decrement(dropped as f64);
+        }
+        dropped
+    }
+
     /// Counters held in memory.
     pub fn live_counters(&self) -> usize {
         self.customers.iter().map(|s| s.counters.len()).sum()

@@ -173,6 +173,10 @@ pub struct Tier {
     pub caps_by_meter: Vec<Option<Cap>>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// This incarnation of the key (random; 0 for tiers made before deletes existed): part
+    /// of its Stripe objects' idempotency keys, so a tier deleted and made again gets new
+    /// ones.
+    pub serial: i64,
 }
 
 impl Tier {
@@ -204,8 +208,9 @@ impl Tier {
         config: &TenantConfig,
         created_at: i64,
         updated_at: i64,
+        serial: i64,
     ) -> Result<Tier, ApiError> {
-        let mut caps_by_meter = vec![None; config.meters.len()];
+        let mut caps_by_meter = vec![None; config.meter_slots()];
         for (meter_key, spec) in &definition.caps {
             let meter = config.meter_id(meter_key).ok_or_else(|| {
                 ApiError::not_found("meter_not_found", format!("no meter `{meter_key}`"))
@@ -232,6 +237,7 @@ impl Tier {
             caps_by_meter,
             created_at,
             updated_at,
+            serial,
         })
     }
 }

@@ -1,11 +1,12 @@
 //! `/v1/tiers`: thin handlers over the tenant actor (writes) and the config snapshot
 //! (reads). With billing on, a created or changed tier is synced to Stripe before the
 //! answer, which shows the outcome (`stripe`); a failed sync keeps the tier and is retried
-//! by the reporter's next pass (or the next change or checkout).
+//! by the reporter's next pass (or the next change or checkout). A deleted tier's Stripe
+//! Product and Prices are archived after the delete (`billing::tidy`), retried likewise.
 
 use std::sync::Arc;
 
-use actix_web::{get, patch, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::Serialize;
 
 use crate::billing::catalog::TierSyncView;
@@ -66,7 +67,7 @@ async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> Change
 #[get("/v1/tiers")]
 pub async fn list_tiers(CreatorAuth(creator): CreatorAuth) -> HttpResponse {
     let config = creator.tenant.config();
-    let tiers: Vec<TierView> = config.tiers.iter().map(|t| TierView::from(&**t)).collect();
+    let tiers: Vec<TierView> = config.live_tiers().map(|t| TierView::from(&**t)).collect();
     HttpResponse::Ok().json(tiers)
 }
 
@@ -107,4 +108,26 @@ pub async fn update_tier(
         .update_tier(Arc::from(key.as_str()), body)
         .await?;
     Ok(HttpResponse::Ok().json(synced_view(&state, &creator, &tier).await))
+}
+
+/// Delete a tier. Refused while customers are on it; for the default tier, also while any
+/// customer has no tier (those are on the default). With billing on, its Stripe Product and
+/// Prices are archived.
+#[utoipa::path(delete, path = "/v1/tiers/{key}", tag = "tiers",
+    params(("key" = String, Path, description = "Tier key")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "`tier_not_found`", body = ErrorBody),
+        (status = 409, description = "`in_use`: customers are on the tier", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[delete("/v1/tiers/{key}")]
+pub async fn delete_tier(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    creator.actor.delete_tier(Arc::from(key.as_str())).await?;
+    if let Some(billing) = &state.billing {
+        billing.tidy_up(&creator.tenant.id).await;
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -229,6 +229,7 @@ impl UsageService {
                 creator_id: pending.tenant.id.clone(),
                 customer_id: applied.customer_id.clone(),
                 meter_key: meter.key.clone(),
+                meter_serial: meter.serial,
                 period_start: applied.period.start,
                 bucket_start: hour_bucket(event.at),
                 value: meter.aggregation.effective_value(event.value).micros(),
@@ -279,11 +280,8 @@ impl UsageService {
         let now = self.clock.now();
         let tier = config.effective_tier(state.tier);
         let meters = config
-            .meters
-            .iter()
-            .enumerate()
+            .live_meters()
             .map(|(id, meter)| {
-                let id = id as u32;
                 let period = period_containing(meter.reset, now, state.anchor);
                 let used = state.used(id, period.start);
                 let limit = tier.and_then(|t| t.cap(id)).map(|c| c.limit);
