@@ -122,11 +122,19 @@ async fn a_record_of_a_deleted_meter_lands_on_no_meter_made_since(backend: Backe
     // Committed for the meter (serial 0), not folded before it is deleted and made again.
     store.append_log(&record(1)).await.unwrap();
     assert!(store.delete_meter(CREATOR, "calls", 0).await.unwrap());
-    assert!(store.load_period_totals(CREATOR, 0).await.unwrap().is_empty());
+    assert!(store
+        .load_period_totals(CREATOR, 0)
+        .await
+        .unwrap()
+        .is_empty());
     store.insert_meter(CREATOR, &meter(42)).await.unwrap();
     store.fold_all().await.unwrap();
     assert!(
-        store.load_period_totals(CREATOR, 0).await.unwrap().is_empty(),
+        store
+            .load_period_totals(CREATOR, 0)
+            .await
+            .unwrap()
+            .is_empty(),
         "the old meter's record went nowhere"
     );
     // The new meter's own records land.
@@ -137,5 +145,8 @@ async fn a_record_of_a_deleted_meter_lands_on_no_meter_made_since(backend: Backe
     let totals = store.load_period_totals(CREATOR, 0).await.unwrap();
     assert_eq!(totals.iter().map(|t| t.total).sum::<i64>(), 1_000_000);
     // Its idempotency keys were kept (they name requests, not meters).
-    assert_eq!(store.load_idempotency_keys(CREATOR, 0).await.unwrap().len(), 3);
+    assert_eq!(
+        store.load_idempotency_keys(CREATOR, 0).await.unwrap().len(),
+        3
+    );
 }

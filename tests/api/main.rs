@@ -6,6 +6,7 @@ mod auth;
 mod billing;
 mod concurrency;
 mod decisions;
+mod deletes;
 mod durability;
 mod fold;
 mod idempotency;

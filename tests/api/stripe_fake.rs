@@ -609,6 +609,23 @@ async fn mount_lookups(server: &MockServer, ledger: &Ledger) {
             .mount(server)
             .await;
     }
+    // Deactivating a meter: it stops taking events and leaves the active list.
+    let held = ledger.clone();
+    Mock::given(method("POST"))
+        .and(path_regex("^/v1/billing/meters/[^/]+/deactivate$"))
+        .respond_with(move |request: &Request| {
+            let id = request.url.path().split('/').nth(4).unwrap();
+            let mut holdings = held.lock();
+            let Some(meter) = holdings.objects.iter_mut().find(|o| o["id"] == id) else {
+                return ResponseTemplate::new(404).set_body_json(json!({"error": {
+                    "type": "invalid_request_error", "code": "resource_missing",
+                    "message": format!("No such billing meter: '{id}'")}}));
+            };
+            meter["status"] = json!("inactive");
+            ResponseTemplate::new(200).set_body_json(meter.clone())
+        })
+        .mount(server)
+        .await;
     let held = ledger.clone();
     Mock::given(method("GET"))
         .and(path_regex("^/v1/billing/meters/[^/]+/event_summaries$"))
