@@ -18,6 +18,7 @@
 //! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
 //! billing endpoints answer 409 `billing_off` and nothing else changes.
 
+pub mod accounts;
 pub mod catalog;
 pub mod checkout;
 pub mod client;
@@ -64,6 +65,9 @@ pub struct Billing {
     webhook_turns: Turns,
     /// Refusals so far per catalog idempotency key (`catalog`).
     refused_keys: Arc<DashMap<String, u32>>,
+    /// (creator id, tier key) -> (background sync failures in a row, when to try next)
+    /// (`catalog`).
+    sync_backoff: Arc<DashMap<(String, String), (u32, i64)>>,
     /// (creator id, customer id) -> billing status, for customers not in good standing
     /// (`dunning`).
     standings: Arc<DashMap<(String, String), String>>,
@@ -108,6 +112,7 @@ impl Billing {
             sync_turns: Arc::default(),
             webhook_turns: Arc::default(),
             refused_keys: Arc::default(),
+            sync_backoff: Arc::default(),
             standings: Arc::default(),
         }))
     }
