@@ -1530,6 +1530,14 @@ async fn a_rate_limited_report_waits_as_long_as_stripe_asks(backend: Backend) {
     .await;
     use_api(&app, &creator, "c1", 5.0).await;
     fake.wait_for("/v1/billing/meter_events", 1).await;
+    // The refusal is recorded (with its wait) before the clock moves: moved first, the
+    // wait would count from the moved clock.
+    for _ in 0..400 {
+        if reports(&app, &creator).await[0]["attempts"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     app.clock.advance(10);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(

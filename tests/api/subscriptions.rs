@@ -515,14 +515,15 @@ async fn the_billing_portal_opens_for_the_customer(backend: Backend) {
     .await;
 }
 
-/// Polls the customer's usage until `check` holds (the reporter's pass runs every 50 ms).
+/// Polls the customer's usage until `check` holds (the reporter's pass runs every 50 ms;
+/// ten seconds allow for a loaded machine).
 async fn until(
     app: &TestApp,
     creator: &TestCreator,
     customer: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    for _ in 0..200 {
+    for _ in 0..400 {
         let usage = app.usage(creator, customer).await;
         if check(&usage) {
             return usage;
