@@ -158,6 +158,20 @@ async fn subscription_updates(
         .collect()
 }
 
+/// Every request that creates or changes something at Stripe carried an idempotency key.
+async fn every_change_was_keyed(fake: &FakeStripe) {
+    for request in fake.all_requests().await {
+        if request.method.as_str() != "GET" {
+            assert!(
+                header(&request, "idempotency-key").is_some(),
+                "{} {} carried no Idempotency-Key",
+                request.method,
+                request.url.path()
+            );
+        }
+    }
+}
+
 fn as_set(prices: &[(&str, Option<u64>)]) -> HashSet<String> {
     prices.iter().map(|(p, _)| p.to_string()).collect()
 }
@@ -278,6 +292,7 @@ async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: 
         before + 1
     );
     assert_eq!(tier_of(&app, &creator, "c1").await, "team");
+    every_change_was_keyed(&fake).await;
 }
 
 async fn downgrades_apply_at_once_when_the_creator_says_so(backend: Backend) {
@@ -351,6 +366,7 @@ async fn downgrades_apply_at_once_when_the_creator_says_so(backend: Backend) {
         checkout(&app, &creator, "c1", "pro").await["kind"],
         "checkout"
     );
+    every_change_was_keyed(&fake).await;
 }
 
 async fn cancel_at_period_end_resume_and_cancel_now(backend: Backend) {
@@ -410,6 +426,7 @@ async fn cancel_at_period_end_resume_and_cancel_now(backend: Backend) {
     ] {
         assert_error(post(path, json!({})).await, 404, "subscription_not_found").await;
     }
+    every_change_was_keyed(&fake).await;
 }
 
 async fn checkout_offers_trials_promotion_codes_and_tax_as_configured(backend: Backend) {
@@ -484,6 +501,7 @@ async fn checkout_offers_trials_promotion_codes_and_tax_as_configured(backend: B
     let sessions = fake.requests("/v1/checkout/sessions").await;
     let again = form(sessions.last().unwrap());
     assert!(!again.contains_key("subscription_data[trial_period_days]"));
+    every_change_was_keyed(&fake).await;
 }
 
 async fn the_billing_portal_opens_for_the_customer(backend: Backend) {
@@ -513,6 +531,7 @@ async fn the_billing_portal_opens_for_the_customer(backend: Backend) {
         "invalid_url",
     )
     .await;
+    every_change_was_keyed(&fake).await;
 }
 
 /// Polls the customer's usage until `check` holds (the reporter's pass runs every 50 ms;
@@ -653,4 +672,5 @@ async fn stripe_customers_are_made_once_and_found_again_by_metadata(backend: Bac
     assert_eq!(fake.requests("/v1/customers").await.len(), 1);
     let sessions = fake.requests("/v1/checkout/sessions").await;
     assert_eq!(form(&sessions[1])["customer"], held);
+    every_change_was_keyed(&fake).await;
 }
