@@ -11,11 +11,15 @@
 //! setting.
 //!
 //! The subscription is read from Stripe before each change (its items, schedule and
-//! period are Stripe's to know). A change's idempotency key is the caller's, or is made
-//! of the subscription's current item ids and the target: a retry after a lost answer
-//! finds the items already changed and sends nothing, and a later change back gets a key
-//! of its own. Cancel, resume and portal links carry the caller's key or a new one: each
-//! asks for a state (or a single-use link), and asking twice is harmless.
+//! period are Stripe's to know), so a retry after a lost answer finds the change made and
+//! sends nothing again: items already swapped, a schedule already attached, the end
+//! already set. An item update's idempotency key is the caller's, or is made of the
+//! subscription's current item ids and the target (item ids change with every update, so
+//! a later change back gets a key of its own); a schedule's phases are keyed by the
+//! schedule, and a schedule release or a cancellation by the object they end. What can be
+//! asked again on the same state (a new schedule, cancel or resume at period end, a
+//! portal link) carries the caller's key or a new one: a key derived from the state would
+//! replay the first answer and do nothing the second time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -267,10 +271,17 @@ impl Billing {
             .as_deref()
             .and_then(|key| config.tier_id(key))
             .map(|id| config.tier(id).clone());
+        // Through the subscription: a move to another tier, or back to the tier it is on
+        // while a downgrade waits (which drops the downgrade).
+        let pending = self
+            .store
+            .subscription(&creator.tenant.id, &update.id)
+            .await?
+            .pending_tier;
         let mut plan_change = None;
         if let Some(tier) = target
             .as_ref()
-            .filter(|t| Some(&*t.key) != current_tier.as_deref())
+            .filter(|t| Some(&*t.key) != current_tier.as_deref() || pending.is_some())
         {
             if let Some(subscription) = self
                 .live_subscription(creator, &account, &update.id)
@@ -343,15 +354,18 @@ impl Billing {
             || !tier.is_priced();
         let at_period_end = downgrade && settings.downgrades == DowngradeTiming::PeriodEnd;
         let change = if !tier.is_priced() {
+            let key = change_key("cancel_at_period_end", &creator.tenant.id, caller_key);
             self.end_for_free_tier(
                 account,
                 subscription,
                 at_period_end,
                 settings.proration_behavior,
+                &key,
             )
             .await?
         } else if at_period_end {
-            self.schedule_downgrade(creator, account, subscription, tier)
+            let key = change_key("schedule", &creator.tenant.id, caller_key);
+            self.schedule_downgrade(creator, account, subscription, tier, &key)
                 .await?
         } else {
             self.update_items(
@@ -364,16 +378,26 @@ impl Billing {
             )
             .await?
         };
-        if change.applies_now() {
-            let ended = change.change == "canceled";
-            let row = SubscriptionRow {
+        let ended = change.change == "canceled";
+        let row = match change.change {
+            "scheduled" => SubscriptionRow {
+                pending_tier: Some(tier.key.to_string()),
+                ..known
+            },
+            "updated" | "canceled" => SubscriptionRow {
                 stripe_subscription_id: known.stripe_subscription_id.clone().filter(|_| !ended),
                 subscribed_tier: Some(tier.key.to_string()).filter(|_| !ended),
+                pending_tier: None,
                 ..known
-            };
-            self.save_subscription(&creator.tenant.id, customer_id, row)
-                .await?;
-        }
+            },
+            // Ending at period end: the tier holds until Stripe ends it.
+            _ => SubscriptionRow {
+                pending_tier: None,
+                ..known
+            },
+        };
+        self.save_subscription(&creator.tenant.id, customer_id, row)
+            .await?;
         tracing::info!(creator = %creator.tenant.slug, tier = %tier.key,
             subscription = %subscription.id, change = change.change, "plan changed");
         Ok(change)
@@ -474,13 +498,16 @@ impl Billing {
 
     /// A downgrade at period end: a schedule whose current phase keeps the prices paid
     /// for and whose next phase, from the period's end, carries the new tier's; released
-    /// afterwards, so the subscription goes on as a plain one.
+    /// afterwards, so the subscription goes on as a plain one. A subscription that has a
+    /// schedule already (an earlier downgrade, or a retry of this one) gets its phases
+    /// rewritten instead of a second schedule.
     async fn schedule_downgrade(
         &self,
         creator: &Creator,
         account: &str,
         subscription: &Subscription,
         tier: &Tier,
+        creation_key: &str,
     ) -> Result<PlanChange, ApiError> {
         let wanted = self.wanted_prices(creator, tier).await?;
         let schedule: Schedule = match &subscription.schedule {
@@ -493,8 +520,9 @@ impl Billing {
             }
             None => {
                 let create = CreateSubscriptionSchedule::new().from_subscription(&subscription.id);
-                let key = request_key("schedule", &[&subscription.id, &subscription.item_ids()]);
-                self.client.send(&create, Some(account), Some(&key)).await?
+                self.client
+                    .send(&create, Some(account), Some(creation_key))
+                    .await?
             }
         };
         let now = self.clock.now();
@@ -580,14 +608,11 @@ impl Billing {
         subscription: &Subscription,
         at_period_end: bool,
         proration: Proration,
+        ending_key: &str,
     ) -> Result<PlanChange, ApiError> {
         if at_period_end {
-            let key = request_key(
-                "cancel_at_period_end",
-                &[&subscription.id, &subscription.item_ids()],
-            );
             let ending = self
-                .cancel_at_period_end(account, subscription, true, &key)
+                .cancel_at_period_end(account, subscription, true, ending_key)
                 .await?;
             return Ok(PlanChange {
                 change: "canceling",
@@ -690,6 +715,7 @@ impl Billing {
         let row = SubscriptionRow {
             stripe_subscription_id: None,
             subscribed_tier: None,
+            pending_tier: None,
             billing_status: None,
             grace_ends_at: None,
             ..known

@@ -491,6 +491,10 @@ async fn handle(
         subscription_event_at: known.subscription_event_at.max(Some(event.created)),
         grace_ends_at: known.grace_ends_at.filter(|_| standing.is_some()),
         billing_status: standing,
+        // A downgrade that waited is done once the subscription pays for it (or ends).
+        pending_tier: known
+            .pending_tier
+            .filter(|pending| !deleted && tier.as_ref() != Some(pending)),
         subscribed_tier: if deleted {
             None
         } else {

@@ -62,13 +62,15 @@ pub struct SubscriptionRow {
     pub subscription_event_at: Option<i64>,
     /// The tier the subscription pays for.
     pub subscribed_tier: Option<String>,
+    /// A downgrade scheduled for the period's end.
+    pub pending_tier: Option<String>,
     /// `None` in good standing, `past_due` or `grace_ended`.
     pub billing_status: Option<String>,
     pub grace_ends_at: Option<i64>,
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, subscription_event_at, \
-     subscribed_tier, billing_status, grace_ends_at";
+     subscribed_tier, pending_tier, billing_status, grace_ends_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReportRow {
@@ -356,12 +358,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE customers SET stripe_subscription_id = $1, subscription_event_at = $2, \
-             subscribed_tier = $3, billing_status = $4, grace_ends_at = $5 \
-             WHERE creator_id = $6 AND id = $7",
+             subscribed_tier = $3, pending_tier = $4, billing_status = $5, grace_ends_at = $6 \
+             WHERE creator_id = $7 AND id = $8",
         )
         .bind(&subscription.stripe_subscription_id)
         .bind(subscription.subscription_event_at)
         .bind(&subscription.subscribed_tier)
+        .bind(&subscription.pending_tier)
         .bind(&subscription.billing_status)
         .bind(subscription.grace_ends_at)
         .bind(creator_id)

@@ -265,6 +265,23 @@ async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: 
     assert_eq!(phases["phases[1][items][1][price]"], pro[1].0);
     assert_eq!(phases["phases[1][proration_behavior]"], "none");
 
+    // The creator changes its mind: back to team, the tier it is on, drops the downgrade.
+    let kept = put_tier(&app, &creator, "c1", "team").await;
+    assert_eq!(kept["plan_change"]["change"], "updated", "{kept}");
+    assert_eq!(kept["tier"], "team");
+    let released = fake
+        .requests(&format!("/v1/subscription_schedules/{schedule_id}/release"))
+        .await;
+    assert_eq!(released.len(), 1);
+    assert!(fake.subscription(&subscription)["schedule"].is_null());
+    // And to pro once more: a schedule of its own.
+    let again = checkout(&app, &creator, "c1", "pro").await;
+    assert_eq!(again["plan_change"]["change"], "scheduled");
+    let schedule_id = fake.subscription(&subscription)["schedule"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
     // Stripe starts the next phase: the subscription now bills pro, and so the tier is pro.
     let started = fake.start_next_phase(&subscription);
     let held: HashSet<String> = fake
