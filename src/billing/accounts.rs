@@ -13,8 +13,7 @@ use utoipa::openapi::schema::Object;
 
 use crate::billing::catalog::TierSyncView;
 use crate::billing::client::{Created, Redirect, StripeError};
-use crate::billing::subscriptions::change_key;
-use crate::billing::Billing;
+use crate::billing::{change_key, Billing};
 use crate::customers::model::{optional_email_schema, stripe_id_schema};
 use crate::error::ApiError;
 use crate::schema::url_schema;
@@ -160,7 +159,7 @@ impl Billing {
         )
         .refresh_url(&onboarding.refresh_url)
         .return_url(&onboarding.return_url);
-        let key = change_key("account_link", &creator.tenant.id, caller_key);
+        let key = change_key("account_link", &creator.tenant.id, &account_id, caller_key);
         let link: Redirect = self.client.send(&link, None, Some(&key)).await?;
         Ok(OnboardingView {
             account_id,

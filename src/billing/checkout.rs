@@ -81,6 +81,7 @@ impl Billing {
             ));
         }
         let account = self.account_of(&creator.tenant.id).await?;
+        let turn = self.subscription_turn(&creator.tenant.id).await;
         if let Some(subscription) = self
             .live_subscription(creator, &account, &order.customer_id)
             .await?
@@ -95,7 +96,7 @@ impl Billing {
                     caller_key,
                 )
                 .await?;
-            if change.change == "updated" {
+            if change.applies_now() {
                 self.assign_tier(creator, &order.customer_id, Some(&tier.key), None)
                     .await?;
             }
@@ -106,6 +107,7 @@ impl Billing {
                 plan_change: Some(change),
             });
         }
+        drop(turn);
         let synced = self
             .sync_tier(&creator.tenant, &tier.key)
             .await?

@@ -42,7 +42,7 @@ use stripe_shared::SubscriptionScheduleEndBehavior;
 use crate::billing::catalog::{base_price, overage_prices};
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::settings::{DowngradeTiming, Proration};
-use crate::billing::{request_key, Billing};
+use crate::billing::{change_key, request_key, Billing};
 use crate::customers::model::{Customer, CustomerUpdate};
 use crate::error::ApiError;
 use crate::store::billing::SubscriptionRow;
@@ -105,22 +105,29 @@ impl Subscription {
         !matches!(self.status.as_str(), "canceled" | "incomplete_expired")
     }
 
+    /// Stripe changes a subscription's tier only while it is paid up or within its
+    /// retries; an unpaid, paused or not yet paid one must be paid first (Stripe's
+    /// customer portal), not moved to a tier nobody pays for.
+    fn ensure_changeable(&self) -> Result<(), ApiError> {
+        if matches!(self.status.as_str(), "active" | "trialing" | "past_due") {
+            return Ok(());
+        }
+        Err(ApiError::conflict(
+            "subscription_not_active",
+            format!(
+                "the customer's subscription is `{}`: it must be paid (Stripe's customer \
+                 portal, POST /v1/customers/{{id}}/billing_portal) before it changes tier",
+                self.status
+            ),
+        ))
+    }
+
     fn period_end(&self) -> Option<i64> {
         self.items
             .data
             .iter()
             .filter_map(|item| item.current_period_end)
             .max()
-    }
-
-    fn item_ids(&self) -> String {
-        let ids: Vec<&str> = self
-            .items
-            .data
-            .iter()
-            .map(|item| item.id.as_str())
-            .collect();
-        ids.join(",")
     }
 }
 
@@ -138,7 +145,7 @@ pub struct PlanChange {
 
 impl PlanChange {
     /// Whether Staryer's tier changes now (else when Stripe's webhook says it did).
-    fn applies_now(&self) -> bool {
+    pub fn applies_now(&self) -> bool {
         matches!(self.change, "updated" | "canceled")
     }
 }
@@ -199,20 +206,6 @@ fn update_proration(proration: Proration) -> UpdateSubscriptionProrationBehavior
     }
 }
 
-/// A key for a change the caller asked for: its own, else one no other request has.
-pub fn change_key(what: &str, creator_id: &str, caller_key: Option<&str>) -> String {
-    match caller_key {
-        Some(key) => request_key(what, &[creator_id, key]),
-        None => request_key(what, &[&uuid_like()]),
-    }
-}
-
-/// 32 random alphanumerics.
-fn uuid_like() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 32)
-}
-
 impl Billing {
     /// The customer's live subscription, read from Stripe; `None` when it has none (or
     /// the one it had ended).
@@ -258,6 +251,7 @@ impl Billing {
                 plan_change: None,
             });
         };
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
         let known = self.store.customer(&creator.tenant.id, &update.id).await?;
         let current_tier = known.as_ref().and_then(|row| row.tier_key.clone());
         // A creator that leaves the Stripe customer out keeps the one it has (made here,
@@ -330,6 +324,7 @@ impl Billing {
         tier: &Tier,
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
+        subscription.ensure_changeable()?;
         let settings = self.settings(&creator.tenant.id).await?;
         let known = self
             .store
@@ -353,8 +348,13 @@ impl Billing {
         let downgrade = paid_for.is_none_or(|old| yearly_amount(tier) < yearly_amount(old))
             || !tier.is_priced();
         let at_period_end = downgrade && settings.downgrades == DowngradeTiming::PeriodEnd;
-        let change = if !tier.is_priced() {
-            let key = change_key("cancel_at_period_end", &creator.tenant.id, caller_key);
+        let changed = if !tier.is_priced() {
+            let key = change_key(
+                "cancel_at_period_end",
+                &creator.tenant.id,
+                &subscription.id,
+                caller_key,
+            );
             self.end_for_free_tier(
                 account,
                 subscription,
@@ -362,11 +362,10 @@ impl Billing {
                 settings.proration_behavior,
                 &key,
             )
-            .await?
+            .await
         } else if at_period_end {
-            let key = change_key("schedule", &creator.tenant.id, caller_key);
-            self.schedule_downgrade(creator, account, subscription, tier, &key)
-                .await?
+            self.schedule_downgrade(creator, account, subscription, tier, caller_key)
+                .await
         } else {
             self.update_items(
                 creator,
@@ -376,7 +375,22 @@ impl Billing {
                 settings.proration_behavior,
                 caller_key,
             )
-            .await?
+            .await
+        };
+        let change = match changed {
+            Ok(change) => change,
+            Err(err) => {
+                // A refusal after the schedule was released: no downgrade waits any more.
+                if subscription.schedule.is_some() && known.pending_tier.is_some() {
+                    let row = SubscriptionRow {
+                        pending_tier: None,
+                        ..known
+                    };
+                    self.save_subscription(&creator.tenant.id, customer_id, row)
+                        .await?;
+                }
+                return Err(err);
+            }
         };
         let ended = change.change == "canceled";
         let row = match change.change {
@@ -480,18 +494,12 @@ impl Billing {
                 "staryer_tier".to_string(),
                 tier.key.to_string(),
             )]));
-        let key = match caller_key {
-            Some(key) => request_key("subscription_update", &[&creator.tenant.id, key]),
-            None => request_key(
-                "subscription_update",
-                &[
-                    &subscription.id,
-                    &subscription.item_ids(),
-                    &tier.key,
-                    &tier.updated_at.to_string(),
-                ],
-            ),
-        };
+        let key = change_key(
+            "subscription_update",
+            &creator.tenant.id,
+            &subscription.id,
+            caller_key,
+        );
         let _: Subscription = self.client.send(&update, Some(account), Some(&key)).await?;
         Ok(updated)
     }
@@ -507,7 +515,7 @@ impl Billing {
         account: &str,
         subscription: &Subscription,
         tier: &Tier,
-        creation_key: &str,
+        caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
         let wanted = self.wanted_prices(creator, tier).await?;
         let schedule: Schedule = match &subscription.schedule {
@@ -520,9 +528,8 @@ impl Billing {
             }
             None => {
                 let create = CreateSubscriptionSchedule::new().from_subscription(&subscription.id);
-                self.client
-                    .send(&create, Some(account), Some(creation_key))
-                    .await?
+                let key = change_key("schedule", &creator.tenant.id, &subscription.id, caller_key);
+                self.client.send(&create, Some(account), Some(&key)).await?
             }
         };
         let now = self.clock.now();
@@ -584,14 +591,11 @@ impl Billing {
         let update = UpdateSubscriptionSchedule::new(schedule.id.as_str())
             .phases(vec![paid, next])
             .end_behavior(SubscriptionScheduleEndBehavior::Release);
-        let key = request_key(
+        let key = change_key(
             "schedule_phases",
-            &[
-                &schedule.id,
-                &subscription.item_ids(),
-                &tier.key,
-                &tier.updated_at.to_string(),
-            ],
+            &creator.tenant.id,
+            &schedule.id,
+            caller_key,
         );
         let _: Created = self.client.send(&update, Some(account), Some(&key)).await?;
         Ok(PlanChange {
@@ -693,15 +697,35 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<SubscriptionView, ApiError> {
         let account = self.account_of(&creator.tenant.id).await?;
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
         let subscription = self
             .live_subscription(creator, &account, customer_id)
             .await?
             .ok_or_else(|| subscription_not_found(customer_id))?;
         if at_period_end {
-            let key = change_key("cancel_at_period_end", &creator.tenant.id, caller_key);
-            return self
+            let key = change_key(
+                "cancel_at_period_end",
+                &creator.tenant.id,
+                &subscription.id,
+                caller_key,
+            );
+            let ending = self
                 .cancel_at_period_end(&account, &subscription, true, &key)
-                .await;
+                .await?;
+            // Ending drops a downgrade that waited for the period's end.
+            let known = self
+                .store
+                .subscription(&creator.tenant.id, customer_id)
+                .await?;
+            if known.pending_tier.is_some() {
+                let row = SubscriptionRow {
+                    pending_tier: None,
+                    ..known
+                };
+                self.save_subscription(&creator.tenant.id, customer_id, row)
+                    .await?;
+            }
+            return Ok(ending);
         }
         let settings = self.settings(&creator.tenant.id).await?;
         let ended = self
@@ -734,11 +758,12 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<SubscriptionView, ApiError> {
         let account = self.account_of(&creator.tenant.id).await?;
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
         let subscription = self
             .live_subscription(creator, &account, customer_id)
             .await?
             .ok_or_else(|| subscription_not_found(customer_id))?;
-        let key = change_key("resume", &creator.tenant.id, caller_key);
+        let key = change_key("resume", &creator.tenant.id, &subscription.id, caller_key);
         self.cancel_at_period_end(&account, &subscription, false, &key)
             .await
     }
@@ -753,13 +778,30 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<String, ApiError> {
         let account = self.account_of(&creator.tenant.id).await?;
+        // A portal for a customer nobody made would make one, here and at Stripe.
+        if self
+            .store
+            .customer(&creator.tenant.id, customer_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found(
+                "customer_not_found",
+                format!("no customer `{customer_id}`"),
+            ));
+        }
         let stripe_customer = self
             .ensure_stripe_customer(creator, &account, customer_id)
             .await?;
         let create = CreateBillingPortalSession::new()
             .customer(stripe_customer)
             .return_url(return_url);
-        let key = change_key("billing_portal", &creator.tenant.id, caller_key);
+        let key = change_key(
+            "billing_portal",
+            &creator.tenant.id,
+            customer_id,
+            caller_key,
+        );
         let session: Redirect = self
             .client
             .send(&create, Some(&account), Some(&key))

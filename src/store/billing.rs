@@ -318,6 +318,29 @@ impl Store {
         .map_err(unavailable)
     }
 
+    /// Records the customer's Stripe Customer, and nothing else of it but the time of the
+    /// change (usage is billed from the hour of its last change: `billable_totals`).
+    pub async fn set_stripe_customer_id(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+        stripe_customer_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE customers SET stripe_customer_id = $1, updated_at = $2 \
+             WHERE creator_id = $3 AND id = $4",
+        )
+        .bind(stripe_customer_id)
+        .bind(now)
+        .bind(creator_id)
+        .bind(customer_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
     pub async fn customer_by_stripe_id(
         &self,
         creator_id: &str,
@@ -375,9 +398,10 @@ impl Store {
         Ok(())
     }
 
-    /// Customers whose grace period after a failed payment is over by `now`:
-    /// (creator id, customer id).
-    pub async fn grace_over(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+    /// Customers of every creator whose grace period after a failed payment is over by
+    /// `now`: (creator id, customer id). A sweep over all creators (the dunning pass), not
+    /// a tenant's read.
+    pub async fn all_overdue_graces(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT creator_id, id FROM customers \
              WHERE billing_status = 'past_due' AND grace_ends_at <= $1 ORDER BY grace_ends_at",
@@ -392,8 +416,9 @@ impl Store {
             .map_err(unavailable)
     }
 
-    /// Every customer not in good standing: (creator id, customer id, billing status).
-    pub async fn billing_standings(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// Every customer of every creator not in good standing: (creator id, customer id,
+    /// billing status). Read once at start, to fill the memory usage answers read.
+    pub async fn all_billing_standings(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT creator_id, id, billing_status FROM customers \
              WHERE billing_status IS NOT NULL",
