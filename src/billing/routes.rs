@@ -237,7 +237,9 @@ fn caller_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
             same session. Without it, the same request within ten minutes does.")),
     responses((status = 200, body = CheckoutView),
         (status = 404, description = "`tier_not_found`", body = ErrorBody),
-        (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
+        (status = 409, description = "`billing_off`, `stripe_account_missing`, \
+            `subscription_not_active` (the customer's subscription must be paid first)",
+            body = ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_url`, `tier_not_priced`, \
             `invalid_idempotency_key`", body = ErrorBody),
         (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
@@ -474,6 +476,7 @@ pub struct PortalView {
             same link. Without it, each request gets a new one")),
     request_body = NewPortalSession,
     responses((status = 200, body = PortalView),
+        (status = 404, description = "`customer_not_found`", body = ErrorBody),
         (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_url`, `invalid_idempotency_key`",
             body = ErrorBody),

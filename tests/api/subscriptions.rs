@@ -21,6 +21,7 @@ on_both_databases!(
     a_subscribed_customer_changes_tier_by_one_subscription_update,
     downgrades_apply_at_once_when_the_creator_says_so,
     cancel_at_period_end_resume_and_cancel_now,
+    cancelling_at_period_end_drops_a_waiting_downgrade,
     checkout_offers_trials_promotion_codes_and_tax_as_configured,
     the_billing_portal_opens_for_the_customer,
     a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it,
@@ -446,6 +447,66 @@ async fn cancel_at_period_end_resume_and_cancel_now(backend: Backend) {
     every_change_was_keyed(&fake).await;
 }
 
+async fn cancelling_at_period_end_drops_a_waiting_downgrade(backend: Backend) {
+    let (fake, app, creator, connected) = connected_app(backend).await;
+    let (subscription, _) = subscribe(&app, &fake, &creator, &connected, "c1").await;
+    put_tier(&app, &creator, "c1", "team").await;
+    let scheduled = checkout(&app, &creator, "c1", "pro").await;
+    assert_eq!(scheduled["plan_change"]["change"], "scheduled");
+    let schedule_id = fake.subscription(&subscription)["schedule"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ending = ok_json(
+        app.post(
+            "/v1/customers/c1/subscription/cancel",
+            &creator.secret_key,
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(ending["cancel_at_period_end"], true);
+    let released = fake
+        .requests(&format!("/v1/subscription_schedules/{schedule_id}/release"))
+        .await;
+    assert_eq!(released.len(), 1, "the downgrade no longer waits");
+    // A later change of the customer's email is only that: the cancellation stands.
+    let updates = subscription_updates(&fake, &subscription).await.len();
+    let edited = put_tier(&app, &creator, "c1", "team").await;
+    assert!(edited.get("plan_change").is_none(), "{edited}");
+    assert_eq!(
+        subscription_updates(&fake, &subscription).await.len(),
+        updates
+    );
+    assert_eq!(
+        fake.subscription(&subscription)["cancel_at_period_end"],
+        true
+    );
+
+    // An unpaid subscription changes tier only once it is paid.
+    fake.set_subscription_status(&subscription, "unpaid");
+    assert_error(
+        app.send(
+            Method::PUT,
+            "/v1/customers/c1",
+            &creator.secret_key,
+            Some(&json!({"tier": "pro"})),
+        )
+        .await,
+        409,
+        "subscription_not_active",
+    )
+    .await;
+    assert_eq!(
+        tier_of(&app, &creator, "c1").await,
+        "team",
+        "nothing changed"
+    );
+    every_change_was_keyed(&fake).await;
+}
+
 async fn checkout_offers_trials_promotion_codes_and_tax_as_configured(backend: Backend) {
     let (fake, app, creator, connected) = connected_app(backend).await;
     ok_json(
@@ -548,6 +609,17 @@ async fn the_billing_portal_opens_for_the_customer(backend: Backend) {
         "invalid_url",
     )
     .await;
+    assert_error(
+        app.post(
+            "/v1/customers/nobody/billing_portal",
+            &creator.secret_key,
+            json!({"return_url": "https://acme.example/account"}),
+        )
+        .await,
+        404,
+        "customer_not_found",
+    )
+    .await;
     every_change_was_keyed(&fake).await;
 }
 
@@ -641,6 +713,28 @@ async fn a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it(
     assert_eq!(grace_ended.len(), 1, "{events}");
     assert_eq!(grace_ended[0]["customer_id"], "c1");
     assert_eq!(grace_ended[0]["object_id"], sub1.as_str());
+
+    // Stripe keeps retrying (`past_due`): the customer stays where the grace left it.
+    let mut retrying = fixture("subscription");
+    retrying["id"] = json!(sub1);
+    retrying["customer"] = json!(cus1);
+    retrying["status"] = json!("past_due");
+    retrying["metadata"] = json!({});
+    retrying["items"]["data"][0]["price"]["id"] = json!(prices(&connected, "pro")[0].0);
+    app.clock.advance(1);
+    deliver(
+        &app,
+        "evt_retrying",
+        "customer.subscription.updated",
+        retrying,
+    )
+    .await;
+    let usage = app.usage(&creator, "c1").await;
+    assert_eq!(
+        usage["tier"], "free",
+        "no paid tier before a payment: {usage}"
+    );
+    assert_eq!(usage["billing_status"], "grace_ended");
 
     // The payment finally goes through: back on the tier it pays for.
     let paid = deliver(
