@@ -8,6 +8,8 @@
 -- said. pending_tier: a downgrade scheduled for the period's end (a subscription schedule's
 -- next phase), until Stripe starts it or another change replaces it.
 ALTER TABLE customers ADD COLUMN billing_status TEXT;
+-- The invoice whose failed payment started the grace: only its payment ends it.
+ALTER TABLE customers ADD COLUMN failed_invoice_id TEXT;
 ALTER TABLE customers ADD COLUMN grace_ends_at BIGINT;
 ALTER TABLE customers ADD COLUMN subscribed_tier TEXT;
 ALTER TABLE customers ADD COLUMN pending_tier TEXT;

@@ -1,7 +1,7 @@
 //! Dunning: what a failed payment does to a customer's tier. `invoice.payment_failed` on
 //! the customer's subscription starts a grace period (`grace_period_days`, default 7):
 //! the customer keeps its paid tier and its usage answers say `billing_status:
-//! "past_due"` while Stripe retries the payment. `invoice.paid` ends it. When the grace
+//! "past_due"` while Stripe retries the payment. `invoice.paid` for that invoice ends it. When the grace
 //! is over, the reporter's pass (`end_overdue_graces`) asks Stripe once more (a
 //! subscription that is `active` again was paid, whatever order the webhooks came in),
 //! and otherwise puts the customer on the default tier (`grace_ended`) until a paid
@@ -89,6 +89,7 @@ impl Billing {
             "a payment failed: the customer's grace period starts");
         let row = SubscriptionRow {
             billing_status: Some(PAST_DUE.into()),
+            failed_invoice_id: invoice["id"].as_str().map(String::from),
             grace_ends_at: Some(grace_ends_at),
             ..known
         };
@@ -97,8 +98,9 @@ impl Billing {
         Ok(true)
     }
 
-    /// `invoice.paid` for the customer's subscription: back in good standing, and back on
-    /// the subscribed tier if the grace had run out.
+    /// `invoice.paid` for the invoice whose payment failed: back in good standing, and
+    /// back on the subscribed tier if the grace had run out. Another invoice paid (a
+    /// proration's, say) leaves the failed one open, and the grace with it.
     pub async fn payment_recovered(
         &self,
         creator: &Creator,
@@ -106,7 +108,10 @@ impl Billing {
         known: SubscriptionRow,
         invoice: &Value,
     ) -> Result<bool, ApiError> {
-        if !bills_known_subscription(&known, invoice) || known.billing_status.is_none() {
+        let settles = known.failed_invoice_id.is_none()
+            || known.failed_invoice_id.as_deref() == invoice["id"].as_str();
+        if !bills_known_subscription(&known, invoice) || known.billing_status.is_none() || !settles
+        {
             return Ok(false);
         }
         self.restore(creator, customer_id, known).await?;
@@ -134,6 +139,7 @@ impl Billing {
         }
         let row = SubscriptionRow {
             billing_status: None,
+            failed_invoice_id: None,
             grace_ends_at: None,
             ..known
         };

@@ -32,10 +32,11 @@ use stripe_billing::subscription::{
 };
 use stripe_billing::subscription_schedule::{
     CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, UpdateSubscriptionSchedule,
-    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesDuration,
+    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesAutomaticTax,
+    UpdateSubscriptionSchedulePhasesDiscounts, UpdateSubscriptionSchedulePhasesDuration,
     UpdateSubscriptionSchedulePhasesDurationInterval, UpdateSubscriptionSchedulePhasesEndDate,
     UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesProrationBehavior,
-    UpdateSubscriptionSchedulePhasesStartDate,
+    UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionSchedulePhasesTrialEnd,
 };
 use stripe_shared::SubscriptionScheduleEndBehavior;
 
@@ -90,6 +91,35 @@ struct Phase {
     start_date: i64,
     end_date: Option<i64>,
     items: Vec<PhaseItem>,
+    /// A trial the phase runs (kept when the phases are rewritten).
+    trial_end: Option<i64>,
+    /// Discounts on the phase, a promotion code's among them (kept likewise).
+    discounts: Option<Vec<PhaseDiscount>>,
+}
+
+#[derive(Debug, miniserde::Deserialize)]
+struct PhaseDiscount {
+    coupon: Option<String>,
+    discount: Option<String>,
+    promotion_code: Option<String>,
+}
+
+impl Phase {
+    /// The phase's discounts as a phase update names them.
+    fn discounts(&self) -> Option<Vec<UpdateSubscriptionSchedulePhasesDiscounts>> {
+        let discounts = self.discounts.as_ref()?;
+        Some(
+            discounts
+                .iter()
+                .map(|d| UpdateSubscriptionSchedulePhasesDiscounts {
+                    coupon: d.coupon.clone().filter(|_| d.discount.is_none()),
+                    discount: d.discount.clone(),
+                    promotion_code: d.promotion_code.clone().filter(|_| d.discount.is_none()),
+                })
+                .collect(),
+        )
+        .filter(|list: &Vec<_>| !list.is_empty())
+    }
 }
 
 #[derive(Debug, miniserde::Deserialize)]
@@ -518,6 +548,11 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
         let wanted = self.wanted_prices(creator, tier).await?;
+        // A plan change keeps a subscription that was to end at period end (as an update
+        // now does); the schedule then decides what the next period bills.
+        let resume_key = change_key("resume", &creator.tenant.id, &subscription.id, caller_key);
+        self.cancel_at_period_end(account, subscription, false, &resume_key)
+            .await?;
         let schedule: Schedule = match &subscription.schedule {
             Some(id) => {
                 let retrieve =
@@ -566,6 +601,19 @@ impl Billing {
         paid.end_date = Some(UpdateSubscriptionSchedulePhasesEndDate::Timestamp(
             period_end,
         ));
+        // A phase rewritten is a phase replaced: what Checkout gave it (a trial, a
+        // promotion code, tax, the platform's fee) is said again, or it is gone.
+        paid.trial_end = current
+            .trial_end
+            .map(UpdateSubscriptionSchedulePhasesTrialEnd::Timestamp);
+        paid.discounts = current.discounts();
+        let settings = self.settings(&creator.tenant.id).await?;
+        let fee = Some(self.config.platform_fee_percent).filter(|fee| *fee > 0.0);
+        let tax = settings
+            .automatic_tax
+            .then(|| UpdateSubscriptionSchedulePhasesAutomaticTax::new(true));
+        paid.application_fee_percent = fee;
+        paid.automatic_tax = tax.clone();
         let mut next = UpdateSubscriptionSchedulePhases::new(
             wanted
                 .iter()
@@ -584,6 +632,9 @@ impl Billing {
             interval_count: Some(1),
         });
         next.proration_behavior = Some(UpdateSubscriptionSchedulePhasesProrationBehavior::None);
+        next.discounts = current.discounts();
+        next.application_fee_percent = fee;
+        next.automatic_tax = tax;
         next.metadata = Some(HashMap::from([(
             "staryer_tier".to_string(),
             tier.key.to_string(),
@@ -741,6 +792,7 @@ impl Billing {
             subscribed_tier: None,
             pending_tier: None,
             billing_status: None,
+            failed_invoice_id: None,
             grace_ends_at: None,
             ..known
         };

@@ -501,6 +501,7 @@ async fn handle(
         stripe_subscription_id: subscription_id.filter(|_| !deleted),
         subscription_event_at: known.subscription_event_at.max(Some(event.created)),
         grace_ends_at: known.grace_ends_at.filter(|_| standing.is_some()),
+        failed_invoice_id: known.failed_invoice_id.filter(|_| standing.is_some()),
         billing_status: standing,
         // A downgrade that waited is done once the subscription pays for it (or ends).
         pending_tier: known

@@ -66,11 +66,13 @@ pub struct SubscriptionRow {
     pub pending_tier: Option<String>,
     /// `None` in good standing, `past_due` or `grace_ended`.
     pub billing_status: Option<String>,
+    /// The invoice whose failed payment started the grace period.
+    pub failed_invoice_id: Option<String>,
     pub grace_ends_at: Option<i64>,
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, subscription_event_at, \
-     subscribed_tier, pending_tier, billing_status, grace_ends_at";
+     subscribed_tier, pending_tier, billing_status, failed_invoice_id, grace_ends_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReportRow {
@@ -381,14 +383,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE customers SET stripe_subscription_id = $1, subscription_event_at = $2, \
-             subscribed_tier = $3, pending_tier = $4, billing_status = $5, grace_ends_at = $6 \
-             WHERE creator_id = $7 AND id = $8",
+             subscribed_tier = $3, pending_tier = $4, billing_status = $5, \
+             failed_invoice_id = $6, grace_ends_at = $7 WHERE creator_id = $8 AND id = $9",
         )
         .bind(&subscription.stripe_subscription_id)
         .bind(subscription.subscription_event_at)
         .bind(&subscription.subscribed_tier)
         .bind(&subscription.pending_tier)
         .bind(&subscription.billing_status)
+        .bind(&subscription.failed_invoice_id)
         .bind(subscription.grace_ends_at)
         .bind(creator_id)
         .bind(customer_id)
