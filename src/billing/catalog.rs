@@ -290,6 +290,24 @@ impl Billing {
         *entry = (failures, now + wait);
     }
 
+    /// The prices a subscription to a priced tier carries, synced first: the recurring
+    /// one with quantity 1 (none for a free tier that bills overage), then each metered
+    /// overage price, without a quantity (Stripe refuses one on metered prices).
+    pub async fn tier_prices(
+        &self,
+        tenant: &Tenant,
+        tier: &Tier,
+    ) -> Result<Vec<(String, Option<u64>)>, ApiError> {
+        let synced = self.sync_tier(tenant, &tier.key).await?.ok_or_else(|| {
+            ApiError::internal(&std::io::Error::other("a priced tier did not sync"))
+        })?;
+        let recurring = base_price(&synced).map(|price| (price.to_string(), Some(1)));
+        let metered = overage_prices(&synced)
+            .into_values()
+            .map(|price| (price, None));
+        Ok(recurring.into_iter().chain(metered).collect())
+    }
+
     /// The tier's sync state for an answer: synced ids, or why there are none.
     pub async fn sync_view(&self, tenant: &Tenant, tier: &Tier) -> TierSyncView {
         match self.sync_tier(tenant, &tier.key).await {

@@ -40,7 +40,6 @@ use stripe_billing::subscription_schedule::{
 };
 use stripe_shared::SubscriptionScheduleEndBehavior;
 
-use crate::billing::catalog::{base_price, overage_prices};
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::settings::{DowngradeTiming, Proration};
 use crate::billing::{change_key, request_key, Billing};
@@ -161,13 +160,24 @@ impl Subscription {
     }
 }
 
+/// How a tier change went through the customer's subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The subscription bills the new tier from now.
+    Updated,
+    /// It will from `effective_at`, the end of the period paid for.
+    Scheduled,
+    /// The new tier sells nothing: the subscription ends at `effective_at`.
+    Canceling,
+    /// The new tier sells nothing: the subscription ended now.
+    Canceled,
+}
+
 /// What a tier change did to the customer's subscription.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlanChange {
-    /// `updated` (the subscription bills the new tier from now), `scheduled` (from
-    /// `effective_at`, the end of the period paid for), `canceling` (the new tier sells
-    /// nothing: the subscription ends at `effective_at`) or `canceled` (it ended now).
-    pub change: &'static str,
+    pub change: Change,
     pub subscription_id: String,
     /// When the new tier applies (RFC 3339).
     pub effective_at: Option<String>,
@@ -176,7 +186,7 @@ pub struct PlanChange {
 impl PlanChange {
     /// Whether Staryer's tier changes now (else when Stripe's webhook says it did).
     pub fn applies_now(&self) -> bool {
-        matches!(self.change, "updated" | "canceled")
+        matches!(self.change, Change::Updated | Change::Canceled)
     }
 }
 
@@ -422,20 +432,20 @@ impl Billing {
                 return Err(err);
             }
         };
-        let ended = change.change == "canceled";
+        let ended = change.change == Change::Canceled;
         let row = match change.change {
-            "scheduled" => SubscriptionRow {
+            Change::Scheduled => SubscriptionRow {
                 pending_tier: Some(tier.key.to_string()),
                 ..known
             },
-            "updated" | "canceled" => SubscriptionRow {
+            Change::Updated | Change::Canceled => SubscriptionRow {
                 stripe_subscription_id: known.stripe_subscription_id.clone().filter(|_| !ended),
                 subscribed_tier: Some(tier.key.to_string()).filter(|_| !ended),
                 pending_tier: None,
                 ..known
             },
             // Ending at period end: the tier holds until Stripe ends it.
-            _ => SubscriptionRow {
+            Change::Canceling => SubscriptionRow {
                 pending_tier: None,
                 ..known
             },
@@ -443,33 +453,8 @@ impl Billing {
         self.save_subscription(&creator.tenant.id, customer_id, row)
             .await?;
         tracing::info!(creator = %creator.tenant.slug, tier = %tier.key,
-            subscription = %subscription.id, change = change.change, "plan changed");
+            subscription = %subscription.id, change = ?change.change, "plan changed");
         Ok(change)
-    }
-
-    /// The prices the subscription should carry for `tier` (quantity 1 for the recurring
-    /// price, none for metered ones).
-    async fn wanted_prices(
-        &self,
-        creator: &Creator,
-        tier: &Tier,
-    ) -> Result<Vec<(String, Option<u64>)>, ApiError> {
-        let synced = self
-            .sync_tier(&creator.tenant, &tier.key)
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(&std::io::Error::other("a priced tier did not sync"))
-            })?;
-        let mut wanted: Vec<(String, Option<u64>)> = base_price(&synced)
-            .map(|price| (price.to_string(), Some(1)))
-            .into_iter()
-            .collect();
-        wanted.extend(
-            overage_prices(&synced)
-                .into_values()
-                .map(|price| (price, None)),
-        );
-        Ok(wanted)
     }
 
     /// Swaps the subscription's items for the tier's prices, at once.
@@ -482,7 +467,7 @@ impl Billing {
         proration: Proration,
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
-        let wanted = self.wanted_prices(creator, tier).await?;
+        let wanted = self.tier_prices(&creator.tenant, tier).await?;
         // A change now replaces a downgrade scheduled for later.
         self.release_schedule(account, subscription).await?;
         let mut items: Vec<UpdateSubscriptionItems> = subscription
@@ -507,7 +492,7 @@ impl Billing {
                 }),
         );
         let updated = PlanChange {
-            change: "updated",
+            change: Change::Updated,
             subscription_id: subscription.id.clone(),
             effective_at: Some(rfc3339(self.clock.now())),
         };
@@ -547,7 +532,7 @@ impl Billing {
         tier: &Tier,
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
-        let wanted = self.wanted_prices(creator, tier).await?;
+        let wanted = self.tier_prices(&creator.tenant, tier).await?;
         // A plan change keeps a subscription that was to end at period end (as an update
         // now does); the schedule then decides what the next period bills.
         let resume_key = change_key("resume", &creator.tenant.id, &subscription.id, caller_key);
@@ -650,7 +635,7 @@ impl Billing {
         );
         let _: Created = self.client.send(&update, Some(account), Some(&key)).await?;
         Ok(PlanChange {
-            change: "scheduled",
+            change: Change::Scheduled,
             subscription_id: subscription.id.clone(),
             effective_at: Some(rfc3339(period_end)),
         })
@@ -670,14 +655,14 @@ impl Billing {
                 .cancel_at_period_end(account, subscription, true, ending_key)
                 .await?;
             return Ok(PlanChange {
-                change: "canceling",
+                change: Change::Canceling,
                 subscription_id: subscription.id.clone(),
                 effective_at: ending.current_period_end,
             });
         }
         self.cancel_now(account, subscription, proration).await?;
         Ok(PlanChange {
-            change: "canceled",
+            change: Change::Canceled,
             subscription_id: subscription.id.clone(),
             effective_at: Some(rfc3339(self.clock.now())),
         })
