@@ -722,6 +722,34 @@ impl Billing {
         Ok(SubscriptionView::from(&updated))
     }
 
+    /// A Checkout completed for a customer whose earlier subscription still bills (a
+    /// session opened before that subscription began, or a second tab): the latest
+    /// purchase decides, and the earlier subscription ends now, prorated per the
+    /// settings, so that the customer never pays for two.
+    pub async fn end_superseded(
+        &self,
+        creator: &Creator,
+        account: &str,
+        superseded: &str,
+    ) -> Result<(), ApiError> {
+        let retrieve = RetrieveSubscription::new(superseded);
+        let subscription = match self
+            .client
+            .send::<_, Subscription>(&retrieve, Some(account), None)
+            .await
+        {
+            Ok(subscription) if subscription.is_live() => subscription,
+            Ok(_) | Err(StripeError::Api { status: 404, .. }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let settings = self.settings(&creator.tenant.id).await?;
+        self.cancel_now(account, &subscription, settings.proration_behavior)
+            .await?;
+        tracing::warn!(creator = %creator.tenant.slug, subscription = %superseded,
+            "a second subscription was bought; the earlier one was canceled");
+        Ok(())
+    }
+
     /// `POST /v1/customers/{id}/subscription/cancel`: at period end (the customer keeps
     /// its tier until then; resume undoes it), or now (the customer is back on the default
     /// tier at once).

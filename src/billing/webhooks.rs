@@ -479,6 +479,15 @@ async fn handle(
             return Ok(false);
         }
     }
+    if event.is_checkout() && tier.is_some() {
+        let superseded = known
+            .stripe_subscription_id
+            .as_deref()
+            .filter(|old| Some(*old) != subscription_id.as_deref());
+        if let (Some(old), Some(account)) = (superseded, event.account.as_deref()) {
+            billing.end_superseded(creator, account, old).await?;
+        }
+    }
     billing
         .assign_tier(
             creator,

@@ -26,6 +26,7 @@ on_both_databases!(
     the_billing_portal_opens_for_the_customer,
     a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it,
     stripe_customers_are_made_once_and_found_again_by_metadata,
+    a_second_completed_checkout_ends_the_first_subscription,
 );
 
 /// When the test subscriptions' current period ends.
@@ -812,5 +813,37 @@ async fn stripe_customers_are_made_once_and_found_again_by_metadata(backend: Bac
     assert_eq!(fake.requests("/v1/customers").await.len(), 1);
     let sessions = fake.requests("/v1/checkout/sessions").await;
     assert_eq!(form(&sessions[1])["customer"], held);
+    every_change_was_keyed(&fake).await;
+}
+
+async fn a_second_completed_checkout_ends_the_first_subscription(backend: Backend) {
+    let (fake, app, creator, connected) = connected_app(backend).await;
+    let (first, stripe_customer) = subscribe(&app, &fake, &creator, &connected, "c1").await;
+    // A session opened in another tab before the first purchase completes too.
+    let second = fake.subscribe(&stripe_customer, &prices(&connected, "team"), PERIOD_END);
+    let mut session = fixture("checkout.session");
+    session["mode"] = json!("subscription");
+    session["client_reference_id"] = json!("c1");
+    session["customer"] = json!(stripe_customer);
+    session["subscription"] = json!(second);
+    session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "team"});
+    session["payment_status"] = json!("paid");
+    app.clock.advance(1);
+    deliver(
+        &app,
+        "evt_second_checkout",
+        "checkout.session.completed",
+        session,
+    )
+    .await;
+    assert_eq!(
+        tier_of(&app, &creator, "c1").await,
+        "team",
+        "the latest purchase"
+    );
+    assert_eq!(fake.subscription(&first)["status"], "canceled");
+    assert_eq!(fake.subscription(&second)["status"], "active");
+    let moved = put_tier(&app, &creator, "c1", "pro").await;
+    assert_eq!(moved["plan_change"]["subscription_id"], second.as_str());
     every_change_was_keyed(&fake).await;
 }
