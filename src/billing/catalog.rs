@@ -45,6 +45,11 @@ use crate::tenants::state::Tenant;
 use crate::tiers::model::{Interval, Tier};
 use crate::usage::quantity::SCALE;
 
+/// How long the background pass waits after a tier's sync failed there, doubling with
+/// each failure up to the ceiling.
+const SYNC_BACKOFF_FIRST_SECS: i64 = 30;
+const SYNC_BACKOFF_MAX_SECS: i64 = 3_600;
+
 /// The payload keys of every meter event the reporter sends.
 pub const CUSTOMER_PAYLOAD_KEY: &str = "stripe_customer_id";
 pub const VALUE_PAYLOAD_KEY: &str = "value";
@@ -274,6 +279,48 @@ impl Billing {
             self.archive_replaced_prices(&account, &old, &row).await;
         }
         Ok(Some(row))
+    }
+
+    /// Whether the background pass should try the tier's sync now: yes, unless its last
+    /// background tries failed and the backoff since has not run out.
+    pub fn sync_due(&self, creator_id: &str, tier_key: &str) -> bool {
+        let key = (creator_id.to_string(), tier_key.to_string());
+        self.sync_backoff
+            .get(&key)
+            .is_none_or(|backoff| backoff.1 <= self.clock.now())
+    }
+
+    /// Records a background sync's outcome: a failure pushes the next try back (30 s,
+    /// doubling, at most an hour); a success forgets the failures.
+    pub fn note_background_sync(&self, creator_id: &str, tier_key: &str, synced: bool) {
+        let key = (creator_id.to_string(), tier_key.to_string());
+        if synced {
+            self.sync_backoff.remove(&key);
+            return;
+        }
+        let now = self.clock.now();
+        let mut entry = self.sync_backoff.entry(key).or_insert((0, now));
+        let failures = entry.0.saturating_add(1);
+        let wait = (SYNC_BACKOFF_FIRST_SECS << (failures - 1).min(7)).min(SYNC_BACKOFF_MAX_SECS);
+        *entry = (failures, now + wait);
+    }
+
+    /// The prices a subscription to a priced tier carries, synced first: the recurring
+    /// one with quantity 1 (none for a free tier that bills overage), then each metered
+    /// overage price, without a quantity (Stripe refuses one on metered prices).
+    pub async fn tier_prices(
+        &self,
+        tenant: &Tenant,
+        tier: &Tier,
+    ) -> Result<Vec<(String, Option<u64>)>, ApiError> {
+        let synced = self.sync_tier(tenant, &tier.key).await?.ok_or_else(|| {
+            ApiError::internal(&std::io::Error::other("a priced tier did not sync"))
+        })?;
+        let recurring = base_price(&synced).map(|price| (price.to_string(), Some(1)));
+        let metered = overage_prices(&synced)
+            .into_values()
+            .map(|price| (price, None));
+        Ok(recurring.into_iter().chain(metered).collect())
     }
 
     /// The tier's sync state for an answer: synced ids, or why there are none.

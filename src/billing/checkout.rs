@@ -15,7 +15,6 @@ use stripe_checkout::checkout_session::{
 };
 use stripe_shared::CheckoutSessionMode;
 
-use crate::billing::catalog::{base_price, overage_prices};
 use crate::billing::client::Redirect;
 use crate::billing::subscriptions::PlanChange;
 use crate::billing::{request_key, Billing, RETRY_WINDOW_SECS};
@@ -81,6 +80,7 @@ impl Billing {
             ));
         }
         let account = self.account_of(&creator.tenant.id).await?;
+        let turn = self.subscription_turn(&creator.tenant.id).await;
         if let Some(subscription) = self
             .live_subscription(creator, &account, &order.customer_id)
             .await?
@@ -95,7 +95,7 @@ impl Billing {
                     caller_key,
                 )
                 .await?;
-            if change.change == "updated" {
+            if change.applies_now() {
                 self.assign_tier(creator, &order.customer_id, Some(&tier.key), None)
                     .await?;
             }
@@ -106,12 +106,8 @@ impl Billing {
                 plan_change: Some(change),
             });
         }
-        let synced = self
-            .sync_tier(&creator.tenant, &tier.key)
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(&std::io::Error::other("a priced tier did not sync"))
-            })?;
+        drop(turn);
+        let prices = self.tier_prices(&creator.tenant, &tier).await?;
         let stripe_customer = self
             .ensure_stripe_customer(creator, &account, &order.customer_id)
             .await?;
@@ -121,20 +117,14 @@ impl Billing {
             .subscription(&creator.tenant.id, &order.customer_id)
             .await?;
 
-        let mut line_items: Vec<CreateCheckoutSessionLineItems> = base_price(&synced)
-            .map(|price| CreateCheckoutSessionLineItems {
-                price: Some(price.to_string()),
-                quantity: Some(1),
+        let line_items: Vec<CreateCheckoutSessionLineItems> = prices
+            .into_iter()
+            .map(|(price, quantity)| CreateCheckoutSessionLineItems {
+                price: Some(price),
+                quantity,
                 ..Default::default()
             })
-            .into_iter()
             .collect();
-        line_items.extend(overage_prices(&synced).into_values().map(|price| {
-            CreateCheckoutSessionLineItems {
-                price: Some(price),
-                ..Default::default()
-            }
-        }));
         let tags = HashMap::from([
             ("staryer_customer_id".to_string(), order.customer_id.clone()),
             ("staryer_tier".to_string(), tier.key.to_string()),

@@ -31,7 +31,7 @@ pub fn metadata_term(key: &str, value: &str) -> String {
 impl Billing {
     /// The customer's Stripe Customer id: the one it has, else the one an earlier
     /// database made (found by metadata), else a new one. The customer is created in
-    /// Staryer too if it was never seen (on the default tier), and keeps its tier.
+    /// Staryer too if it was never seen (on the default tier).
     pub async fn ensure_stripe_customer(
         &self,
         creator: &Creator,
@@ -73,13 +73,28 @@ impl Billing {
                 made.id
             }
         };
-        let update = CustomerUpdate {
-            id: Arc::from(customer_id),
-            tier: known.and_then(|row| row.tier_key).map(Arc::from),
-            email,
-            stripe_customer_id: Some(stripe_id.clone()),
-        };
-        creator.actor.upsert_customer(update).await?;
+        match known {
+            // Only the Stripe id is written: a tier or email changed meanwhile stays.
+            Some(_) => {
+                self.store
+                    .set_stripe_customer_id(
+                        &creator.tenant.id,
+                        customer_id,
+                        &stripe_id,
+                        self.clock.now(),
+                    )
+                    .await?
+            }
+            None => {
+                let update = CustomerUpdate {
+                    id: Arc::from(customer_id),
+                    tier: None,
+                    email: None,
+                    stripe_customer_id: Some(stripe_id.clone()),
+                };
+                creator.actor.upsert_customer(update).await?;
+            }
+        }
         Ok(stripe_id)
     }
 }

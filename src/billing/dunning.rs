@@ -1,7 +1,7 @@
 //! Dunning: what a failed payment does to a customer's tier. `invoice.payment_failed` on
 //! the customer's subscription starts a grace period (`grace_period_days`, default 7):
 //! the customer keeps its paid tier and its usage answers say `billing_status:
-//! "past_due"` while Stripe retries the payment. `invoice.paid` ends it. When the grace
+//! "past_due"` while Stripe retries the payment. `invoice.paid` for that invoice ends it. When the grace
 //! is over, the reporter's pass (`end_overdue_graces`) asks Stripe once more (a
 //! subscription that is `active` again was paid, whatever order the webhooks came in),
 //! and otherwise puts the customer on the default tier (`grace_ended`) until a paid
@@ -65,7 +65,7 @@ impl Billing {
 
     /// Loads who is not in good standing (at start).
     pub async fn load_standings(&self) -> Result<(), StoreError> {
-        for (creator_id, customer_id, status) in self.store.billing_standings().await? {
+        for (creator_id, customer_id, status) in self.store.all_billing_standings().await? {
             self.standings.insert((creator_id, customer_id), status);
         }
         Ok(())
@@ -89,6 +89,7 @@ impl Billing {
             "a payment failed: the customer's grace period starts");
         let row = SubscriptionRow {
             billing_status: Some(PAST_DUE.into()),
+            failed_invoice_id: invoice["id"].as_str().map(String::from),
             grace_ends_at: Some(grace_ends_at),
             ..known
         };
@@ -97,8 +98,9 @@ impl Billing {
         Ok(true)
     }
 
-    /// `invoice.paid` for the customer's subscription: back in good standing, and back on
-    /// the subscribed tier if the grace had run out.
+    /// `invoice.paid` for the invoice whose payment failed: back in good standing, and
+    /// back on the subscribed tier if the grace had run out. Another invoice paid (a
+    /// proration's, say) leaves the failed one open, and the grace with it.
     pub async fn payment_recovered(
         &self,
         creator: &Creator,
@@ -106,7 +108,10 @@ impl Billing {
         known: SubscriptionRow,
         invoice: &Value,
     ) -> Result<bool, ApiError> {
-        if !bills_known_subscription(&known, invoice) || known.billing_status.is_none() {
+        let settles = known.failed_invoice_id.is_none()
+            || known.failed_invoice_id.as_deref() == invoice["id"].as_str();
+        if !bills_known_subscription(&known, invoice) || known.billing_status.is_none() || !settles
+        {
             return Ok(false);
         }
         self.restore(creator, customer_id, known).await?;
@@ -134,6 +139,7 @@ impl Billing {
         }
         let row = SubscriptionRow {
             billing_status: None,
+            failed_invoice_id: None,
             grace_ends_at: None,
             ..known
         };
@@ -142,69 +148,81 @@ impl Billing {
     }
 
     /// Puts every customer whose grace period is over on the default tier, unless Stripe
-    /// now says its subscription is paid up. A customer Stripe cannot be asked about now
-    /// waits for the next pass. Answers how many fell.
+    /// now says its subscription is paid up. A customer Stripe cannot be asked about now,
+    /// or whose fall fails, waits for the next pass; the others go on. Answers how many
+    /// fell.
     pub async fn end_overdue_graces(&self, registry: &Registry) -> Result<usize, ApiError> {
-        let now = self.clock.now();
         let mut fell = 0;
-        for (creator_id, customer_id) in self.store.grace_over(now).await? {
+        for (creator_id, customer_id) in self.store.all_overdue_graces(self.clock.now()).await? {
             let Some(creator) = registry.creator(&creator_id) else {
                 continue;
             };
-            let Some(account) = self.store.stripe_account(&creator_id).await? else {
-                continue;
-            };
-            let known = self.store.subscription(&creator_id, &customer_id).await?;
-            match self
-                .live_subscription(&creator, &account, &customer_id)
-                .await
-            {
-                Ok(Some(subscription))
-                    if matches!(subscription.status.as_str(), "active" | "trialing") =>
-                {
-                    self.restore(&creator, &customer_id, known).await?;
-                    continue;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err.message, "asking Stripe about an overdue \
-                        subscription failed; the next pass retries");
-                    continue;
-                }
+            match self.end_grace(&creator, &customer_id).await {
+                Ok(true) => fell += 1,
+                Ok(false) => {}
+                Err(err) => tracing::debug!(creator = %creator.tenant.slug, error = %err.message,
+                    "ending an overdue grace period failed; the next pass retries"),
             }
-            self.assign_tier(&creator, &customer_id, None, None).await?;
-            let event = BillingEventRow {
-                event_id: request_key(
-                    "grace_ended",
-                    &[
-                        &creator_id,
-                        &customer_id,
-                        &known.grace_ends_at.unwrap_or_default().to_string(),
-                    ],
-                ),
-                creator_id: Some(creator_id.clone()),
-                r#type: "staryer.grace_ended".into(),
-                customer_id: Some(customer_id.clone()),
-                stripe_customer_id: None,
-                object_id: known.stripe_subscription_id.clone(),
-                amount: None,
-                currency: None,
-                status: Some(GRACE_ENDED.into()),
-                stripe_created: now,
-                received_at: now,
-            };
-            let row = SubscriptionRow {
-                billing_status: Some(GRACE_ENDED.into()),
-                ..known
-            };
-            self.save_subscription(&creator_id, &customer_id, row)
-                .await?;
-            self.store.record_billing_event(&event).await?;
-            tracing::info!(creator = %creator.tenant.slug,
-                "a grace period ended unpaid: the customer is on the default tier");
-            fell += 1;
         }
         Ok(fell)
+    }
+
+    /// Ends one customer's grace period, in the creator's subscription turn: the row is
+    /// read again under it (a webhook may have settled the payment meanwhile).
+    async fn end_grace(&self, creator: &Creator, customer_id: &str) -> Result<bool, ApiError> {
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
+        let creator_id = &creator.tenant.id;
+        let now = self.clock.now();
+        let known = self.store.subscription(creator_id, customer_id).await?;
+        let overdue = known.billing_status.as_deref() == Some(PAST_DUE)
+            && known.grace_ends_at.is_some_and(|at| at <= now);
+        let Some(account) = self.store.stripe_account(creator_id).await? else {
+            return Ok(false);
+        };
+        if !overdue {
+            return Ok(false);
+        }
+        if let Some(subscription) = self
+            .live_subscription(creator, &account, customer_id)
+            .await?
+        {
+            if matches!(subscription.status.as_str(), "active" | "trialing") {
+                self.restore(creator, customer_id, known).await?;
+                return Ok(false);
+            }
+        }
+        // The event first: its id is fixed, so a fall retried after a failure records it
+        // once, and a fall is never left without its event.
+        let event = BillingEventRow {
+            event_id: request_key(
+                "grace_ended",
+                &[
+                    creator_id,
+                    customer_id,
+                    &known.grace_ends_at.unwrap_or_default().to_string(),
+                ],
+            ),
+            creator_id: Some(creator_id.to_string()),
+            r#type: "staryer.grace_ended".into(),
+            customer_id: Some(customer_id.to_string()),
+            stripe_customer_id: None,
+            object_id: known.stripe_subscription_id.clone(),
+            amount: None,
+            currency: None,
+            status: Some(GRACE_ENDED.into()),
+            stripe_created: now,
+            received_at: now,
+        };
+        self.store.record_billing_event(&event).await?;
+        self.assign_tier(creator, customer_id, None, None).await?;
+        let row = SubscriptionRow {
+            billing_status: Some(GRACE_ENDED.into()),
+            ..known
+        };
+        self.save_subscription(creator_id, customer_id, row).await?;
+        tracing::info!(creator = %creator.tenant.slug,
+            "a grace period ended unpaid: the customer is on the default tier");
+        Ok(true)
     }
 }
 

@@ -19,6 +19,7 @@
 //! With no `stripe.secret_key` this module is absent (`AppState::billing` is `None`): the
 //! billing endpoints answer 409 `billing_off` and nothing else changes.
 
+pub mod accounts;
 pub mod catalog;
 pub mod checkout;
 pub mod client;
@@ -62,10 +63,15 @@ pub struct Billing {
     pub config: Arc<StripeConfig>,
     /// One catalog sync at a time per creator (`catalog`).
     sync_turns: Turns,
-    /// One webhook effect at a time per creator (`webhooks`).
-    webhook_turns: Turns,
+    /// One change of a creator's subscriptions at a time: a webhook's effect, a plan
+    /// change, a cancel or resume, a grace period's end (each reads, asks Stripe, decides
+    /// and writes the customer's subscription row).
+    subscription_turns: Turns,
     /// Refusals so far per catalog idempotency key (`catalog`).
     refused_keys: Arc<DashMap<String, u32>>,
+    /// (creator id, tier key) -> (background sync failures in a row, when to try next)
+    /// (`catalog`).
+    sync_backoff: Arc<DashMap<(String, String), (u32, i64)>>,
     /// (creator id, customer id) -> billing status, for customers not in good standing
     /// (`dunning`).
     standings: Arc<DashMap<(String, String), String>>,
@@ -87,7 +93,30 @@ pub fn request_key(what: &str, parts: &[&str]) -> String {
     format!("staryer:{what}:{}", hex::encode(&digest.finalize()[..16]))
 }
 
+/// A key for a request the caller asked for: its own `Idempotency-Key` (with what the
+/// request is about, so one key sent for two customers names two requests), else one no
+/// other request has. For requests whose effect the daemon can see before sending them
+/// again (a subscription is read before each change), so a new key never doubles an
+/// effect, while a key derived from an unchanged state would replay an old answer.
+pub fn change_key(what: &str, creator_id: &str, about: &str, caller_key: Option<&str>) -> String {
+    match caller_key {
+        Some(key) => request_key(what, &[creator_id, about, key]),
+        None => {
+            use rand::distr::{Alphanumeric, SampleString};
+            request_key(what, &[&Alphanumeric.sample_string(&mut rand::rng(), 32)])
+        }
+    }
+}
+
 impl Billing {
+    /// Waits for the creator's turn to change its subscriptions (see `subscription_turns`).
+    pub async fn subscription_turn(
+        &self,
+        creator_id: &Arc<str>,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        turn(&self.subscription_turns, creator_id).await
+    }
+
     /// The billing service, or `None` (logged) when no secret key is configured.
     pub fn from_config(
         config: &StripeConfig,
@@ -108,8 +137,9 @@ impl Billing {
             clock,
             config: Arc::new(config.clone()),
             sync_turns: Arc::default(),
-            webhook_turns: Arc::default(),
+            subscription_turns: Arc::default(),
             refused_keys: Arc::default(),
+            sync_backoff: Arc::default(),
             standings: Arc::default(),
         }))
     }

@@ -190,7 +190,9 @@ impl Pass {
 
     /// Retries the sync of every priced tier that is not in step with Stripe (a sync that
     /// failed, or a change not synced yet), so that a failed sync does not wait for the
-    /// next change or checkout. A tier in step costs one read of the store.
+    /// next change or checkout. A tier in step costs one read of the store. A tier whose
+    /// background sync keeps failing (an account that lost a capability, a refused
+    /// parameter) is retried with backoff (`Billing::sync_due`), not on every pass.
     async fn resync_tiers(&self) {
         let connected = match self.billing.store.connected_creators().await {
             Ok(connected) => connected,
@@ -206,7 +208,13 @@ impl Pass {
             };
             let config = creator.tenant.config();
             for tier in config.live_tiers().filter(|tier| tier.is_priced()) {
-                if let Err(err) = self.billing.sync_tier(&creator.tenant, &tier.key).await {
+                if !self.billing.sync_due(&creator_id, &tier.key) {
+                    continue;
+                }
+                let outcome = self.billing.sync_tier(&creator.tenant, &tier.key).await;
+                self.billing
+                    .note_background_sync(&creator_id, &tier.key, outcome.is_ok());
+                if let Err(err) = outcome {
                     failed += 1;
                     tracing::debug!(creator = %creator.tenant.slug, tier = %tier.key,
                         error = %err.message, "retrying a tier sync failed");
@@ -216,7 +224,7 @@ impl Pass {
         if failed > 0 {
             tracing::warn!(
                 failed,
-                "tier syncs to Stripe still fail; the next pass retries"
+                "tier syncs to Stripe still fail; they are retried with backoff"
             );
         }
     }

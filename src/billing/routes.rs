@@ -1,82 +1,30 @@
-//! The creator's billing endpoints: connecting a Stripe account (an existing one, or one
-//! made through onboarding), selling a tier through Checkout, and reading what billing
-//! did (webhook events, usage reports).
+//! The creator's billing endpoints, thin: each checks its input and calls the billing
+//! service (`accounts`, `checkout`, `subscriptions`, `settings`), or reads what billing did
+//! (webhook events, usage reports).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveAccount};
-use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use utoipa::openapi::schema::Object;
 
-use crate::billing::catalog::TierSyncView;
+use crate::billing::accounts::{AccountView, NewOnboarding, OnboardingView, PutAccount};
 use crate::billing::checkout::{CheckoutView, NewCheckout};
-use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::settings::BillingSettings;
-use crate::billing::subscriptions::{change_key, SubscriptionView};
+use crate::billing::subscriptions::SubscriptionView;
 use crate::billing::{billing_off, Billing};
-use crate::customers::model::{is_stripe_id, optional_email_schema, parse_email, stripe_id_schema};
+use crate::customers::model::{is_stripe_id, parse_email};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::schema::{integer, parse_url, url_schema};
 use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, ReportRow};
-use crate::tenants::registry::Creator;
 use crate::usage::model::{id_schema, parse_id};
 use crate::usage::period::rfc3339;
 
 fn billing(state: &AppState) -> Result<&Billing, ApiError> {
     state.billing.as_ref().ok_or_else(billing_off)
-}
-
-/// `PUT /v1/billing/account`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PutAccount {
-    #[schema(schema_with = account_id_schema)]
-    pub account_id: String,
-}
-
-fn account_id_schema() -> Object {
-    stripe_id_schema(
-        "acct_",
-        "An existing connected account of the platform (`acct_…`)",
-    )
-}
-
-/// `POST /v1/billing/onboarding`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"refresh_url": "https://acme.example/stripe/retry",
-    "return_url": "https://acme.example/stripe/done"}))]
-pub struct NewOnboarding {
-    /// Where Stripe sends the creator when the link expired or was already used.
-    #[schema(schema_with = url_schema)]
-    pub refresh_url: String,
-    /// Where Stripe sends the creator when onboarding ends.
-    #[schema(schema_with = url_schema)]
-    pub return_url: String,
-    /// Prefills the new account's email.
-    #[schema(schema_with = optional_email_schema)]
-    pub email: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AccountView {
-    pub account_id: Option<String>,
-    /// Each tier's Stripe objects.
-    pub tiers: BTreeMap<String, TierSyncView>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OnboardingView {
-    pub account_id: String,
-    /// The account link: send the creator here to finish onboarding with Stripe.
-    pub url: String,
-    pub tiers: BTreeMap<String, TierSyncView>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -192,27 +140,6 @@ fn listed<Row, View: From<Row> + Serialize>(rows: Vec<Row>) -> HttpResponse {
     HttpResponse::Ok().json(views)
 }
 
-fn account_taken() -> ApiError {
-    ApiError::conflict(
-        "account_taken",
-        "another creator has connected this Stripe account",
-    )
-}
-
-/// Records the account and syncs every tier to it.
-async fn connect(
-    billing: &Billing,
-    creator: &Creator,
-    account_id: &str,
-) -> Result<BTreeMap<String, TierSyncView>, ApiError> {
-    billing
-        .store
-        .set_stripe_account(&creator.tenant.id, account_id)
-        .await?;
-    tracing::info!(creator = %creator.tenant.slug, account = %account_id, "Stripe account connected");
-    Ok(billing.sync_all_tiers(&creator.tenant).await)
-}
-
 /// The creator's connected Stripe account, and where each tier stands with Stripe (read
 /// from the store: a tier `not_synced` is synced by the reporter's next pass, or its next change or checkout).
 #[utoipa::path(get, path = "/v1/billing/account", tag = "billing",
@@ -224,12 +151,8 @@ pub async fn get_account(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
 ) -> Result<HttpResponse, ApiError> {
-    let billing = billing(&state)?;
-    let account_id = billing.store.stripe_account(&creator.tenant.id).await?;
-    let tiers = billing
-        .catalog_view(&creator.tenant, account_id.as_deref())
-        .await?;
-    Ok(HttpResponse::Ok().json(AccountView { account_id, tiers }))
+    let view = billing(&state)?.account_view(&creator).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Record an existing connected account (checked with Stripe first); every priced tier is
@@ -248,45 +171,14 @@ pub async fn put_account(
     ApiJson(body): ApiJson<PutAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
-    let id = &body.account_id;
-    if !is_stripe_id(id, "acct_") {
+    if !is_stripe_id(&body.account_id, "acct_") {
         return Err(ApiError::invalid(
             "invalid_account_id",
             "account_id must be a Stripe account id (acct_…)",
         ));
     }
-    if let Some(owner) = billing.store.creator_by_stripe_account(id).await? {
-        if owner != *creator.tenant.id {
-            return Err(account_taken());
-        }
-    }
-    // The platform must be able to act for the account: Stripe shows it, or says no.
-    match billing
-        .client
-        .send::<_, Created>(&RetrieveAccount::new(id.as_str()), None, None)
-        .await
-    {
-        Ok(_) => {}
-        Err(StripeError::Api {
-            status: 400 | 403 | 404,
-            message,
-            ..
-        }) => {
-            return Err(ApiError::invalid(
-                "stripe_account_not_found",
-                format!("Stripe has no account `{id}` connected to this platform: {message}"),
-            ))
-        }
-        Err(err) => return Err(err.into()),
-    }
-    let tiers = match connect(billing, &creator, id).await {
-        Err(err) if err.code == "already_exists" => return Err(account_taken()),
-        other => other?,
-    };
-    Ok(HttpResponse::Ok().json(AccountView {
-        account_id: Some(id.clone()),
-        tiers,
-    }))
+    let view = billing.connect_existing(&creator, &body.account_id).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Onboard with Stripe: makes a Standard connected account (once) and answers the
@@ -315,39 +207,10 @@ pub async fn start_onboarding(
     if let Some(email) = &body.email {
         parse_email(email)?;
     }
-    let (account_id, tiers) = match billing.store.stripe_account(&creator.tenant.id).await? {
-        Some(account) => (account, BTreeMap::new()),
-        None => {
-            let mut create = CreateAccount::new()
-                .type_(CreateAccountType::Standard)
-                .metadata(HashMap::from([(
-                    "staryer_creator".to_string(),
-                    creator.tenant.slug.to_string(),
-                )]));
-            if let Some(email) = &body.email {
-                create = create.email(email);
-            }
-            let key = format!("staryer:{}:account", creator.tenant.id);
-            let account: Created = billing.client.send(&create, None, Some(&key)).await?;
-            let tiers = connect(billing, &creator, &account.id).await?;
-            (account.id, tiers)
-        }
-    };
-    let link = CreateAccountLink::new(
-        account_id.as_str(),
-        CreateAccountLinkType::AccountOnboarding,
-    )
-    .refresh_url(&body.refresh_url)
-    .return_url(&body.return_url);
-    // Links are single-use: Stripe sends the creator to `refresh_url` for a new one when a
-    // link was visited or expired, so only the caller's own key may replay one.
-    let key = change_key("account_link", &creator.tenant.id, caller_key(&request)?);
-    let link: Redirect = billing.client.send(&link, None, Some(&key)).await?;
-    Ok(HttpResponse::Ok().json(OnboardingView {
-        account_id,
-        url: link.url,
-        tiers,
-    }))
+    let view = billing
+        .onboard(&creator, &body, caller_key(&request)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// The caller's `Idempotency-Key` header, if it sent one (1–200 visible characters).
@@ -374,7 +237,9 @@ fn caller_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
             same session. Without it, the same request within ten minutes does.")),
     responses((status = 200, body = CheckoutView),
         (status = 404, description = "`tier_not_found`", body = ErrorBody),
-        (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
+        (status = 409, description = "`billing_off`, `stripe_account_missing`, \
+            `subscription_not_active` (the customer's subscription must be paid first)",
+            body = ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_url`, `tier_not_priced`, \
             `invalid_idempotency_key`", body = ErrorBody),
         (status = 502, description = "`stripe_error`, `stripe_unreachable`", body = ErrorBody)),
@@ -611,6 +476,7 @@ pub struct PortalView {
             same link. Without it, each request gets a new one")),
     request_body = NewPortalSession,
     responses((status = 200, body = PortalView),
+        (status = 404, description = "`customer_not_found`", body = ErrorBody),
         (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_url`, `invalid_idempotency_key`",
             body = ErrorBody),

@@ -116,6 +116,15 @@ impl BillingSettings {
         Ok(())
     }
 
+    /// Settings as `save_settings` wrote them, read leniently: a setting a later version
+    /// no longer has is dropped, one it added takes its default. (Requests stay strict.)
+    fn from_stored(json: &str) -> Result<BillingSettings, serde_json::Error> {
+        let mut stored: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)?;
+        let known = serde_json::to_value(BillingSettings::default())?;
+        stored.retain(|name, _| known.get(name).is_some());
+        serde_json::from_value(serde_json::Value::Object(stored))
+    }
+
     pub fn grace_period_secs(&self) -> i64 {
         i64::from(self.grace_period_days) * 86_400
     }
@@ -125,9 +134,7 @@ impl Billing {
     /// The creator's settings (the defaults until it sets them).
     pub async fn settings(&self, creator_id: &str) -> Result<BillingSettings, ApiError> {
         match self.store.billing_settings(creator_id).await? {
-            // Written by `save_settings` only, so it parses; an unreadable row would be a
-            // bug, answered as one rather than silently replaced by the defaults.
-            Some(json) => serde_json::from_str(&json).map_err(|e| ApiError::internal(&e)),
+            Some(json) => BillingSettings::from_stored(&json).map_err(|e| ApiError::internal(&e)),
             None => Ok(BillingSettings::default()),
         }
     }
@@ -141,5 +148,18 @@ impl Billing {
         let json = serde_json::to_string(settings).map_err(|e| ApiError::internal(&e))?;
         self.store.set_billing_settings(creator_id, &json).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_settings_outlive_the_fields_they_were_written_with() {
+        let stored = r#"{"grace_period_days": 3, "retired_setting": true}"#;
+        let settings = BillingSettings::from_stored(stored).unwrap();
+        assert_eq!(settings.grace_period_days, 3);
+        assert_eq!(settings.downgrades, DowngradeTiming::PeriodEnd, "a default");
     }
 }

@@ -11,11 +11,15 @@
 //! setting.
 //!
 //! The subscription is read from Stripe before each change (its items, schedule and
-//! period are Stripe's to know). A change's idempotency key is the caller's, or is made
-//! of the subscription's current item ids and the target: a retry after a lost answer
-//! finds the items already changed and sends nothing, and a later change back gets a key
-//! of its own. Cancel, resume and portal links carry the caller's key or a new one: each
-//! asks for a state (or a single-use link), and asking twice is harmless.
+//! period are Stripe's to know), so a retry after a lost answer finds the change made and
+//! sends nothing again: items already swapped, a schedule already attached, the end
+//! already set. An item update's idempotency key is the caller's, or is made of the
+//! subscription's current item ids and the target (item ids change with every update, so
+//! a later change back gets a key of its own); a schedule's phases are keyed by the
+//! schedule, and a schedule release or a cancellation by the object they end. What can be
+//! asked again on the same state (a new schedule, cancel or resume at period end, a
+//! portal link) carries the caller's key or a new one: a key derived from the state would
+//! replay the first answer and do nothing the second time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,17 +32,17 @@ use stripe_billing::subscription::{
 };
 use stripe_billing::subscription_schedule::{
     CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, UpdateSubscriptionSchedule,
-    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesDuration,
+    UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesAutomaticTax,
+    UpdateSubscriptionSchedulePhasesDiscounts, UpdateSubscriptionSchedulePhasesDuration,
     UpdateSubscriptionSchedulePhasesDurationInterval, UpdateSubscriptionSchedulePhasesEndDate,
     UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesProrationBehavior,
-    UpdateSubscriptionSchedulePhasesStartDate,
+    UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionSchedulePhasesTrialEnd,
 };
 use stripe_shared::SubscriptionScheduleEndBehavior;
 
-use crate::billing::catalog::{base_price, overage_prices};
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::settings::{DowngradeTiming, Proration};
-use crate::billing::{request_key, Billing};
+use crate::billing::{change_key, request_key, Billing};
 use crate::customers::model::{Customer, CustomerUpdate};
 use crate::error::ApiError;
 use crate::store::billing::SubscriptionRow;
@@ -86,6 +90,35 @@ struct Phase {
     start_date: i64,
     end_date: Option<i64>,
     items: Vec<PhaseItem>,
+    /// A trial the phase runs (kept when the phases are rewritten).
+    trial_end: Option<i64>,
+    /// Discounts on the phase, a promotion code's among them (kept likewise).
+    discounts: Option<Vec<PhaseDiscount>>,
+}
+
+#[derive(Debug, miniserde::Deserialize)]
+struct PhaseDiscount {
+    coupon: Option<String>,
+    discount: Option<String>,
+    promotion_code: Option<String>,
+}
+
+impl Phase {
+    /// The phase's discounts as a phase update names them.
+    fn discounts(&self) -> Option<Vec<UpdateSubscriptionSchedulePhasesDiscounts>> {
+        let discounts = self.discounts.as_ref()?;
+        Some(
+            discounts
+                .iter()
+                .map(|d| UpdateSubscriptionSchedulePhasesDiscounts {
+                    coupon: d.coupon.clone().filter(|_| d.discount.is_none()),
+                    discount: d.discount.clone(),
+                    promotion_code: d.promotion_code.clone().filter(|_| d.discount.is_none()),
+                })
+                .collect(),
+        )
+        .filter(|list: &Vec<_>| !list.is_empty())
+    }
 }
 
 #[derive(Debug, miniserde::Deserialize)]
@@ -101,6 +134,23 @@ impl Subscription {
         !matches!(self.status.as_str(), "canceled" | "incomplete_expired")
     }
 
+    /// Stripe changes a subscription's tier only while it is paid up or within its
+    /// retries; an unpaid, paused or not yet paid one must be paid first (Stripe's
+    /// customer portal), not moved to a tier nobody pays for.
+    fn ensure_changeable(&self) -> Result<(), ApiError> {
+        if matches!(self.status.as_str(), "active" | "trialing" | "past_due") {
+            return Ok(());
+        }
+        Err(ApiError::conflict(
+            "subscription_not_active",
+            format!(
+                "the customer's subscription is `{}`: it must be paid (Stripe's customer \
+                 portal, POST /v1/customers/{{id}}/billing_portal) before it changes tier",
+                self.status
+            ),
+        ))
+    }
+
     fn period_end(&self) -> Option<i64> {
         self.items
             .data
@@ -108,25 +158,26 @@ impl Subscription {
             .filter_map(|item| item.current_period_end)
             .max()
     }
+}
 
-    fn item_ids(&self) -> String {
-        let ids: Vec<&str> = self
-            .items
-            .data
-            .iter()
-            .map(|item| item.id.as_str())
-            .collect();
-        ids.join(",")
-    }
+/// How a tier change went through the customer's subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The subscription bills the new tier from now.
+    Updated,
+    /// It will from `effective_at`, the end of the period paid for.
+    Scheduled,
+    /// The new tier sells nothing: the subscription ends at `effective_at`.
+    Canceling,
+    /// The new tier sells nothing: the subscription ended now.
+    Canceled,
 }
 
 /// What a tier change did to the customer's subscription.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlanChange {
-    /// `updated` (the subscription bills the new tier from now), `scheduled` (from
-    /// `effective_at`, the end of the period paid for), `canceling` (the new tier sells
-    /// nothing: the subscription ends at `effective_at`) or `canceled` (it ended now).
-    pub change: &'static str,
+    pub change: Change,
     pub subscription_id: String,
     /// When the new tier applies (RFC 3339).
     pub effective_at: Option<String>,
@@ -134,8 +185,8 @@ pub struct PlanChange {
 
 impl PlanChange {
     /// Whether Staryer's tier changes now (else when Stripe's webhook says it did).
-    fn applies_now(&self) -> bool {
-        matches!(self.change, "updated" | "canceled")
+    pub fn applies_now(&self) -> bool {
+        matches!(self.change, Change::Updated | Change::Canceled)
     }
 }
 
@@ -195,20 +246,6 @@ fn update_proration(proration: Proration) -> UpdateSubscriptionProrationBehavior
     }
 }
 
-/// A key for a change the caller asked for: its own, else one no other request has.
-pub fn change_key(what: &str, creator_id: &str, caller_key: Option<&str>) -> String {
-    match caller_key {
-        Some(key) => request_key(what, &[creator_id, key]),
-        None => request_key(what, &[&uuid_like()]),
-    }
-}
-
-/// 32 random alphanumerics.
-fn uuid_like() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 32)
-}
-
 impl Billing {
     /// The customer's live subscription, read from Stripe; `None` when it has none (or
     /// the one it had ended).
@@ -254,6 +291,7 @@ impl Billing {
                 plan_change: None,
             });
         };
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
         let known = self.store.customer(&creator.tenant.id, &update.id).await?;
         let current_tier = known.as_ref().and_then(|row| row.tier_key.clone());
         // A creator that leaves the Stripe customer out keeps the one it has (made here,
@@ -267,10 +305,17 @@ impl Billing {
             .as_deref()
             .and_then(|key| config.tier_id(key))
             .map(|id| config.tier(id).clone());
+        // Through the subscription: a move to another tier, or back to the tier it is on
+        // while a downgrade waits (which drops the downgrade).
+        let pending = self
+            .store
+            .subscription(&creator.tenant.id, &update.id)
+            .await?
+            .pending_tier;
         let mut plan_change = None;
         if let Some(tier) = target
             .as_ref()
-            .filter(|t| Some(&*t.key) != current_tier.as_deref())
+            .filter(|t| Some(&*t.key) != current_tier.as_deref() || pending.is_some())
         {
             if let Some(subscription) = self
                 .live_subscription(creator, &account, &update.id)
@@ -319,6 +364,7 @@ impl Billing {
         tier: &Tier,
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
+        subscription.ensure_changeable()?;
         let settings = self.settings(&creator.tenant.id).await?;
         let known = self
             .store
@@ -342,17 +388,24 @@ impl Billing {
         let downgrade = paid_for.is_none_or(|old| yearly_amount(tier) < yearly_amount(old))
             || !tier.is_priced();
         let at_period_end = downgrade && settings.downgrades == DowngradeTiming::PeriodEnd;
-        let change = if !tier.is_priced() {
+        let changed = if !tier.is_priced() {
+            let key = change_key(
+                "cancel_at_period_end",
+                &creator.tenant.id,
+                &subscription.id,
+                caller_key,
+            );
             self.end_for_free_tier(
                 account,
                 subscription,
                 at_period_end,
                 settings.proration_behavior,
+                &key,
             )
-            .await?
+            .await
         } else if at_period_end {
-            self.schedule_downgrade(creator, account, subscription, tier)
-                .await?
+            self.schedule_downgrade(creator, account, subscription, tier, caller_key)
+                .await
         } else {
             self.update_items(
                 creator,
@@ -362,46 +415,46 @@ impl Billing {
                 settings.proration_behavior,
                 caller_key,
             )
-            .await?
+            .await
         };
-        if change.applies_now() {
-            let ended = change.change == "canceled";
-            let row = SubscriptionRow {
+        let change = match changed {
+            Ok(change) => change,
+            Err(err) => {
+                // A refusal after the schedule was released: no downgrade waits any more.
+                if subscription.schedule.is_some() && known.pending_tier.is_some() {
+                    let row = SubscriptionRow {
+                        pending_tier: None,
+                        ..known
+                    };
+                    self.save_subscription(&creator.tenant.id, customer_id, row)
+                        .await?;
+                }
+                return Err(err);
+            }
+        };
+        let ended = change.change == Change::Canceled;
+        let row = match change.change {
+            Change::Scheduled => SubscriptionRow {
+                pending_tier: Some(tier.key.to_string()),
+                ..known
+            },
+            Change::Updated | Change::Canceled => SubscriptionRow {
                 stripe_subscription_id: known.stripe_subscription_id.clone().filter(|_| !ended),
                 subscribed_tier: Some(tier.key.to_string()).filter(|_| !ended),
+                pending_tier: None,
                 ..known
-            };
-            self.save_subscription(&creator.tenant.id, customer_id, row)
-                .await?;
-        }
+            },
+            // Ending at period end: the tier holds until Stripe ends it.
+            Change::Canceling => SubscriptionRow {
+                pending_tier: None,
+                ..known
+            },
+        };
+        self.save_subscription(&creator.tenant.id, customer_id, row)
+            .await?;
         tracing::info!(creator = %creator.tenant.slug, tier = %tier.key,
-            subscription = %subscription.id, change = change.change, "plan changed");
+            subscription = %subscription.id, change = ?change.change, "plan changed");
         Ok(change)
-    }
-
-    /// The prices the subscription should carry for `tier` (quantity 1 for the recurring
-    /// price, none for metered ones).
-    async fn wanted_prices(
-        &self,
-        creator: &Creator,
-        tier: &Tier,
-    ) -> Result<Vec<(String, Option<u64>)>, ApiError> {
-        let synced = self
-            .sync_tier(&creator.tenant, &tier.key)
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(&std::io::Error::other("a priced tier did not sync"))
-            })?;
-        let mut wanted: Vec<(String, Option<u64>)> = base_price(&synced)
-            .map(|price| (price.to_string(), Some(1)))
-            .into_iter()
-            .collect();
-        wanted.extend(
-            overage_prices(&synced)
-                .into_values()
-                .map(|price| (price, None)),
-        );
-        Ok(wanted)
     }
 
     /// Swaps the subscription's items for the tier's prices, at once.
@@ -414,7 +467,7 @@ impl Billing {
         proration: Proration,
         caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
-        let wanted = self.wanted_prices(creator, tier).await?;
+        let wanted = self.tier_prices(&creator.tenant, tier).await?;
         // A change now replaces a downgrade scheduled for later.
         self.release_schedule(account, subscription).await?;
         let mut items: Vec<UpdateSubscriptionItems> = subscription
@@ -439,7 +492,7 @@ impl Billing {
                 }),
         );
         let updated = PlanChange {
-            change: "updated",
+            change: Change::Updated,
             subscription_id: subscription.id.clone(),
             effective_at: Some(rfc3339(self.clock.now())),
         };
@@ -456,33 +509,35 @@ impl Billing {
                 "staryer_tier".to_string(),
                 tier.key.to_string(),
             )]));
-        let key = match caller_key {
-            Some(key) => request_key("subscription_update", &[&creator.tenant.id, key]),
-            None => request_key(
-                "subscription_update",
-                &[
-                    &subscription.id,
-                    &subscription.item_ids(),
-                    &tier.key,
-                    &tier.updated_at.to_string(),
-                ],
-            ),
-        };
+        let key = change_key(
+            "subscription_update",
+            &creator.tenant.id,
+            &subscription.id,
+            caller_key,
+        );
         let _: Subscription = self.client.send(&update, Some(account), Some(&key)).await?;
         Ok(updated)
     }
 
     /// A downgrade at period end: a schedule whose current phase keeps the prices paid
     /// for and whose next phase, from the period's end, carries the new tier's; released
-    /// afterwards, so the subscription goes on as a plain one.
+    /// afterwards, so the subscription goes on as a plain one. A subscription that has a
+    /// schedule already (an earlier downgrade, or a retry of this one) gets its phases
+    /// rewritten instead of a second schedule.
     async fn schedule_downgrade(
         &self,
         creator: &Creator,
         account: &str,
         subscription: &Subscription,
         tier: &Tier,
+        caller_key: Option<&str>,
     ) -> Result<PlanChange, ApiError> {
-        let wanted = self.wanted_prices(creator, tier).await?;
+        let wanted = self.tier_prices(&creator.tenant, tier).await?;
+        // A plan change keeps a subscription that was to end at period end (as an update
+        // now does); the schedule then decides what the next period bills.
+        let resume_key = change_key("resume", &creator.tenant.id, &subscription.id, caller_key);
+        self.cancel_at_period_end(account, subscription, false, &resume_key)
+            .await?;
         let schedule: Schedule = match &subscription.schedule {
             Some(id) => {
                 let retrieve =
@@ -493,7 +548,7 @@ impl Billing {
             }
             None => {
                 let create = CreateSubscriptionSchedule::new().from_subscription(&subscription.id);
-                let key = request_key("schedule", &[&subscription.id, &subscription.item_ids()]);
+                let key = change_key("schedule", &creator.tenant.id, &subscription.id, caller_key);
                 self.client.send(&create, Some(account), Some(&key)).await?
             }
         };
@@ -531,6 +586,19 @@ impl Billing {
         paid.end_date = Some(UpdateSubscriptionSchedulePhasesEndDate::Timestamp(
             period_end,
         ));
+        // A phase rewritten is a phase replaced: what Checkout gave it (a trial, a
+        // promotion code, tax, the platform's fee) is said again, or it is gone.
+        paid.trial_end = current
+            .trial_end
+            .map(UpdateSubscriptionSchedulePhasesTrialEnd::Timestamp);
+        paid.discounts = current.discounts();
+        let settings = self.settings(&creator.tenant.id).await?;
+        let fee = Some(self.config.platform_fee_percent).filter(|fee| *fee > 0.0);
+        let tax = settings
+            .automatic_tax
+            .then(|| UpdateSubscriptionSchedulePhasesAutomaticTax::new(true));
+        paid.application_fee_percent = fee;
+        paid.automatic_tax = tax.clone();
         let mut next = UpdateSubscriptionSchedulePhases::new(
             wanted
                 .iter()
@@ -549,6 +617,9 @@ impl Billing {
             interval_count: Some(1),
         });
         next.proration_behavior = Some(UpdateSubscriptionSchedulePhasesProrationBehavior::None);
+        next.discounts = current.discounts();
+        next.application_fee_percent = fee;
+        next.automatic_tax = tax;
         next.metadata = Some(HashMap::from([(
             "staryer_tier".to_string(),
             tier.key.to_string(),
@@ -556,18 +627,15 @@ impl Billing {
         let update = UpdateSubscriptionSchedule::new(schedule.id.as_str())
             .phases(vec![paid, next])
             .end_behavior(SubscriptionScheduleEndBehavior::Release);
-        let key = request_key(
+        let key = change_key(
             "schedule_phases",
-            &[
-                &schedule.id,
-                &subscription.item_ids(),
-                &tier.key,
-                &tier.updated_at.to_string(),
-            ],
+            &creator.tenant.id,
+            &schedule.id,
+            caller_key,
         );
         let _: Created = self.client.send(&update, Some(account), Some(&key)).await?;
         Ok(PlanChange {
-            change: "scheduled",
+            change: Change::Scheduled,
             subscription_id: subscription.id.clone(),
             effective_at: Some(rfc3339(period_end)),
         })
@@ -580,24 +648,21 @@ impl Billing {
         subscription: &Subscription,
         at_period_end: bool,
         proration: Proration,
+        ending_key: &str,
     ) -> Result<PlanChange, ApiError> {
         if at_period_end {
-            let key = request_key(
-                "cancel_at_period_end",
-                &[&subscription.id, &subscription.item_ids()],
-            );
             let ending = self
-                .cancel_at_period_end(account, subscription, true, &key)
+                .cancel_at_period_end(account, subscription, true, ending_key)
                 .await?;
             return Ok(PlanChange {
-                change: "canceling",
+                change: Change::Canceling,
                 subscription_id: subscription.id.clone(),
                 effective_at: ending.current_period_end,
             });
         }
         self.cancel_now(account, subscription, proration).await?;
         Ok(PlanChange {
-            change: "canceled",
+            change: Change::Canceled,
             subscription_id: subscription.id.clone(),
             effective_at: Some(rfc3339(self.clock.now())),
         })
@@ -657,6 +722,34 @@ impl Billing {
         Ok(SubscriptionView::from(&updated))
     }
 
+    /// A Checkout completed for a customer whose earlier subscription still bills (a
+    /// session opened before that subscription began, or a second tab): the latest
+    /// purchase decides, and the earlier subscription ends now, prorated per the
+    /// settings, so that the customer never pays for two.
+    pub async fn end_superseded(
+        &self,
+        creator: &Creator,
+        account: &str,
+        superseded: &str,
+    ) -> Result<(), ApiError> {
+        let retrieve = RetrieveSubscription::new(superseded);
+        let subscription = match self
+            .client
+            .send::<_, Subscription>(&retrieve, Some(account), None)
+            .await
+        {
+            Ok(subscription) if subscription.is_live() => subscription,
+            Ok(_) | Err(StripeError::Api { status: 404, .. }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let settings = self.settings(&creator.tenant.id).await?;
+        self.cancel_now(account, &subscription, settings.proration_behavior)
+            .await?;
+        tracing::warn!(creator = %creator.tenant.slug, subscription = %superseded,
+            "a second subscription was bought; the earlier one was canceled");
+        Ok(())
+    }
+
     /// `POST /v1/customers/{id}/subscription/cancel`: at period end (the customer keeps
     /// its tier until then; resume undoes it), or now (the customer is back on the default
     /// tier at once).
@@ -668,15 +761,35 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<SubscriptionView, ApiError> {
         let account = self.account_of(&creator.tenant.id).await?;
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
         let subscription = self
             .live_subscription(creator, &account, customer_id)
             .await?
             .ok_or_else(|| subscription_not_found(customer_id))?;
         if at_period_end {
-            let key = change_key("cancel_at_period_end", &creator.tenant.id, caller_key);
-            return self
+            let key = change_key(
+                "cancel_at_period_end",
+                &creator.tenant.id,
+                &subscription.id,
+                caller_key,
+            );
+            let ending = self
                 .cancel_at_period_end(&account, &subscription, true, &key)
-                .await;
+                .await?;
+            // Ending drops a downgrade that waited for the period's end.
+            let known = self
+                .store
+                .subscription(&creator.tenant.id, customer_id)
+                .await?;
+            if known.pending_tier.is_some() {
+                let row = SubscriptionRow {
+                    pending_tier: None,
+                    ..known
+                };
+                self.save_subscription(&creator.tenant.id, customer_id, row)
+                    .await?;
+            }
+            return Ok(ending);
         }
         let settings = self.settings(&creator.tenant.id).await?;
         let ended = self
@@ -690,7 +803,9 @@ impl Billing {
         let row = SubscriptionRow {
             stripe_subscription_id: None,
             subscribed_tier: None,
+            pending_tier: None,
             billing_status: None,
+            failed_invoice_id: None,
             grace_ends_at: None,
             ..known
         };
@@ -708,11 +823,12 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<SubscriptionView, ApiError> {
         let account = self.account_of(&creator.tenant.id).await?;
+        let _turn = self.subscription_turn(&creator.tenant.id).await;
         let subscription = self
             .live_subscription(creator, &account, customer_id)
             .await?
             .ok_or_else(|| subscription_not_found(customer_id))?;
-        let key = change_key("resume", &creator.tenant.id, caller_key);
+        let key = change_key("resume", &creator.tenant.id, &subscription.id, caller_key);
         self.cancel_at_period_end(&account, &subscription, false, &key)
             .await
     }
@@ -727,13 +843,30 @@ impl Billing {
         caller_key: Option<&str>,
     ) -> Result<String, ApiError> {
         let account = self.account_of(&creator.tenant.id).await?;
+        // A portal for a customer nobody made would make one, here and at Stripe.
+        if self
+            .store
+            .customer(&creator.tenant.id, customer_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found(
+                "customer_not_found",
+                format!("no customer `{customer_id}`"),
+            ));
+        }
         let stripe_customer = self
             .ensure_stripe_customer(creator, &account, customer_id)
             .await?;
         let create = CreateBillingPortalSession::new()
             .customer(stripe_customer)
             .return_url(return_url);
-        let key = change_key("billing_portal", &creator.tenant.id, caller_key);
+        let key = change_key(
+            "billing_portal",
+            &creator.tenant.id,
+            customer_id,
+            caller_key,
+        );
         let session: Redirect = self
             .client
             .send(&create, Some(&account), Some(&key))

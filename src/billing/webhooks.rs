@@ -24,7 +24,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::billing::catalog::overage_prices;
-use crate::billing::{billing_off, turn, Billing};
+use crate::billing::dunning::GRACE_ENDED;
+use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
 use crate::state::AppState;
@@ -380,7 +381,7 @@ async fn handle(
         _ => object["id"].as_str().map(String::from),
     };
     // Read, decide and write one event at a time, so two events cannot interleave.
-    let _turn = turn(&billing.webhook_turns, &creator.tenant.id).await;
+    let _turn = billing.subscription_turn(&creator.tenant.id).await;
     let known = billing
         .store
         .subscription(&creator.tenant.id, customer_id)
@@ -410,6 +411,10 @@ async fn handle(
             "an event that no longer decides the tier; kept as history");
         return Ok(false);
     }
+    // Whether the event says the subscription is paid up, and the tier it pays for
+    // (which a customer held back by dunning is not on).
+    let mut paid_up = false;
+    let mut paid_for = None;
     let tier = match event.kind.as_str() {
         _ if event.is_checkout() => {
             match metadata(object, "staryer_tier") {
@@ -433,6 +438,7 @@ async fn handle(
                             .await?;
                         return Ok(false);
                     }
+                    paid_up = true;
                     Some(tier)
                 }
                 _ => return Ok(false),
@@ -444,18 +450,22 @@ async fn handle(
             // A subscription that is paid up (`active`, `trialing`), within its retries
             // (`past_due`) or just made (`incomplete`, whose checkout decided) keeps the
             // paid tier; paused, unpaid or ended ones put the customer back on the
-            // default tier.
-            let ended = matches!(
-                object["status"].as_str(),
+            // default tier. A customer whose grace ran out stays on the default tier
+            // until the subscription is paid up again (`dunning`).
+            let status = object["status"].as_str();
+            if matches!(
+                status,
                 Some("canceled" | "unpaid" | "incomplete_expired" | "paused")
-            );
-            if ended {
+            ) {
                 None
             } else {
-                match subscribed_tier(billing, creator, object).await? {
-                    Some(tier) => Some(tier),
-                    None => return Ok(false),
-                }
+                let Some(subscribed) = subscribed_tier(billing, creator, object).await? else {
+                    return Ok(false);
+                };
+                paid_up = matches!(status, Some("active" | "trialing"));
+                paid_for = Some(subscribed.clone());
+                let held_back = known.billing_status.as_deref() == Some(GRACE_ENDED) && !paid_up;
+                Some(subscribed).filter(|_| !held_back)
             }
         }
         "customer.subscription.deleted" => None,
@@ -469,6 +479,15 @@ async fn handle(
             return Ok(false);
         }
     }
+    if event.is_checkout() && tier.is_some() {
+        let superseded = known
+            .stripe_subscription_id
+            .as_deref()
+            .filter(|old| Some(*old) != subscription_id.as_deref());
+        if let (Some(old), Some(account)) = (superseded, event.account.as_deref()) {
+            billing.end_superseded(creator, account, old).await?;
+        }
+    }
     billing
         .assign_tier(
             creator,
@@ -479,22 +498,28 @@ async fn handle(
         .await?;
     // A deleted subscription decides nothing any more; its time still orders late events.
     let deleted = event.kind == "customer.subscription.deleted";
-    // A subscription that no longer grants a tier ends any grace period: the tier fell
-    // already.
-    let standing = if tier.is_some() {
-        known.billing_status.clone()
-    } else {
+    // Paid up, or ended (the tier fell already): in good standing. Held back by dunning:
+    // still `grace_ended`. Otherwise as it was.
+    let held_back = tier.is_none() && paid_for.is_some();
+    let standing = if deleted || paid_up || (tier.is_none() && !held_back) {
         None
+    } else {
+        known.billing_status.clone()
     };
     let current = SubscriptionRow {
         stripe_subscription_id: subscription_id.filter(|_| !deleted),
         subscription_event_at: known.subscription_event_at.max(Some(event.created)),
         grace_ends_at: known.grace_ends_at.filter(|_| standing.is_some()),
+        failed_invoice_id: known.failed_invoice_id.filter(|_| standing.is_some()),
         billing_status: standing,
+        // A downgrade that waited is done once the subscription pays for it (or ends).
+        pending_tier: known
+            .pending_tier
+            .filter(|pending| !deleted && paid_for.as_ref().or(tier.as_ref()) != Some(pending)),
         subscribed_tier: if deleted {
             None
         } else {
-            tier.or(known.subscribed_tier)
+            paid_for.or(tier).or(known.subscribed_tier)
         },
     };
     billing

@@ -48,6 +48,8 @@ fn customer_id(raw: &str) -> Result<&str, ApiError> {
     request_body = PutCustomer, params(CustomerPath),
     responses((status = 200, body = AssignedCustomer),
         (status = 404, description = "`tier_not_found`", body = ErrorBody),
+        (status = 409, description = "`subscription_not_active`: with billing on, the \
+            customer's subscription is unpaid, paused or not yet paid", body = ErrorBody),
         (status = 422, description = "`invalid_id`, `invalid_email`, `invalid_stripe_customer_id`",
             body = ErrorBody),
         (status = 502, description = "`stripe_error`, `stripe_unreachable`: the subscription \

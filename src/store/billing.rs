@@ -74,13 +74,17 @@ pub struct SubscriptionRow {
     pub subscription_event_at: Option<i64>,
     /// The tier the subscription pays for.
     pub subscribed_tier: Option<String>,
+    /// A downgrade scheduled for the period's end.
+    pub pending_tier: Option<String>,
     /// `None` in good standing, `past_due` or `grace_ended`.
     pub billing_status: Option<String>,
+    /// The invoice whose failed payment started the grace period.
+    pub failed_invoice_id: Option<String>,
     pub grace_ends_at: Option<i64>,
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, subscription_event_at, \
-     subscribed_tier, billing_status, grace_ends_at";
+     subscribed_tier, pending_tier, billing_status, failed_invoice_id, grace_ends_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReportRow {
@@ -328,6 +332,29 @@ impl Store {
         .map_err(unavailable)
     }
 
+    /// Records the customer's Stripe Customer, and nothing else of it but the time of the
+    /// change (usage is billed from the hour of its last change: `billable_totals`).
+    pub async fn set_stripe_customer_id(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+        stripe_customer_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE customers SET stripe_customer_id = $1, updated_at = $2 \
+             WHERE creator_id = $3 AND id = $4",
+        )
+        .bind(stripe_customer_id)
+        .bind(now)
+        .bind(creator_id)
+        .bind(customer_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
     pub async fn customer_by_stripe_id(
         &self,
         creator_id: &str,
@@ -368,13 +395,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE customers SET stripe_subscription_id = $1, subscription_event_at = $2, \
-             subscribed_tier = $3, billing_status = $4, grace_ends_at = $5 \
-             WHERE creator_id = $6 AND id = $7",
+             subscribed_tier = $3, pending_tier = $4, billing_status = $5, \
+             failed_invoice_id = $6, grace_ends_at = $7 WHERE creator_id = $8 AND id = $9",
         )
         .bind(&subscription.stripe_subscription_id)
         .bind(subscription.subscription_event_at)
         .bind(&subscription.subscribed_tier)
+        .bind(&subscription.pending_tier)
         .bind(&subscription.billing_status)
+        .bind(&subscription.failed_invoice_id)
         .bind(subscription.grace_ends_at)
         .bind(creator_id)
         .bind(customer_id)
@@ -384,9 +413,10 @@ impl Store {
         Ok(())
     }
 
-    /// Customers whose grace period after a failed payment is over by `now`:
-    /// (creator id, customer id).
-    pub async fn grace_over(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+    /// Customers of every creator whose grace period after a failed payment is over by
+    /// `now`: (creator id, customer id). A sweep over all creators (the dunning pass), not
+    /// a tenant's read.
+    pub async fn all_overdue_graces(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT creator_id, id FROM customers \
              WHERE billing_status = 'past_due' AND grace_ends_at <= $1 ORDER BY grace_ends_at",
@@ -401,8 +431,9 @@ impl Store {
             .map_err(unavailable)
     }
 
-    /// Every customer not in good standing: (creator id, customer id, billing status).
-    pub async fn billing_standings(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// Every customer of every creator not in good standing: (creator id, customer id,
+    /// billing status). Read once at start, to fill the memory usage answers read.
+    pub async fn all_billing_standings(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT creator_id, id, billing_status FROM customers \
              WHERE billing_status IS NOT NULL",

@@ -107,7 +107,12 @@ impl StoreHealth {
                 ticker.tick().await;
                 match store.ping().await {
                     Ok(()) => health.mark_up(),
-                    Err(err) => health.mark_down(&err.to_string()),
+                    Err(err) => {
+                        // Whichever notices an outage first, a write or this probe, the
+                        // error count moves.
+                        metrics::counter!(metric_names::STORE_ERRORS).increment(1);
+                        health.mark_down(&err.to_string());
+                    }
                 }
             }
         });

@@ -36,7 +36,7 @@ metrics! {
     FOLD_SECONDS = "staryer_fold_seconds", Histogram,
         "Duration of one fold of the usage log into the hourly buckets, seconds.";
     STORE_ERRORS = "staryer_store_errors_total", Counter,
-        "Failed store writes.";
+        "Failed store writes, and health probes that found the store refusing.";
     STORE_UP = "staryer_store_up", Gauge,
         "1 while the store takes writes, 0 while ingest is refused.";
     LIVE_COUNTERS = "staryer_live_counters", Gauge,

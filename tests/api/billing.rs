@@ -39,6 +39,7 @@ on_both_databases!(
     a_rename_updates_the_product_and_keeps_every_price,
     a_free_tier_that_bills_overage_sells_no_zero_price,
     a_failed_sync_is_retried_in_the_background,
+    a_tier_sync_that_keeps_failing_is_retried_with_backoff,
     a_thin_meter_error_event_marks_the_reports_it_names,
     a_thin_event_signed_by_its_own_destination_is_believed,
     a_new_database_finds_the_objects_made_before_instead_of_making_them,
@@ -1529,6 +1530,14 @@ async fn a_rate_limited_report_waits_as_long_as_stripe_asks(backend: Backend) {
     .await;
     use_api(&app, &creator, "c1", 5.0).await;
     fake.wait_for("/v1/billing/meter_events", 1).await;
+    // The refusal is recorded (with its wait) before the clock moves: moved first, the
+    // wait would count from the moved clock.
+    for _ in 0..400 {
+        if reports(&app, &creator).await[0]["attempts"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     app.clock.advance(10);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
@@ -1706,6 +1715,41 @@ async fn a_failed_sync_is_retried_in_the_background(backend: Backend) {
         fake.requests("/v1/products").await.len(),
         2,
         "one product, asked twice"
+    );
+}
+
+async fn a_tier_sync_that_keeps_failing_is_retried_with_backoff(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(backend, &fake).await;
+    let creator = app.create_creator("acme").await;
+    app.create_meter(&creator, "api", "sum", "month").await;
+    connect_account(&app, &creator).await;
+    // Stripe refuses the tier's price every time (say, a parameter the account cannot use).
+    fake.fail("/v1/prices", 10_000, 400, Some(false)).await;
+    let created = ok_json(
+        app.post("/v1/tiers", &creator.secret_key, &tiers()[1])
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["stripe"]["status"], "failed");
+    // About twenty passes of the reporter (every 50 ms): the first retries at once, the
+    // rest wait out the backoff (30 s on the daemon's clock, which stands still here).
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let tries = fake.posts("/v1/prices").await.len();
+    assert_eq!(tries, 2, "the change's try and one background try");
+    app.clock.advance(31);
+    for _ in 0..200 {
+        if fake.posts("/v1/prices").await.len() > tries {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.posts("/v1/prices").await.len(),
+        tries + 1,
+        "one more try once the backoff ran out, then the next (doubled) wait"
     );
 }
 

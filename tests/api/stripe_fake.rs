@@ -233,6 +233,17 @@ impl FakeStripe {
         held.clone()
     }
 
+    /// Gives a subscription a discount (as a promotion code at Checkout would).
+    pub fn give_discount(&self, subscription: &str, discount: &str) {
+        self.desk
+            .state
+            .lock()
+            .unwrap()
+            .objects
+            .get_mut(subscription)
+            .unwrap()["discounts"] = json!([discount]);
+    }
+
     /// Sets a subscription's status (`active`, `past_due`, …), as Stripe's own dunning would.
     pub fn set_subscription_status(&self, id: &str, status: &str) {
         self.desk.state.lock().unwrap().objects.get_mut(id).unwrap()["status"] = json!(status);
@@ -759,6 +770,8 @@ impl SubscriptionDesk {
             ("ended_at", Value::Null),
             ("schedule", Value::Null),
             ("metadata", json!({})),
+            ("discounts", json!([])),
+            ("trial_end", Value::Null),
         ] {
             subscription[field] = value;
         }
@@ -914,8 +927,17 @@ impl SubscriptionDesk {
                 let mut schedule = fixture("subscription_schedule");
                 schedule["id"] = json!(id);
                 schedule["subscription"] = json!(from);
+                // The phase carries what the subscription has: its discounts and trial.
+                let discounts: Vec<Value> = subscription["discounts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|id| json!({"coupon": null, "discount": id, "promotion_code": null}))
+                    .collect();
                 schedule["phases"] = json!([{"start_date": end - 30 * 86_400, "end_date": end,
-                    "items": phase_items}]);
+                    "items": phase_items, "discounts": discounts,
+                    "trial_end": subscription["trial_end"]}]);
                 state.objects.get_mut(from.as_str()).unwrap()["schedule"] = json!(id);
                 state.objects.insert(id, schedule.clone());
                 (200, schedule)

@@ -21,10 +21,12 @@ on_both_databases!(
     a_subscribed_customer_changes_tier_by_one_subscription_update,
     downgrades_apply_at_once_when_the_creator_says_so,
     cancel_at_period_end_resume_and_cancel_now,
+    cancelling_at_period_end_drops_a_waiting_downgrade,
     checkout_offers_trials_promotion_codes_and_tax_as_configured,
     the_billing_portal_opens_for_the_customer,
     a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it,
     stripe_customers_are_made_once_and_found_again_by_metadata,
+    a_second_completed_checkout_ends_the_first_subscription,
 );
 
 /// When the test subscriptions' current period ends.
@@ -158,6 +160,20 @@ async fn subscription_updates(
         .collect()
 }
 
+/// Every request that creates or changes something at Stripe carried an idempotency key.
+async fn every_change_was_keyed(fake: &FakeStripe) {
+    for request in fake.all_requests().await {
+        if request.method.as_str() != "GET" {
+            assert!(
+                header(&request, "idempotency-key").is_some(),
+                "{} {} carried no Idempotency-Key",
+                request.method,
+                request.url.path()
+            );
+        }
+    }
+}
+
 fn as_set(prices: &[(&str, Option<u64>)]) -> HashSet<String> {
     prices.iter().map(|(p, _)| p.to_string()).collect()
 }
@@ -199,6 +215,7 @@ async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: 
     // one. Moving to the cheaper `pro` is a downgrade: by default at period end, through
     // a schedule whose next phase holds pro's prices.
     let sessions_before = fake.requests("/v1/checkout/sessions").await.len();
+    fake.give_discount(&subscription, "di_fake_launch");
     let answer = checkout(&app, &creator, "c1", "pro").await;
     assert_eq!(answer["kind"], "subscription_update", "{answer}");
     assert_eq!(answer["id"], subscription.as_str());
@@ -250,6 +267,38 @@ async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: 
     assert_eq!(phases["phases[1][items][0][price]"], pro[0].0);
     assert_eq!(phases["phases[1][items][1][price]"], pro[1].0);
     assert_eq!(phases["phases[1][proration_behavior]"], "none");
+    // Rewritten phases keep what Checkout gave: the discount, the platform's fee.
+    for phase in 0..2 {
+        assert_eq!(
+            phases[&format!("phases[{phase}][discounts][0][discount]")],
+            "di_fake_launch"
+        );
+        let fee: f64 = phases[&format!("phases[{phase}][application_fee_percent]")]
+            .parse()
+            .unwrap();
+        assert_eq!(fee, 10.0);
+    }
+    assert!(
+        !phases.contains_key("phases[0][trial_end]"),
+        "no trial to keep"
+    );
+
+    // The creator changes its mind: back to team, the tier it is on, drops the downgrade.
+    let kept = put_tier(&app, &creator, "c1", "team").await;
+    assert_eq!(kept["plan_change"]["change"], "updated", "{kept}");
+    assert_eq!(kept["tier"], "team");
+    let released = fake
+        .requests(&format!("/v1/subscription_schedules/{schedule_id}/release"))
+        .await;
+    assert_eq!(released.len(), 1);
+    assert!(fake.subscription(&subscription)["schedule"].is_null());
+    // And to pro once more: a schedule of its own.
+    let again = checkout(&app, &creator, "c1", "pro").await;
+    assert_eq!(again["plan_change"]["change"], "scheduled");
+    let schedule_id = fake.subscription(&subscription)["schedule"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Stripe starts the next phase: the subscription now bills pro, and so the tier is pro.
     let started = fake.start_next_phase(&subscription);
@@ -278,6 +327,7 @@ async fn a_subscribed_customer_changes_tier_by_one_subscription_update(backend: 
         before + 1
     );
     assert_eq!(tier_of(&app, &creator, "c1").await, "team");
+    every_change_was_keyed(&fake).await;
 }
 
 async fn downgrades_apply_at_once_when_the_creator_says_so(backend: Backend) {
@@ -351,6 +401,7 @@ async fn downgrades_apply_at_once_when_the_creator_says_so(backend: Backend) {
         checkout(&app, &creator, "c1", "pro").await["kind"],
         "checkout"
     );
+    every_change_was_keyed(&fake).await;
 }
 
 async fn cancel_at_period_end_resume_and_cancel_now(backend: Backend) {
@@ -410,6 +461,67 @@ async fn cancel_at_period_end_resume_and_cancel_now(backend: Backend) {
     ] {
         assert_error(post(path, json!({})).await, 404, "subscription_not_found").await;
     }
+    every_change_was_keyed(&fake).await;
+}
+
+async fn cancelling_at_period_end_drops_a_waiting_downgrade(backend: Backend) {
+    let (fake, app, creator, connected) = connected_app(backend).await;
+    let (subscription, _) = subscribe(&app, &fake, &creator, &connected, "c1").await;
+    put_tier(&app, &creator, "c1", "team").await;
+    let scheduled = checkout(&app, &creator, "c1", "pro").await;
+    assert_eq!(scheduled["plan_change"]["change"], "scheduled");
+    let schedule_id = fake.subscription(&subscription)["schedule"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ending = ok_json(
+        app.post(
+            "/v1/customers/c1/subscription/cancel",
+            &creator.secret_key,
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(ending["cancel_at_period_end"], true);
+    let released = fake
+        .requests(&format!("/v1/subscription_schedules/{schedule_id}/release"))
+        .await;
+    assert_eq!(released.len(), 1, "the downgrade no longer waits");
+    // A later change of the customer's email is only that: the cancellation stands.
+    let updates = subscription_updates(&fake, &subscription).await.len();
+    let edited = put_tier(&app, &creator, "c1", "team").await;
+    assert!(edited.get("plan_change").is_none(), "{edited}");
+    assert_eq!(
+        subscription_updates(&fake, &subscription).await.len(),
+        updates
+    );
+    assert_eq!(
+        fake.subscription(&subscription)["cancel_at_period_end"],
+        true
+    );
+
+    // An unpaid subscription changes tier only once it is paid.
+    fake.set_subscription_status(&subscription, "unpaid");
+    assert_error(
+        app.send(
+            Method::PUT,
+            "/v1/customers/c1",
+            &creator.secret_key,
+            Some(&json!({"tier": "pro"})),
+        )
+        .await,
+        409,
+        "subscription_not_active",
+    )
+    .await;
+    assert_eq!(
+        tier_of(&app, &creator, "c1").await,
+        "team",
+        "nothing changed"
+    );
+    every_change_was_keyed(&fake).await;
 }
 
 async fn checkout_offers_trials_promotion_codes_and_tax_as_configured(backend: Backend) {
@@ -484,6 +596,7 @@ async fn checkout_offers_trials_promotion_codes_and_tax_as_configured(backend: B
     let sessions = fake.requests("/v1/checkout/sessions").await;
     let again = form(sessions.last().unwrap());
     assert!(!again.contains_key("subscription_data[trial_period_days]"));
+    every_change_was_keyed(&fake).await;
 }
 
 async fn the_billing_portal_opens_for_the_customer(backend: Backend) {
@@ -513,16 +626,29 @@ async fn the_billing_portal_opens_for_the_customer(backend: Backend) {
         "invalid_url",
     )
     .await;
+    assert_error(
+        app.post(
+            "/v1/customers/nobody/billing_portal",
+            &creator.secret_key,
+            json!({"return_url": "https://acme.example/account"}),
+        )
+        .await,
+        404,
+        "customer_not_found",
+    )
+    .await;
+    every_change_was_keyed(&fake).await;
 }
 
-/// Polls the customer's usage until `check` holds (the reporter's pass runs every 50 ms).
+/// Polls the customer's usage until `check` holds (the reporter's pass runs every 50 ms;
+/// ten seconds allow for a loaded machine).
 async fn until(
     app: &TestApp,
     creator: &TestCreator,
     customer: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    for _ in 0..200 {
+    for _ in 0..400 {
         let usage = app.usage(creator, customer).await;
         if check(&usage) {
             return usage;
@@ -574,6 +700,15 @@ async fn a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it(
     let usage = app.usage(&creator, "c1").await;
     assert_eq!(usage["tier"], "pro");
     assert_eq!(usage["billing_status"], "past_due");
+    // Another invoice of the subscription paid (a proration's) leaves the failed one open.
+    let mut other = invoice_for(&sub1, &cus1);
+    other["id"] = json!("in_fake_proration");
+    let paid_other = deliver(&app, "evt_paid_other", "invoice.paid", other).await;
+    assert_eq!(paid_other["handled"], false);
+    assert_eq!(
+        app.usage(&creator, "c1").await["billing_status"],
+        "past_due"
+    );
     fake.set_subscription_status(&sub1, "past_due");
     // c2 paid in the meantime, though its `invoice.paid` never arrived.
     fake.set_subscription_status(&sub2, "active");
@@ -586,8 +721,12 @@ async fn a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it(
         "still in grace"
     );
     app.clock.advance(11);
-    let fallen = until(&app, &creator, "c1", |u| u["tier"] == "free").await;
-    assert_eq!(fallen["billing_status"], "grace_ended");
+    // The tier falls first, then the standing is written (a crash between leaves the
+    // customer `past_due`, and the next pass falls again).
+    until(&app, &creator, "c1", |u| {
+        u["tier"] == "free" && u["billing_status"] == "grace_ended"
+    })
+    .await;
     let restored = until(&app, &creator, "c2", |u| u["billing_status"].is_null()).await;
     assert_eq!(restored["tier"], "pro", "Stripe said it is paid: no fall");
     let events = ok_json(
@@ -604,6 +743,28 @@ async fn a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it(
     assert_eq!(grace_ended.len(), 1, "{events}");
     assert_eq!(grace_ended[0]["customer_id"], "c1");
     assert_eq!(grace_ended[0]["object_id"], sub1.as_str());
+
+    // Stripe keeps retrying (`past_due`): the customer stays where the grace left it.
+    let mut retrying = fixture("subscription");
+    retrying["id"] = json!(sub1);
+    retrying["customer"] = json!(cus1);
+    retrying["status"] = json!("past_due");
+    retrying["metadata"] = json!({});
+    retrying["items"]["data"][0]["price"]["id"] = json!(prices(&connected, "pro")[0].0);
+    app.clock.advance(1);
+    deliver(
+        &app,
+        "evt_retrying",
+        "customer.subscription.updated",
+        retrying,
+    )
+    .await;
+    let usage = app.usage(&creator, "c1").await;
+    assert_eq!(
+        usage["tier"], "free",
+        "no paid tier before a payment: {usage}"
+    );
+    assert_eq!(usage["billing_status"], "grace_ended");
 
     // The payment finally goes through: back on the tier it pays for.
     let paid = deliver(
@@ -652,4 +813,37 @@ async fn stripe_customers_are_made_once_and_found_again_by_metadata(backend: Bac
     assert_eq!(fake.requests("/v1/customers").await.len(), 1);
     let sessions = fake.requests("/v1/checkout/sessions").await;
     assert_eq!(form(&sessions[1])["customer"], held);
+    every_change_was_keyed(&fake).await;
+}
+
+async fn a_second_completed_checkout_ends_the_first_subscription(backend: Backend) {
+    let (fake, app, creator, connected) = connected_app(backend).await;
+    let (first, stripe_customer) = subscribe(&app, &fake, &creator, &connected, "c1").await;
+    // A session opened in another tab before the first purchase completes too.
+    let second = fake.subscribe(&stripe_customer, &prices(&connected, "team"), PERIOD_END);
+    let mut session = fixture("checkout.session");
+    session["mode"] = json!("subscription");
+    session["client_reference_id"] = json!("c1");
+    session["customer"] = json!(stripe_customer);
+    session["subscription"] = json!(second);
+    session["metadata"] = json!({"staryer_customer_id": "c1", "staryer_tier": "team"});
+    session["payment_status"] = json!("paid");
+    app.clock.advance(1);
+    deliver(
+        &app,
+        "evt_second_checkout",
+        "checkout.session.completed",
+        session,
+    )
+    .await;
+    assert_eq!(
+        tier_of(&app, &creator, "c1").await,
+        "team",
+        "the latest purchase"
+    );
+    assert_eq!(fake.subscription(&first)["status"], "canceled");
+    assert_eq!(fake.subscription(&second)["status"], "active");
+    let moved = put_tier(&app, &creator, "c1", "pro").await;
+    assert_eq!(moved["plan_change"]["subscription_id"], second.as_str());
+    every_change_was_keyed(&fake).await;
 }
