@@ -16,7 +16,7 @@ use crate::billing::{billing_off, Billing};
 use crate::customers::model::{is_stripe_id, parse_email};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
-use crate::http::body::ApiJson;
+use crate::http::body::{parse_json, ApiJson, Body};
 use crate::schema::{integer, parse_url, url_schema};
 use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, ReportRow};
@@ -384,7 +384,7 @@ impl SubscriberPath {
     }
 }
 
-/// `POST /v1/customers/{id}/subscription/cancel`.
+/// `POST /v1/customers/{id}/subscription/cancel` (the body may be left out).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
@@ -404,7 +404,7 @@ fn at_period_end_default() -> bool {
 #[utoipa::path(post, path = "/v1/customers/{customer_id}/subscription/cancel", tag = "billing",
     params(SubscriberPath, ("Idempotency-Key" = Option<String>, Header,
         description = "Optional, 1–200 visible ASCII characters")),
-    request_body = CancelRequest,
+    request_body = Option<CancelRequest>,
     responses((status = 200, body = SubscriptionView),
         (status = 404, description = "`subscription_not_found`", body = ErrorBody),
         (status = 409, description = "`billing_off`, `stripe_account_missing`", body = ErrorBody),
@@ -417,8 +417,18 @@ pub async fn cancel_subscription(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     path: web::Path<SubscriberPath>,
-    ApiJson(body): ApiJson<CancelRequest>,
+    Body(bytes): Body,
 ) -> Result<HttpResponse, ApiError> {
+    // The body is optional (absent, or `null` as the document allows): without one, the
+    // subscription ends at period end.
+    let text = bytes.trim_ascii();
+    let body: CancelRequest = if text.is_empty() || text == b"null" {
+        CancelRequest {
+            at_period_end: at_period_end_default(),
+        }
+    } else {
+        parse_json(&bytes)?
+    };
     let view = billing(&state)?
         .cancel_subscription(
             &creator,

@@ -413,8 +413,14 @@ async fn cancel_at_period_end_resume_and_cancel_now(backend: Backend) {
         let path = path.to_string();
         async move { app.post(&path, &key, body).await }
     };
+    // No body: at period end, the default.
     let ending = ok_json(
-        post("/v1/customers/c1/subscription/cancel", json!({})).await,
+        app.client
+            .post(app.url("/v1/customers/c1/subscription/cancel"))
+            .bearer_auth(&creator.secret_key)
+            .send()
+            .await
+            .unwrap(),
         200,
     )
     .await;
