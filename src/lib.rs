@@ -13,9 +13,12 @@
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
-//! - `billing`: Stripe Connect: tiers as prices (found again on the account after a
-//!   database is lost), usage as meter events (reconciled with Stripe's summaries),
-//!   Checkout, webhooks.
+//! - `billing`: Stripe Connect, as services its thin `routes` call: the account
+//!   (`accounts`), tiers as prices (`catalog`, found again after a database is lost:
+//!   `recovery`), Stripe customers, Checkout, a subscription's life (`subscriptions`:
+//!   plan changes, cancel, portal; `dunning`), usage as meter events (`reporter`,
+//!   checked by `reconcile`), webhooks, the creator's `settings`, and `tidy` for what
+//!   deleted meters and tiers leave at Stripe.
 //! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
 //!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
 //!   under `assets/docs/` and built in.
