@@ -421,12 +421,8 @@ impl Billing {
             Ok(change) => change,
             Err(err) => {
                 // A refusal after the schedule was released: no downgrade waits any more.
-                if subscription.schedule.is_some() && known.pending_tier.is_some() {
-                    let row = SubscriptionRow {
-                        pending_tier: None,
-                        ..known
-                    };
-                    self.save_subscription(&creator.tenant.id, customer_id, row)
+                if subscription.schedule.is_some() {
+                    self.forget_pending_downgrade(&creator.tenant.id, customer_id, known)
                         .await?;
                 }
                 return Err(err);
@@ -668,6 +664,23 @@ impl Billing {
         })
     }
 
+    /// Forgets a downgrade that waited for the period's end (its schedule was released).
+    async fn forget_pending_downgrade(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+        known: SubscriptionRow,
+    ) -> Result<(), ApiError> {
+        if known.pending_tier.is_none() {
+            return Ok(());
+        }
+        let row = SubscriptionRow {
+            pending_tier: None,
+            ..known
+        };
+        self.save_subscription(creator_id, customer_id, row).await
+    }
+
     /// Detaches the subscription's schedule, if it has one (a downgrade waiting for period
     /// end): Stripe refuses direct changes to a subscription a schedule manages.
     async fn release_schedule(
@@ -781,14 +794,8 @@ impl Billing {
                 .store
                 .subscription(&creator.tenant.id, customer_id)
                 .await?;
-            if known.pending_tier.is_some() {
-                let row = SubscriptionRow {
-                    pending_tier: None,
-                    ..known
-                };
-                self.save_subscription(&creator.tenant.id, customer_id, row)
-                    .await?;
-            }
+            self.forget_pending_downgrade(&creator.tenant.id, customer_id, known)
+                .await?;
             return Ok(ending);
         }
         let settings = self.settings(&creator.tenant.id).await?;
