@@ -1,5 +1,6 @@
 //! The floor for the load test: a bare actix-web server with the daemon's worker count
-//! that parses the same event JSON with the same types, and answers a fixed decision. No
+//! that parses the same event JSON with the same types, and answers a fixed decision; and
+//! a GET that answers a fixed widget answer of the daemon's size (a pricing table's). No
 //! auth, no counters, no store: what HTTP and JSON alone cost on this machine.
 //!
 //! `cargo run --release --example floor -- 127.0.0.1:8090 2`
@@ -47,6 +48,16 @@ async fn check(Body(body): Body) -> HttpResponse {
     }
 }
 
+/// What the daemon answers a pricing table's widget under an experiment (one tier), byte
+/// for byte in shape and close in size.
+const WIDGET_ANSWER: &str = r#"{"embed":"pricing","kind":"pricing_table","version":2,"experiment":"headline","variant":"ship","config":{"tiers":["pro"],"texts":{"title":"Ship faster"},"theme":{},"success_url":"https://load.example/thanks","cancel_url":"https://load.example/pricing"},"tiers":[{"key":"pro","name":"Pro","price":{"amount":2900,"currency":"usd","interval":"month"},"caps":{"calls":{"limit":1000000000000,"warn_at":0.8,"on_exceed":"block"},"seats":{"limit":1000000000000,"warn_at":0.8,"on_exceed":"block"},"tokens":{"limit":1000000000000,"warn_at":0.8,"on_exceed":"block"}},"features":[]}],"meters":[{"key":"calls","name":"calls","unit":"units"},{"key":"tokens","name":"tokens","unit":"units"},{"key":"seats","name":"seats","unit":"units"}]}"#;
+
+async fn widget() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(WIDGET_ANSWER)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -56,6 +67,7 @@ async fn main() -> std::io::Result<()> {
         App::new()
             .route("/v1/events", web::post().to(events))
             .route("/v1/check", web::post().to(check))
+            .route("/v1/embed/{key}", web::get().to(widget))
     })
     .workers(workers)
     .bind(bind)?

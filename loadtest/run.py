@@ -8,6 +8,9 @@ Builds in release, then in one run measures:
   1. the floor: loadtest/floor.rs (bare actix-web, same JSON, fixed answer, same workers);
   2. POST /v1/check;  3. POST /v1/events, one event (durable);
   4. POST /v1/events, batches of 100, without and with idempotency keys;
+  5. GET /v1/embed/{key}, a pricing table under a running experiment (1,000 returning
+     visitors), against the floor's GET of a fixed body of the same size; and one event a
+     request again with 8 connections of those GETs beside it (ingest's share kept);
 on SQLite and on PostgreSQL, with a creator of 10,000 customers and three meters, driven
 by wrk from a second process. Then peak RSS, memory per live counter with 1,000,000
 counters, and start-to-ready time with 1,000,000 counters in the database.
@@ -48,6 +51,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 RESULTS = os.path.join(ROOT, "loadtest", "results")
 LUA = os.path.join(ROOT, "loadtest", "staryer.lua")
 PG_SERVER = os.environ.get("STARYER_LOADTEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -131,7 +135,7 @@ def start_daemon(data_dir, database_url):
     env = dict(os.environ, STARYER__DATA_DIR=data_dir, STARYER__DATABASE__URL=database_url,
                STARYER__SERVER__BIND=f"127.0.0.1:{DAEMON_PORT}", STARYER__ADMIN__TOKEN=ADMIN,
                STARYER__SERVER__WORKERS=str(WORKERS), RUST_LOG="warn")
-    process = subprocess.Popen([os.path.join(ROOT, "target/release/staryer")], env=env)
+    process = subprocess.Popen([os.path.join(TARGET, "release/staryer")], env=env)
     ready_after = wait_ready(DAEMON_PORT)
     return process, ready_after
 
@@ -166,20 +170,44 @@ def setup_creator():
         "caps": {"calls": big, "tokens": big, "seats": big}})
     for i in range(CUSTOMERS):
         creator.call("PUT", f"/v1/customers/customer-{i}", {"tier": "pro"})
-    return created["secret_key"], creator
+    # A pricing table with two versions under a running experiment (the widget's load).
+    table_config = {"tiers": ["pro"], "texts": {"title": "Plans"},
+                    "success_url": "https://load.example/thanks",
+                    "cancel_url": "https://load.example/pricing"}
+    creator.call("POST", "/v1/embeds", {"key": "pricing", "kind": "pricing_table",
+                                         "config": table_config})
+    creator.call("POST", "/v1/embeds/pricing/versions",
+                 {"config": dict(table_config, texts={"title": "Ship faster"})})
+    creator.call("POST", "/v1/experiments", {"key": "headline", "embed": "pricing", "variants": [
+        {"key": "control", "version": 1, "weight": 0.5},
+        {"key": "ship", "version": 2, "weight": 0.5}]})
+    creator.call("POST", "/v1/experiments/headline/start")
+    return created["secret_key"], created["publishable_key"], creator
 
 
 WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
-def wrk(port, mode, key, connections=CONNECTIONS, duration=DURATION):
+def wrk_command(port, mode, key, connections, duration, publishable="none"):
+    """The wrk process of one run, started."""
     threads = min(2, connections)
-    env = dict(os.environ, MODE=mode, STARYER_KEY=key, CUSTOMERS=str(CUSTOMERS),
-               RUN=f"{time.time_ns()}")
-    out = subprocess.run(
+    env = dict(os.environ, MODE=mode, STARYER_KEY=key, STARYER_PK=publishable,
+               CUSTOMERS=str(CUSTOMERS), RUN=f"{time.time_ns()}")
+    return subprocess.Popen(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "--latency", "-s", LUA, f"http://127.0.0.1:{port}"],
-        env=env, capture_output=True, text=True, check=True).stdout
+        env=env, stdout=subprocess.PIPE, text=True)
+
+
+def wrk(port, mode, key, connections=CONNECTIONS, duration=DURATION, publishable="none"):
+    return wrk_result(mode, connections,
+                      wrk_command(port, mode, key, connections, duration, publishable))
+
+
+def wrk_result(mode, connections, process):
+    out, _ = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk {mode} failed")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
@@ -193,16 +221,18 @@ def wrk(port, mode, key, connections=CONNECTIONS, duration=DURATION):
             "socket_errors": errors.group(1) if errors else None}
 
 
-MODES = ["check", "event", "batch", "batch_keys"]
+MODES = ["check", "event", "batch", "batch_keys", "embed"]
+# Connections of widget GETs beside ingest: a site's steady widget traffic, not a flood.
+BESIDE_CONNECTIONS = 8
 
 
 def measure_floor():
     log("floor…")
-    floor = subprocess.Popen([os.path.join(ROOT, "target/release/examples/floor"),
+    floor = subprocess.Popen([os.path.join(TARGET, "release/examples/floor"),
                               f"127.0.0.1:{FLOOR_PORT}", str(WORKERS)])
     time.sleep(0.5)
     try:
-        runs = {mode: wrk(FLOOR_PORT, mode, "none") for mode in ["check", "event", "batch"]}
+        runs = {mode: wrk(FLOOR_PORT, mode, "none") for mode in ["check", "event", "batch", "embed"]}
         runs["batch_keys"] = wrk(FLOOR_PORT, "batch_keys", "none")
         sweep = [wrk(FLOOR_PORT, "check", "none", c, max(2, DURATION // 2)) for c in SWEEP]
     finally:
@@ -230,8 +260,14 @@ def measure_database(name, fresh_database):
     data_dir = tempfile.mkdtemp(prefix="staryer-load-")
     daemon, _ = start_daemon(data_dir, fresh_database())
     try:
-        key, _ = setup_creator()
-        result["runs"] = {mode: wrk(DAEMON_PORT, mode, key) for mode in MODES}
+        key, publishable, _ = setup_creator()
+        result["runs"] = {mode: wrk(DAEMON_PORT, mode, key, publishable=publishable)
+                          for mode in MODES}
+        # Ingest with widget traffic beside it, in the same seconds.
+        beside = wrk_command(DAEMON_PORT, "embed", key, BESIDE_CONNECTIONS, DURATION, publishable)
+        ingest = wrk(DAEMON_PORT, "event", key)
+        result["event_beside_embed"] = ingest
+        result["embed_beside_event"] = wrk_result("embed", BESIDE_CONNECTIONS, beside)
         if name == "sqlite":
             result["sweep"] = [wrk(DAEMON_PORT, "check", key, c, max(2, DURATION // 2)) for c in SWEEP]
         result["peak_rss_mib"] = rss_kib(daemon.pid, "VmHWM") / 1024
@@ -243,7 +279,7 @@ def measure_database(name, fresh_database):
     database_url = fresh_database()
     daemon, _ = start_daemon(data_dir, database_url)
     try:
-        _, creator = setup_creator()
+        _, _, creator = setup_creator()
         admin = Client(DAEMON_PORT, ADMIN)
         live_before = admin.call("GET", "/v1/admin/stats")["live_counters"]
         rss_before = rss_kib(daemon.pid)
@@ -287,7 +323,8 @@ def machine():
 def table(floor, databases):
     names = {"check": "POST /v1/check", "event": "POST /v1/events, 1 event, durable",
              "batch": "POST /v1/events, 100 events, no keys",
-             "batch_keys": "POST /v1/events, 100 events, idempotency keys"}
+             "batch_keys": "POST /v1/events, 100 events, idempotency keys",
+             "embed": "GET /v1/embed/{key}, experiment running"}
     lines = ["| run | requests/s | events/s | p50 ms | p99 ms | ratio to floor | non-2xx |",
              "|---|---:|---:|---:|---:|---:|---:|"]
 
@@ -298,10 +335,14 @@ def table(floor, databases):
 
     for mode in ["check", "event", "batch"]:
         row(f"floor: {names[mode].replace(', durable', '')}", floor[mode], None)
+    row("floor: GET of a fixed widget answer", floor["embed"], None)
     for db in databases:
         for mode in MODES:
             row(f"{db['database']}: {names[mode]}", db["runs"][mode],
                 floor["batch" if mode.startswith("batch") else mode])
+        # The ratio here is to the same daemon's ingest alone.
+        row(f"{db['database']}: {names['event']}, {BESIDE_CONNECTIONS} connections of widget "
+            "GETs beside (ratio: to ingest alone)", db["event_beside_embed"], db["runs"]["event"])
     lines.append("")
     lines.append("| database | live counters | bytes per counter | RSS with them, MiB | peak RSS in the load runs, MiB | restart to ready s | load of counters s |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|")

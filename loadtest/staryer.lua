@@ -1,12 +1,16 @@
 -- wrk script for Staryer's load test. Environment:
---   MODE       check | event | batch | batch_keys   (what each request is)
+--   MODE       check | event | batch | batch_keys | embed   (what each request is)
 --   STARYER_KEY  the creator's secret key
+--   STARYER_PK   its publishable key (embed: the widget's GET of embed `pricing`)
 --   CUSTOMERS  how many customer ids to spread events over (customer-0 …)
 --   RUN        a nonce that keeps idempotency keys unique across runs
 local mode = os.getenv("MODE") or "check"
 local key = os.getenv("STARYER_KEY") or "none"
 local customers = tonumber(os.getenv("CUSTOMERS") or "10000")
 local run = os.getenv("RUN") or tostring(os.time())
+local publishable = os.getenv("STARYER_PK") or "none"
+-- Returning visitors of the widget: each is exposed once, then answered from memory.
+local visitors = 1000
 local meters = { "calls", "tokens", "seats" }
 
 local threads = 0
@@ -32,7 +36,10 @@ end
 
 request = function()
   n = n + 1
-  if mode == "check" then
+  if mode == "embed" then
+    return wrk.format("GET", "/v1/embed/pricing?key=" .. publishable .. "&visitor_id=visitor-"
+      .. math.random(0, visitors - 1), nil, nil)
+  elseif mode == "check" then
     return wrk.format(nil, "/v1/check", nil, event(n))
   elseif mode == "event" then
     return wrk.format(nil, "/v1/events", nil, event(n))

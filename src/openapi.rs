@@ -171,13 +171,22 @@ impl Modify for Preflights {
             if !path.starts_with("/v1/embed/") {
                 continue;
             }
+            // A preflight answers for any path segment: its parameters are plain strings.
             let parameters = item
                 .get
                 .iter()
                 .chain(item.post.iter())
                 .flat_map(|operation| operation.parameters.iter().flatten())
                 .filter(|parameter| parameter.parameter_in == ParameterIn::Path)
-                .cloned()
+                .map(|parameter| {
+                    let mut plain = parameter.clone();
+                    plain.schema = Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .into(),
+                    );
+                    plain
+                })
                 .collect::<Vec<_>>();
             let forbidden = ResponseBuilder::new()
                 .description("`origin_not_allowed`: the creator does not allow the `Origin`")

@@ -160,10 +160,15 @@ pub struct CreatorProfile {
     pub allowed_origins: Vec<String>,
 }
 
+fn optional_origins_schema() -> Schema {
+    or_null(crate::embeds::origins::origins_schema())
+}
+
 /// `PATCH /v1/creator`: what a creator changes about itself.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
-    #[schema(schema_with = crate::embeds::origins::origins_schema)]
+    /// The origins widgets may be called from; `null` or absent: unchanged.
+    #[schema(schema_with = optional_origins_schema)]
     pub allowed_origins: Option<Vec<String>>,
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::embeds::model::Embed;
 use crate::error::ApiError;
 use crate::meters::model::{parse_slug, slug_schema};
-use crate::usage::model::{id_schema, optional_id_schema, parse_id};
+use crate::usage::model::{optional_id_schema, parse_id};
 
 /// Most variants in one experiment.
 pub const MAX_VARIANTS: usize = 8;
@@ -26,6 +26,7 @@ pub const SRM_ALERT_BELOW: f64 = 0.001;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ExperimentStatus)]
 pub enum Status {
     Draft,
     Running,
@@ -295,9 +296,4 @@ pub struct Results {
 pub struct ExperimentPath {
     #[param(schema_with = slug_schema)]
     pub key: String,
-}
-
-/// The id schema, re-exported for the conversion route's docs.
-pub fn visitor_id_schema() -> utoipa::openapi::schema::Object {
-    id_schema()
 }
