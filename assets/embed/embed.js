@@ -52,7 +52,7 @@
 .hl{border:2px solid var(--staryer-primary)}
 .badge{align-self:flex-start;background:var(--staryer-primary);color:#fff;border-radius:99px;padding:0 .6em;font-size:.8em;font-weight:600}
 .price{font-size:1.9em;font-weight:700}.price small{font-size:.45em;font-weight:400;opacity:.75}
-.card ul{padding-left:1.2em}
+.card ul{padding-left:1.3em;list-style:"\\2713  "}.card li::marker{color:var(--staryer-primary)}.card .caps{list-style:none;padding:0;font-weight:600}
 button{margin-top:auto;align-self:stretch;font:inherit;font-weight:600;padding:.6em 1em;border:0;border-radius:var(--staryer-radius);background:var(--staryer-primary);color:#fff;cursor:pointer}
 button:hover{filter:brightness(1.1)}button:focus-visible{outline:3px solid var(--staryer-primary);outline-offset:2px}button:disabled{opacity:.55;cursor:default;filter:none}
 .row{display:flex;justify-content:space-between;flex-wrap:wrap;gap:0 1em}
