@@ -224,8 +224,10 @@ button:hover{filter:brightness(1.1)}button:focus-visible{outline:3px solid var(-
       const { config } = data;
       const customer = data.customer || {};
       const tier = data.tiers[0] || {};
-      const usage = (customer.usage || []).filter((u) => !config.meters || config.meters.includes(u.meter));
-      const rows = usage.map((u) => {
+      const all = customer.usage || [];
+      // The configured meters in order; by default those the customer's tier caps.
+      const keys = config.meters || (tier.caps && Object.keys(tier.caps)) || all.map((u) => u.meter);
+      const rows = keys.map((key) => all.find((u) => u.meter === key)).filter(Boolean).map((u) => {
         const meter = meterOf(data, u.meter);
         const cap = (tier.caps || {})[u.meter] || {};
         const line =
@@ -268,7 +270,7 @@ button:hover{filter:brightness(1.1)}button:focus-visible{outline:3px solid var(-
           heading(config, reached ? 'You have reached your limit' : 'You are close to your limit'),
           h('p', null, text(config, 'body', `Upgrade to ${tier.name} for more.`)),
           prompt.meter && h('p', { class: 'muted' }, quantity(meter, prompt.limit == null ? f.number(prompt.used) : `${f.number(prompt.used)} of ${f.number(prompt.limit)}`)),
-          ...buyButton(el, tier, text(config, 'cta', 'Upgrade to ' + tier.name)),
+          ...buyButton(el, tier, text(config, 'cta', 'Upgrade')),
         ),
       ];
     },
