@@ -66,7 +66,7 @@ button:hover{filter:brightness(1.1)}button:focus-visible{outline:3px solid var(-
     const url = new URL(el.api.replace(/\/+$/, '') + path);
     for (const [name, value] of Object.entries({ ...query, key: el.key })) url.searchParams.set(name, value);
     const headers = body ? { 'Content-Type': 'application/json' } : {};
-    if (el.token && !keepalive) headers['X-Staryer-Customer-Token'] = el.token;
+    if (el.token) headers['X-Staryer-Customer-Token'] = el.token;
     const answer = await fetch(url, { method, headers, body: body && JSON.stringify(body), credentials: 'omit', keepalive });
     const data = await answer.json().catch(() => ({}));
     if (answer.ok) return data;
@@ -226,7 +226,7 @@ button:hover{filter:brightness(1.1)}button:focus-visible{outline:3px solid var(-
       const tier = data.tiers[0] || {};
       const all = customer.usage || [];
       // The configured meters in order; by default those the customer's tier caps.
-      const keys = config.meters || (tier.caps && Object.keys(tier.caps)) || all.map((u) => u.meter);
+      const keys = config.meters || all.filter((u) => u.limit != null).map((u) => u.meter);
       const rows = keys.map((key) => all.find((u) => u.meter === key)).filter(Boolean).map((u) => {
         const meter = meterOf(data, u.meter);
         const cap = (tier.caps || {})[u.meter] || {};

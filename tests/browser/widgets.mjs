@@ -424,9 +424,14 @@ await check('the upgrade prompt shows for a customer past warn, and its button s
   assert.match(await box.textContent(), /Pro has 10,000 calls a month\./);
   assert.match(await box.textContent(), /85 of 100 API calls/);
   await shot(page, 'upgrade-prompt');
+  // With a token every call carries it (a preflight first), the keepalive events too.
+  const click = page.waitForResponse((r) => r.url().includes('/v1/embed/events') && r.request().postDataJSON()?.type === 'click');
   const checkout = page.waitForRequest((r) => r.url().includes('/v1/embed/checkout') && r.method() === 'POST');
   await box.locator('button', { hasText: 'Upgrade to Pro' }).click();
+  assert.equal((await click).status(), 202);
+  assert.equal((await click).request().headers()['x-staryer-customer-token'], setup.tokens.bob);
   assert.equal((await checkout).postDataJSON().tier, 'pro');
+  assert.equal((await checkout).headers()['x-staryer-customer-token'], setup.tokens.bob);
   await page.waitForURL(/^https:\/\/stripe\.example\/fake\/\d+$/);
   await page.done();
 });
