@@ -201,7 +201,8 @@ button:hover{filter:brightness(1.1)}button:focus-visible{outline:3px solid var(-
           const per = { month: 'month', day: 'day', billing_cycle: price.interval, never: '' }[meter.reset];
           return h('li', null, quantity(meter, f.number(cap.limit)) + ((per ?? price.interval) ? ' / ' + (per ?? price.interval) : ''));
         });
-        const features = (tier.features || []).map((feature) => h('li', null, feature));
+        // Features are keys (`priority_support`): shown with spaces.
+        const features = (tier.features || []).map((feature) => h('li', null, feature.replace(/[_-]+/g, ' ')));
         return h(
           'li',
           { class: highlighted ? 'card hl' : 'card', 'data-tier': tier.key },

@@ -47,9 +47,9 @@ async function setUp(pageOrigin) {
   await call('POST', '/v1/meters', { key: 'exports', name: 'Exports', unit: 'exports', aggregation: 'count', reset: 'month' });
   const tier = (key, name, amount, currency, caps, features, extra) =>
     call('POST', '/v1/tiers', { key, name, price: { amount, currency, interval: 'month' }, caps, features, ...extra });
-  await tier('free', 'Free', 0, 'usd', { api_calls: { limit: 100, on_exceed: 'block' } }, ['community support'], { default: true });
-  await tier('pro', 'Pro', 1900, 'usd', { api_calls: { limit: 10000, on_exceed: 'block' } }, ['sso', 'priority support']);
-  await tier('team', 'Team', 4900, 'usd', { api_calls: { limit: 100000, on_exceed: 'block' } }, ['sso', 'priority support', 'audit log']);
+  await tier('free', 'Free', 0, 'usd', { api_calls: { limit: 100, on_exceed: 'block' } }, ['community_support'], { default: true });
+  await tier('pro', 'Pro', 1900, 'usd', { api_calls: { limit: 10000, on_exceed: 'block' } }, ['sso', 'priority_support']);
+  await tier('team', 'Team', 4900, 'usd', { api_calls: { limit: 100000, on_exceed: 'block' } }, ['sso', 'priority_support', 'audit_log']);
   await tier('pro_eu', 'Pro (EU)', 1900, 'eur', { api_calls: { limit: 10000, on_exceed: 'block' } }, ['sso']);
   await tier('pro_jp', 'Pro (JP)', 2000, 'jpy', { api_calls: { limit: 10000, on_exceed: 'block' } }, ['sso']);
 
@@ -151,18 +151,21 @@ const listen = (handler) =>
 
 // ---- Checks ------------------------------------------------------------------------------
 
-const browser = await chromium.launch({
-  executablePath: process.env.STARYER_CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
 // Two servers of the same pages: the first origin is allowed, the second is not.
 const site = await listen((req, res) => handler(req, res));
 const stranger = await listen((req, res) => handler(req, res));
 const origin = `http://127.0.0.1:${site.address().port}`;
 const strangerOrigin = `http://127.0.0.1:${stranger.address().port}`;
-const setup = await setUp(origin);
+const setup = await setUp(origin).catch((error) => {
+  console.log(`FAIL setting the creator up: ${error.message}\nbrowser checks: 0 passed, 1 failed`);
+  process.exit(1);
+});
 const handler = pages(setup);
+const browser = await chromium.launch({
+  executablePath: process.env.STARYER_CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
 
 let failed = 0;
 let passed = 0;
@@ -239,6 +242,7 @@ await check('the pricing table shows the configured tiers in order, with prices,
   assert.deepEqual(await texts(cards.locator('h3')), ['Free', 'Pro', 'Team']);
   assert.deepEqual(await texts(cards.locator('.price')), ['$0.00', '$19.00 / month', '$49.00 / month']);
   assert.deepEqual(await texts(cards.locator('.caps li')), ['100 API calls / month', '10,000 API calls / month', '100,000 API calls / month']);
+  // Features are keys (`priority_support`); the widget shows them with spaces.
   assert.deepEqual(await texts(page.locator('staryer-embed li[data-tier="team"] .features li')), ['sso', 'priority support', 'audit log']);
   assert.equal(await page.locator('staryer-embed li[data-tier="free"] button').count(), 0);
   assert.deepEqual(await texts(cards.locator('button')), ['Subscribe', 'Subscribe']);
