@@ -39,10 +39,12 @@ const PRIMARY = '#0f766e'; // rgb(15, 118, 110)
 const checkoutUrls = { success_url: 'https://creator.example/thanks', cancel_url: 'https://creator.example/pricing' };
 
 async function setUp(pageOrigin) {
-  const creator = await api('POST', '/v1/admin/creators', adminToken, { slug: `browser-${Date.now().toString(36)}` });
+  // A new creator and Stripe account each run, so that a daemon can be checked again.
+  const run = Date.now().toString(36);
+  const creator = await api('POST', '/v1/admin/creators', adminToken, { slug: `browser-${run}` });
   const sk = creator.secret_key;
   const call = (method, path, body) => api(method, path, sk, body);
-  await call('PUT', '/v1/billing/account', { account_id: 'acct_test1' });
+  await call('PUT', '/v1/billing/account', { account_id: `acct_test1${run}` });
   await call('POST', '/v1/meters', { key: 'api_calls', name: 'API calls', unit: 'calls', aggregation: 'count', reset: 'month' });
   await call('POST', '/v1/meters', { key: 'exports', name: 'Exports', unit: 'exports', aggregation: 'count', reset: 'month' });
   const tier = (key, name, amount, currency, caps, features, extra) =>
@@ -389,8 +391,13 @@ await check('the usage meter shows a customer its usage with a token: numbers, b
   await page.done();
 });
 
-// What a signed-out widget says: the config's text when the 401 carries it, else the default.
-const signedOutText = (body) => body.config?.texts?.signed_out ?? 'Sign in to see your usage.';
+// What a signed-out widget says: the config's text when the 401 carries it, else the default
+// (the widget has no other way to learn the config's `texts.signed_out`).
+function signedOutText(body) {
+  const configured = body.config?.texts?.signed_out;
+  if (configured == null) console.log("     note: the 401 carries no config, so the widget shows the default signed-out text");
+  return configured ?? 'Sign in to see your usage.';
+}
 
 await check('the usage meter says sign in without a token (after a loading state)', async () => {
   const page = await visit('/usage-signed-out', {
