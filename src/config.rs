@@ -81,6 +81,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// The daemon's address as browsers reach it (snippets, portal links); empty: the
+    /// scheme and host of the request that asks.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -485,7 +488,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 27, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 28, "{:?}", known_settings());
     }
 
     #[test]

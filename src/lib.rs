@@ -19,6 +19,10 @@
 //!   plan changes, cancel, portal; `dunning`), usage as meter events (`reporter`,
 //!   checked by `reconcile`), webhooks, the creator's `settings`, and `tidy` for what
 //!   deleted meters and tiers leave at Stripe.
+//! - `embeds`, `experiments`, `sessions`: the creator's widgets on its own site (the
+//!   creator's API, the browser's API under `/v1/embed`, `/embed.js`), A/B tests over
+//!   their versions with their results, and the signed customer tokens that let a browser
+//!   act as one customer.
 //! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
 //!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
 //!   under `assets/docs/` and built in.
@@ -32,13 +36,16 @@ pub mod creators;
 pub mod customers;
 pub mod demo;
 pub mod docs;
+pub mod embeds;
 pub mod error;
+pub mod experiments;
 pub mod hashing;
 pub mod health;
 pub mod http;
 pub mod meters;
 pub mod openapi;
 pub mod schema;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;

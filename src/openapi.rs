@@ -18,7 +18,10 @@ use utoipa::openapi::Required;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::{billing, creators, customers, docs, error, http, meters, tenants, tiers, usage};
+use crate::{
+    billing, creators, customers, docs, embeds, error, experiments, http, meters, sessions,
+    tenants, tiers, usage,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,9 +48,19 @@ use crate::{billing, creators, customers, docs, error, http, meters, tenants, ti
         billing::routes::cancel_subscription, billing::routes::resume_subscription,
         billing::routes::create_billing_portal,
         billing::webhooks::receive,
+        creators::routes::get_profile, creators::routes::update_profile,
+        embeds::routes::create_embed, embeds::routes::list_embeds, embeds::routes::get_embed,
+        embeds::routes::create_version, embeds::routes::publish, embeds::routes::snippet,
+        embeds::script::serve,
+        embeds::public::view, embeds::public::event, embeds::public::checkout,
+        experiments::routes::create_experiment, experiments::routes::list_experiments,
+        experiments::routes::get_experiment, experiments::routes::start,
+        experiments::routes::stop, experiments::routes::convert, experiments::routes::results,
+        sessions::routes::create_session, sessions::routes::revoke_session,
+        sessions::routes::rotate_key,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit)),
-    modifiers(&SecuritySchemes, &CommonResponses, &PathParametersRequired),
+    modifiers(&SecuritySchemes, &CommonResponses, &PathParametersRequired, &Preflights),
 )]
 pub struct ApiDoc;
 
@@ -100,6 +113,7 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 
 const SECRET_KEY: &str = "secret_key";
 const ADMIN_TOKEN: &str = "admin_token";
+const PUBLISHABLE_KEY: &str = "publishable_key";
 
 struct SecuritySchemes;
 
@@ -109,6 +123,11 @@ impl Modify for SecuritySchemes {
         for (name, what) in [
             (SECRET_KEY, "A creator's secret key (sk_…)"),
             (ADMIN_TOKEN, "The platform owner's admin token"),
+            (
+                PUBLISHABLE_KEY,
+                "A creator's publishable key (pk_…), for widgets in browsers; also taken as \
+                 `?key=`",
+            ),
         ] {
             components.add_security_scheme(
                 name,
@@ -141,6 +160,53 @@ impl Modify for CommonResponses {
     }
 }
 
+/// The public embed API answers CORS preflights (`OPTIONS`) on each of its paths
+/// (`embeds::cors`).
+struct Preflights;
+
+impl Modify for Preflights {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::OperationBuilder;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/embed/") {
+                continue;
+            }
+            let parameters = item
+                .get
+                .iter()
+                .chain(item.post.iter())
+                .flat_map(|operation| operation.parameters.iter().flatten())
+                .filter(|parameter| parameter.parameter_in == ParameterIn::Path)
+                .cloned()
+                .collect::<Vec<_>>();
+            let forbidden = ResponseBuilder::new()
+                .description("`origin_not_allowed`: the creator does not allow the `Origin`")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            item.options = Some(
+                OperationBuilder::new()
+                    .tag("embed (browser)")
+                    .summary(Some("CORS preflight"))
+                    .parameters(Some(parameters))
+                    .response(
+                        "204",
+                        ResponseBuilder::new().description(
+                            "What a widget may send: methods, headers (with the \
+                             `Access-Control-Allow-Origin` of an allowed origin)",
+                        ),
+                    )
+                    .response("403", forbidden)
+                    .build(),
+            );
+        }
+    }
+}
+
 /// OpenAPI requires path parameters to say `required: true`; utoipa leaves it out of
 /// those whose schema a parser gives (`schema_with`).
 struct PathParametersRequired;
@@ -167,6 +233,19 @@ fn common_answers(operation: &Operation) -> Vec<(&'static str, &'static str)> {
         operation.security.iter().flatten().any(|r| *r == required)
     };
     let mut answers = Vec::new();
+    if secured_by(PUBLISHABLE_KEY) {
+        answers.extend([
+            (
+                "401",
+                "`missing_key` (no `?key=` nor `Authorization` header), `invalid_key`",
+            ),
+            (
+                "403",
+                "`wrong_key_kind`: a key other than a publishable one; `origin_not_allowed`",
+            ),
+            ("503", "`not_ready` (loading at start)"),
+        ]);
+    }
     if secured_by(SECRET_KEY) || secured_by(ADMIN_TOKEN) {
         answers.extend([
             (

@@ -19,7 +19,9 @@ use crate::billing::Billing;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::creators::keys;
+use crate::embeds::catalog::EmbedRegistry;
 use crate::error::ApiError;
+use crate::sessions::service::Sessions;
 use crate::state::AppState;
 use crate::store::writer_hold::WriterHold;
 use crate::store::{FlushHandle, Store, StoreHealth};
@@ -89,6 +91,12 @@ impl App {
             .map(|billing| Reporter::start(billing, registry.clone()));
         let reconciler = billing.clone().map(Reconciler::start);
         let billing_for_load = billing.clone();
+        let sessions = Arc::new(
+            Sessions::load(store.clone(), clock.clone())
+                .await
+                .context("loading the customer session keys")?,
+        );
+        let embeds = Arc::new(EmbedRegistry::default());
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
             version = %env!("CARGO_PKG_VERSION"),
@@ -113,6 +121,9 @@ impl App {
             metrics,
             max_body_bytes: config.server.max_body_bytes,
             billing,
+            embeds: embeds.clone(),
+            sessions,
+            public_url: config.server.public_url.trim_end_matches('/').to_string(),
         });
 
         let mut server = HttpServer::new(move || {
@@ -138,6 +149,7 @@ impl App {
         actix_rt::spawn(load_until_ready(
             settings,
             registry,
+            embeds,
             billing_for_load,
             health,
             health_interval,
@@ -215,13 +227,14 @@ async fn stop_on_signals(server: ServerHandle) {
     }
 }
 
-/// Folds the log and reads every tenant back (and, with billing on, who is not in good
-/// standing), then says ready. A store that refuses
+/// Folds the log and reads every tenant back (their embeds and experiments too, and, with
+/// billing on, who is not in good standing), then says ready. A store that refuses
 /// (down, read-only) is marked down with its cause, which `/readyz` shows, and the fold is
 /// tried again until it passes.
 async fn load_until_ready(
     settings: ActorSettings,
     registry: Arc<Registry>,
+    embeds: Arc<EmbedRegistry>,
     billing: Option<Billing>,
     health: StoreHealth,
     retry_interval: Duration,
@@ -233,6 +246,11 @@ async fn load_until_ready(
         tokio::time::sleep(retry_interval).await;
     }
     let loaded = match loader::load_all(&registry, &settings).await {
+        // Embeds and experiments, with every exposure and conversion the fold put away.
+        Ok(counters) => embeds.load(&settings.store).await.map(|()| counters),
+        Err(err) => Err(err),
+    };
+    let loaded = match loaded {
         Ok(counters) => match &billing {
             // Usage answers show who is not in good standing from the first request.
             Some(billing) => billing

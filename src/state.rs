@@ -9,7 +9,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::billing::Billing;
 use crate::creators::keys::KeyHash;
+use crate::embeds::catalog::EmbedRegistry;
 use crate::error::ApiError;
+use crate::sessions::service::Sessions;
 use crate::store::Store;
 use crate::tenants::actor::ActorSettings;
 use crate::tenants::registry::Registry;
@@ -27,9 +29,24 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// `None` while billing is off (no Stripe key).
     pub billing: Option<Billing>,
+    /// Every creator's embeds and experiments.
+    pub embeds: Arc<EmbedRegistry>,
+    pub sessions: Arc<Sessions>,
+    /// `server.public_url`, without a trailing slash; empty: from each request.
+    pub public_url: String,
 }
 
 impl AppState {
+    /// Where browsers reach the daemon: `server.public_url`, else the scheme and host the
+    /// request came with.
+    pub fn public_base(&self, req: &actix_web::HttpRequest) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.clone();
+        }
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    }
+
     /// 503 until the tenants are loaded.
     pub fn ensure_ready(&self) -> Result<(), ApiError> {
         if self.ready.load(Ordering::Acquire) {

@@ -55,6 +55,23 @@ pub struct CheckoutView {
     pub plan_change: Option<PlanChange>,
 }
 
+/// What a checkout sells, to whom, and what it is tagged with.
+pub struct Sale<'a> {
+    /// The creator's id for the buyer; `None`: an anonymous buyer (a pricing widget with no
+    /// customer token), whom Stripe Checkout makes a Stripe customer and Staryer then
+    /// knows by that id (`cus_…`, see `billing::webhooks`).
+    pub buyer: Option<&'a str>,
+    pub tier: &'a str,
+    pub success_url: &'a str,
+    pub cancel_url: &'a str,
+    /// Extra metadata on the session (the widget's embed, version, experiment, variant and
+    /// visitor), which its `checkout.session.completed` carries back.
+    pub tags: Vec<(&'static str, String)>,
+}
+
+/// Metadata that marks a checkout sold to an anonymous buyer.
+pub const ANONYMOUS_BUYER_TAG: &str = "staryer_anonymous_buyer";
+
 impl Billing {
     /// Sells the tier to the customer (see the module's note). `caller_key` is the
     /// request's own `Idempotency-Key`: the same key answers the same session; without
@@ -65,11 +82,28 @@ impl Billing {
         order: &NewCheckout,
         caller_key: Option<&str>,
     ) -> Result<CheckoutView, ApiError> {
+        let sale = Sale {
+            buyer: Some(&order.customer_id),
+            tier: &order.tier,
+            success_url: &order.success_url,
+            cancel_url: &order.cancel_url,
+            tags: Vec::new(),
+        };
+        self.sell(creator, &sale, caller_key).await
+    }
+
+    /// Sells a tier, to a known customer or an anonymous buyer.
+    pub async fn sell(
+        &self,
+        creator: &Creator,
+        sale: &Sale<'_>,
+        caller_key: Option<&str>,
+    ) -> Result<CheckoutView, ApiError> {
         let config = creator.tenant.config();
         let tier = config
-            .tier_id(&order.tier)
+            .tier_id(sale.tier)
             .map(|id| config.tier(id).clone())
-            .ok_or_else(|| tier_not_found(&order.tier))?;
+            .ok_or_else(|| tier_not_found(sale.tier))?;
         if !tier.is_priced() {
             return Err(ApiError::invalid(
                 "tier_not_priced",
@@ -80,42 +114,50 @@ impl Billing {
             ));
         }
         let account = self.account_of(&creator.tenant.id).await?;
-        let turn = self.subscription_turn(&creator.tenant.id).await;
-        if let Some(subscription) = self
-            .live_subscription(creator, &account, &order.customer_id)
-            .await?
-        {
-            let change = self
-                .change_plan(
-                    creator,
-                    &account,
-                    &order.customer_id,
-                    &subscription,
-                    &tier,
-                    caller_key,
-                )
-                .await?;
-            if change.applies_now() {
-                self.assign_tier(creator, &order.customer_id, Some(&tier.key), None)
+        let mut stripe_customer = None;
+        let mut first_subscription = true;
+        if let Some(customer_id) = sale.buyer {
+            let turn = self.subscription_turn(&creator.tenant.id).await;
+            if let Some(subscription) = self
+                .live_subscription(creator, &account, customer_id)
+                .await?
+            {
+                let change = self
+                    .change_plan(
+                        creator,
+                        &account,
+                        customer_id,
+                        &subscription,
+                        &tier,
+                        caller_key,
+                    )
                     .await?;
+                if change.applies_now() {
+                    self.assign_tier(creator, customer_id, Some(&tier.key), None)
+                        .await?;
+                }
+                return Ok(CheckoutView {
+                    kind: "subscription_update",
+                    id: Some(subscription.id),
+                    url: sale.success_url.to_string(),
+                    plan_change: Some(change),
+                });
             }
-            return Ok(CheckoutView {
-                kind: "subscription_update",
-                id: Some(subscription.id),
-                url: order.success_url.clone(),
-                plan_change: Some(change),
-            });
+            drop(turn);
+            stripe_customer = Some(
+                self.ensure_stripe_customer(creator, &account, customer_id)
+                    .await?,
+            );
+            let known = self
+                .store
+                .subscription(&creator.tenant.id, customer_id)
+                .await?;
+            // A trial is for a customer's first subscription, not for each one.
+            first_subscription =
+                known.stripe_subscription_id.is_none() && known.subscription_event_at.is_none();
         }
-        drop(turn);
         let prices = self.tier_prices(&creator.tenant, &tier).await?;
-        let stripe_customer = self
-            .ensure_stripe_customer(creator, &account, &order.customer_id)
-            .await?;
         let settings = self.settings(&creator.tenant.id).await?;
-        let known = self
-            .store
-            .subscription(&creator.tenant.id, &order.customer_id)
-            .await?;
 
         let line_items: Vec<CreateCheckoutSessionLineItems> = prices
             .into_iter()
@@ -125,62 +167,74 @@ impl Billing {
                 ..Default::default()
             })
             .collect();
-        let tags = HashMap::from([
-            ("staryer_customer_id".to_string(), order.customer_id.clone()),
-            ("staryer_tier".to_string(), tier.key.to_string()),
-        ]);
+        let mut tags = HashMap::from([("staryer_tier".to_string(), tier.key.to_string())]);
+        match sale.buyer {
+            Some(customer_id) => {
+                tags.insert("staryer_customer_id".into(), customer_id.to_string());
+            }
+            None => {
+                tags.insert(ANONYMOUS_BUYER_TAG.into(), "true".into());
+            }
+        }
+        tags.extend(sale.tags.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let mut subscription = CreateCheckoutSessionSubscriptionData::new();
         subscription.metadata = Some(tags.clone());
         let fee = self.config.platform_fee_percent;
         if fee > 0.0 {
             subscription.application_fee_percent = Some(fee);
         }
-        // A trial is for a customer's first subscription, not for each one.
-        let first_subscription =
-            known.stripe_subscription_id.is_none() && known.subscription_event_at.is_none();
         if tier.definition.trial_days > 0 && first_subscription {
             subscription.trial_period_days = Some(tier.definition.trial_days);
         }
         let mut create = CreateCheckoutSession::new()
             .mode(CheckoutSessionMode::Subscription)
             .line_items(line_items)
-            .success_url(&order.success_url)
-            .cancel_url(&order.cancel_url)
-            .client_reference_id(&order.customer_id)
-            .customer(&stripe_customer)
+            .success_url(sale.success_url)
+            .cancel_url(sale.cancel_url)
             .metadata(tags)
             .subscription_data(subscription);
+        if let (Some(customer_id), Some(stripe_customer)) = (sale.buyer, &stripe_customer) {
+            create = create
+                .client_reference_id(customer_id)
+                .customer(stripe_customer);
+        }
         if settings.allow_promotion_codes {
             create = create.allow_promotion_codes(true);
         }
         if settings.automatic_tax {
             // Stripe Tax needs the buyer's address: Checkout asks for it and keeps it on
-            // the customer.
-            create = create
-                .automatic_tax(CreateCheckoutSessionAutomaticTax::new(true))
-                .customer_update(CreateCheckoutSessionCustomerUpdate {
+            // the customer (a new one keeps it anyway).
+            create = create.automatic_tax(CreateCheckoutSessionAutomaticTax::new(true));
+            if stripe_customer.is_some() {
+                create = create.customer_update(CreateCheckoutSessionCustomerUpdate {
                     address: Some(CreateCheckoutSessionCustomerUpdateAddress::Auto),
                     ..Default::default()
                 });
+            }
         }
         let key = match caller_key {
             Some(caller_key) => request_key("checkout", &[&creator.tenant.id, caller_key]),
             // Everything the session is made from, so that a key never meets other
             // parameters.
-            None => request_key(
-                "checkout",
-                &[
-                    &creator.tenant.id,
-                    &order.customer_id,
-                    &tier.key,
-                    &tier.updated_at.to_string(),
-                    &order.success_url,
-                    &order.cancel_url,
-                    &stripe_customer,
-                    &serde_json::to_string(&settings).unwrap_or_default(),
-                    &(self.clock.now() / RETRY_WINDOW_SECS).to_string(),
-                ],
-            ),
+            None => {
+                let tagged: Vec<String> =
+                    sale.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                request_key(
+                    "checkout",
+                    &[
+                        &creator.tenant.id,
+                        sale.buyer.unwrap_or("(anonymous)"),
+                        &tier.key,
+                        &tier.updated_at.to_string(),
+                        sale.success_url,
+                        sale.cancel_url,
+                        stripe_customer.as_deref().unwrap_or_default(),
+                        &serde_json::to_string(&settings).unwrap_or_default(),
+                        &tagged.join("&"),
+                        &(self.clock.now() / RETRY_WINDOW_SECS).to_string(),
+                    ],
+                )
+            }
         };
         let session: Redirect = self
             .client

@@ -24,6 +24,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::billing::catalog::overage_prices;
+use crate::billing::checkout::ANONYMOUS_BUYER_TAG;
 use crate::billing::dunning::GRACE_ENDED;
 use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
@@ -265,6 +266,13 @@ pub async fn receive(
         }
         None => false,
     };
+    // A widget's checkout converts for the experiment the buyer saw (once per session).
+    let converted = match &creator {
+        Some(creator) if event.is_checkout() => {
+            crate::experiments::service::checkout_completed(&state, creator, &event.object).await?
+        }
+        _ => false,
+    };
     if !billing.store.record_billing_event(&record).await? {
         // A concurrent delivery of the same event got there first; the effect is the same.
         return duplicate();
@@ -272,7 +280,7 @@ pub async fn receive(
     metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "handled").increment(1);
     Ok(HttpResponse::Ok().json(WebhookReceipt {
         received: true,
-        handled: Some(handled),
+        handled: Some(handled || converted),
         duplicate: None,
     }))
 }
@@ -341,7 +349,8 @@ async fn handle_thin(
 }
 
 /// The creator's own id for the customer the event is about: what Checkout and our
-/// subscriptions carry in metadata, else the customer with that Stripe customer id.
+/// subscriptions carry in metadata, the Stripe customer id for an anonymous buyer's
+/// checkout (`billing::checkout::Sale`), else the customer with that Stripe customer id.
 async fn customer_of(
     billing: &Billing,
     creator: &Creator,
@@ -354,6 +363,10 @@ async fn customer_of(
         .or_else(|| metadata(object, "staryer_customer_id"));
     if named.is_some() {
         return Ok(named);
+    }
+    // A widget's anonymous buyer becomes the customer named by its Stripe customer id.
+    if event.is_checkout() && metadata(object, ANONYMOUS_BUYER_TAG).is_some() {
+        return Ok(id_field(object, "customer"));
     }
     match id_field(object, "customer") {
         Some(stripe_id) => Ok(billing

@@ -140,8 +140,30 @@ impl NewCreator {
                 rate_limit_per_second: rate_limit.map(|r| i64::from(r.per_second)),
                 rate_limit_burst: rate_limit.and_then(|r| r.burst).map(i64::from),
                 created_at: now,
+                allowed_origins: "[]".into(),
             },
             rate_limit,
         ))
     }
+}
+
+/// `GET|PATCH /v1/creator`: the creator as it sees itself.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatorProfile {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub custom_domain: Option<String>,
+    #[schema(value_type = Object)]
+    pub branding: serde_json::Value,
+    /// The origins widgets may be called from (`scheme://host[:port]`); empty: any.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `PATCH /v1/creator`: what a creator changes about itself.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[schema(schema_with = crate::embeds::origins::origins_schema)]
+    pub allowed_origins: Option<Vec<String>>,
 }

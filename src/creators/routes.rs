@@ -1,13 +1,15 @@
-//! `/v1/admin/…`: the platform owner's API (admin token).
+//! `/v1/admin/…`: the platform owner's API (admin token); `/v1/creator`: a creator's own
+//! profile (secret key).
 
 use actix_web::{get, patch, post, web, HttpResponse};
 
 use crate::creators::model::{
-    CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats,
+    CreatedCreator, CreatorPatch, CreatorProfile, CreatorView, NewCreator, PlatformStats,
+    ProfilePatch,
 };
 use crate::creators::service;
 use crate::error::{ApiError, ErrorBody};
-use crate::http::auth::AdminAuth;
+use crate::http::auth::{AdminAuth, CreatorAuth};
 use crate::http::body::ApiJson;
 use crate::state::AppState;
 
@@ -65,4 +67,29 @@ pub async fn update_creator(
 #[get("/v1/admin/stats")]
 pub async fn stats(state: web::Data<AppState>, _: AdminAuth) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(service::stats(&state).await?))
+}
+
+/// The calling creator's profile.
+#[utoipa::path(get, path = "/v1/creator", tag = "creator",
+    responses((status = 200, body = CreatorProfile)), security(("secret_key" = [])))]
+#[get("/v1/creator")]
+pub async fn get_profile(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::profile(&state, &creator).await?))
+}
+
+/// Change the calling creator's profile: the origins its widgets may be called from.
+#[utoipa::path(patch, path = "/v1/creator", tag = "creator", request_body = ProfilePatch,
+    responses((status = 200, body = CreatorProfile),
+        (status = 422, description = "`invalid_origin`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[patch("/v1/creator")]
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    ApiJson(body): ApiJson<ProfilePatch>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::update_profile(&state, &creator, body).await?))
 }

@@ -8,7 +8,8 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::creators::keys::{self, KeyKind};
 use crate::creators::model::{
-    CreatedCreator, CreatorPatch, CreatorView, NewCreator, PlatformStats,
+    CreatedCreator, CreatorPatch, CreatorProfile, CreatorView, NewCreator, PlatformStats,
+    ProfilePatch,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -108,4 +109,35 @@ pub async fn stats(state: &AppState) -> Result<PlatformStats, ApiError> {
         live_counters: state.registry.live_counters(),
         store_up: state.usage.health.is_up(),
     })
+}
+
+/// The creator as it sees itself.
+pub async fn profile(state: &AppState, creator: &Creator) -> Result<CreatorProfile, ApiError> {
+    let row = state
+        .store
+        .load_creators()
+        .await?
+        .into_iter()
+        .find(|row| *row.id == *creator.tenant.id)
+        .ok_or_else(|| ApiError::not_found("creator_not_found", "the creator is gone"))?;
+    Ok(CreatorProfile {
+        id: row.id,
+        slug: row.slug,
+        name: row.name,
+        custom_domain: row.custom_domain,
+        branding: serde_json::from_str(&row.branding).unwrap_or_default(),
+        allowed_origins: serde_json::from_str(&row.allowed_origins).unwrap_or_default(),
+    })
+}
+
+/// What a creator changes about itself: so far the origins its widgets may be called from.
+pub async fn update_profile(
+    state: &AppState,
+    creator: &Creator,
+    patch: ProfilePatch,
+) -> Result<CreatorProfile, ApiError> {
+    if let Some(origins) = patch.allowed_origins {
+        crate::embeds::service::set_allowed_origins(state, creator, origins).await?;
+    }
+    profile(state, creator).await
 }

@@ -1,6 +1,8 @@
 //! Who is calling. `AdminAuth` accepts only the platform owner's token; `CreatorAuth`
-//! accepts only a creator's secret key and applies that key's rate limit. Keys are found
-//! by their SHA-256 and compared again in constant time; the admin token likewise.
+//! accepts only a creator's secret key and applies that key's rate limit; `BrowserAuth`
+//! accepts only a publishable key (in the header or as `?key=`), from an origin the
+//! creator allows. Keys are found by their SHA-256 and compared again in constant time;
+//! the admin token likewise.
 
 use std::future::{ready, Ready};
 
@@ -18,6 +20,10 @@ pub struct AdminAuth;
 
 /// A creator, authenticated by one of its secret keys.
 pub struct CreatorAuth(pub Creator);
+
+/// A creator's widget in a browser, authenticated by the creator's publishable key, from
+/// an allowed origin.
+pub struct BrowserAuth(pub Creator);
 
 fn state(req: &HttpRequest) -> &web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
@@ -99,6 +105,65 @@ fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
         }
     }
     Ok(CreatorAuth(entry.creator))
+}
+
+/// The publishable key of a browser request: `?key=` (which lets CORS preflights carry
+/// it) or the `Authorization` header.
+pub fn publishable_key(req: &HttpRequest) -> Option<String> {
+    let from_query = web::Query::<KeyQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|query| query.into_inner().key);
+    from_query.or_else(|| bearer(req).ok().map(String::from))
+}
+
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
+    let state = state(req);
+    let key = publishable_key(req).ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_key",
+            "send the publishable key as `?key=pk_…` or `Authorization: Bearer pk_…`",
+        )
+    })?;
+    state.ensure_ready()?;
+    let hash = keys::hash(&key);
+    let entry = state
+        .registry
+        .key(&hash)
+        .filter(|e| keys::same(&e.hash, &hash))
+        .ok_or_else(invalid_key)?;
+    if entry.kind != KeyKind::Publishable {
+        return Err(wrong_kind(
+            "the publishable key (pk_…); a secret key must never reach a browser",
+        ));
+    }
+    let origin = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin {
+        if !state
+            .embeds
+            .of(&entry.creator.tenant.id)
+            .origin_allowed(origin)
+        {
+            return Err(crate::embeds::origins::origin_not_allowed());
+        }
+    }
+    Ok(BrowserAuth(entry.creator))
+}
+
+impl FromRequest for BrowserAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate_browser(req))
+    }
 }
 
 impl FromRequest for AdminAuth {

@@ -10,7 +10,9 @@ pub mod unrouted;
 
 use actix_web::web;
 
-use crate::{billing, creators, customers, docs, meters, tiers, usage};
+use crate::{
+    billing, creators, customers, docs, embeds, experiments, meters, sessions, tiers, usage,
+};
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
 /// routes in order, and each route with a `{param}` costs a regex match.
@@ -51,5 +53,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(billing::routes::cancel_subscription)
         .service(billing::routes::resume_subscription)
         .service(billing::routes::create_billing_portal)
-        .service(billing::webhooks::receive);
+        .service(billing::webhooks::receive)
+        .service(creators::routes::get_profile)
+        .service(creators::routes::update_profile)
+        .service(embeds::script::serve)
+        .service(embeds::public::scope())
+        .service(embeds::routes::create_embed)
+        .service(embeds::routes::list_embeds)
+        .service(embeds::routes::get_embed)
+        .service(embeds::routes::create_version)
+        .service(embeds::routes::publish)
+        .service(embeds::routes::snippet)
+        .service(experiments::routes::create_experiment)
+        .service(experiments::routes::list_experiments)
+        .service(experiments::routes::get_experiment)
+        .service(experiments::routes::start)
+        .service(experiments::routes::stop)
+        .service(experiments::routes::convert)
+        .service(experiments::routes::results)
+        .service(sessions::routes::create_session)
+        .service(sessions::routes::revoke_session)
+        .service(sessions::routes::rotate_key);
 }

@@ -49,11 +49,67 @@ pub struct KeyWrite {
     pub created_at: i64,
 }
 
-/// What one request needs committed together; also the body of one log record.
+/// A visitor's first sight of an experiment's variant (see `experiment_exposures`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExposureWrite {
+    pub creator_id: Arc<str>,
+    pub experiment_key: Arc<str>,
+    pub visitor: Arc<str>,
+    pub variant: Arc<str>,
+    pub counted_as: Arc<str>,
+    pub exposed_at: i64,
+}
+
+/// One conversion of an experiment, from one source (see `experiment_conversions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversionWrite {
+    pub creator_id: Arc<str>,
+    pub experiment_key: Arc<str>,
+    pub source: Arc<str>,
+    pub visitor: Arc<str>,
+    pub variant: Arc<str>,
+    pub revenue: i64,
+    pub converted_at: i64,
+}
+
+/// Widget activity (clicks, checkouts started) added to one day's count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivityWrite {
+    pub creator_id: Arc<str>,
+    pub embed_key: Arc<str>,
+    pub version: i64,
+    /// Empty outside an experiment.
+    pub experiment_key: Arc<str>,
+    pub variant: Arc<str>,
+    pub kind: Arc<str>,
+    pub day: i64,
+    pub count: i64,
+}
+
+/// What one request needs committed together; also the body of one log record. Embed
+/// traffic rides the same commits as usage (records written before embeds existed read
+/// as having none).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct FlushJob {
     pub buckets: Vec<BucketWrite>,
     pub keys: Vec<KeyWrite>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposures: Vec<ExposureWrite>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversions: Vec<ConversionWrite>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<ActivityWrite>,
+}
+
+impl FlushJob {
+    /// Rows this job writes.
+    pub fn writes(&self) -> usize {
+        self.buckets.len()
+            + self.keys.len()
+            + self.exposures.len()
+            + self.conversions.len()
+            + self.activity.len()
+    }
 }
 
 type Outcome = Result<(), Arc<str>>;
@@ -165,20 +221,38 @@ async fn commit(store: &Store, health: &StoreHealth, merged: &mut MergedWrites) 
 }
 
 type BucketKey = (Arc<str>, Arc<str>, Arc<str>, i64, i64, i64);
+type ActivityKey = (Arc<str>, Arc<str>, i64, Arc<str>, Arc<str>, Arc<str>, i64);
 
-/// Deltas of many requests (or log records), merged per bucket (a multi-row upsert may
-/// touch a row once).
+/// Deltas of many requests (or log records), merged per bucket and per activity day (a
+/// multi-row upsert may touch a row once).
 #[derive(Default)]
 pub(crate) struct MergedWrites {
     buckets: HashMap<BucketKey, (i64, bool), crate::hashing::FastHash>,
     keys: Vec<KeyWrite>,
+    exposures: Vec<ExposureWrite>,
+    conversions: Vec<ConversionWrite>,
+    activity: HashMap<ActivityKey, i64, crate::hashing::FastHash>,
     /// Writes taken so far, before merging (bounds one transaction).
     writes: usize,
 }
 
 impl MergedWrites {
     pub(crate) fn add(&mut self, job: FlushJob) {
-        self.writes += job.buckets.len() + job.keys.len();
+        self.writes += job.writes();
+        for write in job.activity {
+            let key = (
+                write.creator_id,
+                write.embed_key,
+                write.version,
+                write.experiment_key,
+                write.variant,
+                write.kind,
+                write.day,
+            );
+            *self.activity.entry(key).or_default() += write.count;
+        }
+        self.exposures.extend(job.exposures);
+        self.conversions.extend(job.conversions);
         for write in job.buckets {
             let key = (
                 write.creator_id,
@@ -220,10 +294,31 @@ impl MergedWrites {
                 },
             )
             .collect();
+        let activity = self
+            .activity
+            .drain()
+            .map(
+                |((creator_id, embed_key, version, experiment_key, variant, kind, day), count)| {
+                    ActivityWrite {
+                        creator_id,
+                        embed_key,
+                        version,
+                        experiment_key,
+                        variant,
+                        kind,
+                        day,
+                        count,
+                    }
+                },
+            )
+            .collect();
         self.writes = 0;
         FlushJob {
             buckets,
             keys: std::mem::take(&mut self.keys),
+            exposures: std::mem::take(&mut self.exposures),
+            conversions: std::mem::take(&mut self.conversions),
+            activity,
         }
     }
 }

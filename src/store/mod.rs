@@ -7,6 +7,7 @@
 //! difference is the two-argument maximum (`MAX` vs `GREATEST`).
 
 pub mod billing;
+pub mod embeds;
 pub mod flusher;
 pub mod health;
 pub mod writer_hold;
@@ -18,7 +19,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
-pub use flusher::{BucketWrite, FlushHandle, FlushJob, KeyWrite};
+pub use flusher::{
+    ActivityWrite, BucketWrite, ConversionWrite, ExposureWrite, FlushHandle, FlushJob, KeyWrite,
+};
 
 use flusher::MergedWrites;
 pub use health::StoreHealth;
@@ -90,6 +93,8 @@ pub struct CreatorRow {
     pub rate_limit_per_second: Option<i64>,
     pub rate_limit_burst: Option<i64>,
     pub created_at: i64,
+    /// JSON array of the origins embeds may be called from; empty: any.
+    pub allowed_origins: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -285,8 +290,8 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO creators (id, slug, name, custom_domain, branding, stripe_account_id, \
-             rate_limit_per_second, rate_limit_burst, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             rate_limit_per_second, rate_limit_burst, created_at, allowed_origins) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&creator.id)
         .bind(&creator.slug)
@@ -297,6 +302,7 @@ impl Store {
         .bind(creator.rate_limit_per_second)
         .bind(creator.rate_limit_burst)
         .bind(creator.created_at)
+        .bind(&creator.allowed_origins)
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "a creator with this slug"))?;
@@ -338,11 +344,12 @@ impl Store {
     pub async fn load_creators(&self) -> Result<Vec<CreatorRow>, StoreError> {
         sqlx::query_as::<_, CreatorRow>(
             "SELECT id, slug, name, custom_domain, branding, stripe_account_id, \
-             rate_limit_per_second, rate_limit_burst, created_at FROM creators ORDER BY created_at, slug",
+             rate_limit_per_second, rate_limit_burst, created_at, allowed_origins FROM creators \
+             ORDER BY created_at, slug",
         )
         .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)
+        .await
+        .map_err(unavailable)
     }
 
     pub async fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
@@ -766,6 +773,7 @@ impl Store {
                 query.execute(&mut **tx).await?;
             }
         }
+        self.upsert_embed_traffic(tx, folded).await?;
         for chunk in folded.keys.chunks(ROWS_PER_STATEMENT) {
             let sql = multi_row_insert(
                 self.dialect,

@@ -16,7 +16,7 @@ use crate::store::flusher::SubmitError;
 use crate::store::{BucketWrite, FlushHandle, FlushJob, KeyWrite, StoreHealth};
 use crate::telemetry::metric_names;
 use crate::tenants::config::TenantConfig;
-use crate::tenants::state::{Applied, CommitState, KeyRecord, Tenant};
+use crate::tenants::state::{Applied, CommitState, CustomerState, KeyRecord, Tenant};
 use crate::usage::decide::{CounterOverflow, Decision};
 use crate::usage::model::{CheckQuery, EventResult, UsageEvent};
 use crate::usage::period::{hour_bucket, period_containing, rfc3339};
@@ -168,7 +168,12 @@ impl UsageService {
         if buckets.is_empty() && keys.is_empty() {
             return Ok(results);
         }
-        match self.flusher.commit(FlushJob { buckets, keys }).await {
+        let job = FlushJob {
+            buckets,
+            keys,
+            ..FlushJob::default()
+        };
+        match self.commit(job).await {
             Ok(()) => {
                 if let Some((tx, _)) = &pending.commit {
                     let _ = tx.send(CommitState::Committed);
@@ -177,18 +182,27 @@ impl UsageService {
             }
             Err(err) => {
                 pending.roll_back(events);
-                Err(match err {
-                    SubmitError::QueueFull => {
-                        metrics::counter!(metric_names::QUEUE_FULL).increment(1);
-                        ApiError::unavailable(
-                            "overloaded",
-                            "too many events are waiting to be committed; nothing was counted, retry later",
-                        )
-                    }
-                    SubmitError::Store(_) => ApiError::store_unavailable(),
-                })
+                Err(err)
             }
         }
+    }
+
+    /// Commits `job` through the group commit and waits for it: 503 when the store is
+    /// down or too much is queued (the caller takes back what it counted).
+    pub async fn commit(&self, job: FlushJob) -> Result<(), ApiError> {
+        if !self.health.is_up() {
+            return Err(ApiError::store_unavailable());
+        }
+        self.flusher.commit(job).await.map_err(|err| match err {
+            SubmitError::QueueFull => {
+                metrics::counter!(metric_names::QUEUE_FULL).increment(1);
+                ApiError::unavailable(
+                    "overloaded",
+                    "too much is waiting to be committed; nothing was counted, retry later",
+                )
+            }
+            SubmitError::Store(_) => ApiError::store_unavailable(),
+        })
     }
 
     /// Decides and counts one event; a counted event adds a bucket delta.
@@ -272,11 +286,24 @@ impl UsageService {
 
     /// The customer's usage of every meter in the current periods.
     pub fn usage(&self, tenant: &Tenant, customer_id: &str) -> Result<Usage, ApiError> {
-        let config = tenant.config();
         let state = tenant
             .customers
             .get(customer_id)
             .ok_or_else(|| customer_not_found(customer_id))?;
+        Ok(self.usage_of(tenant, customer_id, &state))
+    }
+
+    /// A customer's usage, zero on the default tier for one never seen (a widget shows a
+    /// new customer that way).
+    pub fn usage_or_new(&self, tenant: &Tenant, customer_id: &str) -> Usage {
+        match tenant.customers.get(customer_id) {
+            Some(state) => self.usage_of(tenant, customer_id, &state),
+            None => self.usage_of(tenant, customer_id, &CustomerState::default()),
+        }
+    }
+
+    fn usage_of(&self, tenant: &Tenant, customer_id: &str, state: &CustomerState) -> Usage {
+        let config = tenant.config();
         let now = self.clock.now();
         let tier = config.effective_tier(state.tier);
         let meters = config
@@ -295,12 +322,12 @@ impl UsageService {
                 }
             })
             .collect();
-        Ok(Usage {
+        Usage {
             customer_id: customer_id.to_string(),
             tier: tier.map(|t| t.key.to_string()),
             meters,
             billing_status: None,
-        })
+        }
     }
 
     /// Whether the customer's tier grants `feature`.

@@ -38,6 +38,7 @@ async fn with_meter(store: &Store) {
         rate_limit_per_second: None,
         rate_limit_burst: None,
         created_at: 0,
+        allowed_origins: "[]".into(),
     };
     store.insert_creator(&creator, &[]).await.unwrap();
     store.insert_meter(CREATOR, &meter(0)).await.unwrap();
@@ -84,6 +85,7 @@ fn record(n: i64) -> FlushJob {
             result: Arc::from("{}"),
             created_at: 1_000,
         }],
+        ..FlushJob::default()
     }
 }
 

@@ -33,7 +33,7 @@ on_both_databases!(
 const PERIOD_END: i64 = START + 20 * 86_400;
 
 /// Delivers a signed Stripe event, signed at the daemon's now; answers the receipt.
-async fn deliver(app: &TestApp, id: &str, kind: &str, object: Value) -> Value {
+pub(crate) async fn deliver(app: &TestApp, id: &str, kind: &str, object: Value) -> Value {
     let now = app.clock.now();
     let body = stripe_event(id, kind, now, object);
     let signature = Webhook::generate_test_header(&body, WEBHOOK_SECRET, Some(now));

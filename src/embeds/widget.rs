@@ -1,0 +1,443 @@
+//! What a widget in a browser asks for: its embed's configuration (with the experiment's
+//! variant for this visitor, and the customer's usage when it has a customer token), its
+//! clicks, and a Stripe Checkout. Answered from memory; only a visitor's first sight of an
+//! experiment, a click and a checkout write, through the group commit.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::billing::billing_off;
+use crate::billing::checkout::{CheckoutView, Sale};
+use crate::customers::model::{MeterUsage, Usage};
+use crate::embeds::catalog::{CreatorEmbeds, PublicParts};
+use crate::embeds::model::{Embed, EmbedConfig, EmbedKind, ShowAt, Version};
+use crate::embeds::service::embed_not_found;
+use crate::error::ApiError;
+use crate::experiments::live::LiveExperiment;
+use crate::experiments::service::{identities, tags};
+use crate::meters::model::slug_schema;
+use crate::sessions::service::CustomerSession;
+use crate::state::AppState;
+use crate::store::{ActivityWrite, FlushJob};
+use crate::tenants::config::TenantConfig;
+use crate::tenants::registry::Creator;
+use crate::tiers::model::{CapSpec, Price};
+use crate::usage::decide::{decide, Decision};
+use crate::usage::model::id_schema;
+use crate::usage::quantity::Quantity;
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// A tier as a widget shows it.
+#[derive(Debug, Serialize)]
+pub struct PublicTier<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+    pub price: &'a Price,
+    pub caps: &'a std::collections::BTreeMap<String, CapSpec>,
+    pub features: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublicMeter<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+    pub unit: &'a str,
+}
+
+/// Whether an upgrade prompt shows, and for which meter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Prompt {
+    pub show: bool,
+    pub meter: Option<String>,
+    pub used: Option<Quantity>,
+    pub limit: Option<Quantity>,
+}
+
+/// The customer part of a widget's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WidgetCustomer {
+    pub customer_id: String,
+    pub tier: Option<String>,
+    pub usage: Vec<MeterUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Prompt>,
+}
+
+/// `GET /v1/embed/{embed_key}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WidgetView<'a> {
+    pub embed: &'a str,
+    pub kind: EmbedKind,
+    pub version: i64,
+    /// The running experiment this visitor takes part in.
+    pub experiment: Option<&'a str>,
+    pub variant: Option<&'a str>,
+    /// The version's config.
+    #[schema(value_type = Object)]
+    pub config: &'a RawValue,
+    /// The tiers shown (a pricing table's, an upgrade prompt's offer), in order:
+    /// `{key, name, price, caps, features}`.
+    #[schema(value_type = Vec<Object>)]
+    pub tiers: &'a RawValue,
+    /// The creator's meters `{key, name, unit}`, to name caps and usage.
+    #[schema(value_type = Vec<Object>)]
+    pub meters: &'a RawValue,
+    /// With a customer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<WidgetCustomer>,
+}
+
+/// Who is looking, and the version they see.
+struct Shown {
+    version: Arc<Version>,
+    /// (experiment, variant index, the visitor's counted identity)
+    experiment: Option<(Arc<LiveExperiment>, usize, Arc<str>)>,
+}
+
+fn customer_token_required() -> ApiError {
+    ApiError::unauthorized(
+        "customer_token_required",
+        "this widget shows one customer: give it a customer session token",
+    )
+}
+
+/// The version `embed` shows this visitor: the running experiment's variant (recording
+/// the visitor's first exposure durably when `expose`), else the published version.
+async fn shown(
+    state: &AppState,
+    catalog: &CreatorEmbeds,
+    embed: &Embed,
+    primary: Option<&Arc<str>>,
+    also: Option<&Arc<str>>,
+    expose: bool,
+) -> Shown {
+    let published = || Shown {
+        version: embed.published_version().clone(),
+        experiment: None,
+    };
+    let (Some(experiment), Some(primary)) = (catalog.running_experiment(&embed.key), primary)
+    else {
+        return published();
+    };
+    let (variant, counted_as) = if expose {
+        let exposure = experiment.expose(primary, also, state.usage.now());
+        if !exposure.writes.is_empty() {
+            let job = FlushJob {
+                exposures: exposure.writes.clone(),
+                ..FlushJob::default()
+            };
+            if let Err(err) = state.usage.commit(job).await {
+                // The widget still shows; the visitor is counted at its next view.
+                experiment.forget(&exposure.writes);
+                tracing::warn!(error = %err.message, "an exposure could not be committed");
+            }
+        }
+        match experiment.seen(primary) {
+            Some(seen) => (seen.variant, seen.counted_as),
+            None => (exposure.variant, primary.clone()),
+        }
+    } else {
+        match experiment.seen(primary) {
+            Some(seen) => (seen.variant, seen.counted_as),
+            None => return published(),
+        }
+    };
+    match embed.version(experiment.variants[variant].version) {
+        Some(version) => Shown {
+            version: version.clone(),
+            experiment: Some((experiment, variant, counted_as)),
+        },
+        None => published(),
+    }
+}
+
+/// The widget's answer as JSON (see `WidgetView`).
+pub async fn view(
+    state: &AppState,
+    creator: &Creator,
+    embed_key: &str,
+    visitor_id: Option<&str>,
+    session: Option<CustomerSession>,
+) -> Result<String, ApiError> {
+    let catalog = state.embeds.of(&creator.tenant.id);
+    let embed = catalog
+        .embed(embed_key)
+        .ok_or_else(|| embed_not_found(embed_key))?;
+    if embed.kind.needs_customer() && session.is_none() {
+        return Err(customer_token_required());
+    }
+    let customer_id = session.as_ref().map(|s| s.customer_id.clone());
+    let (primary, also) = identities(customer_id.as_deref(), visitor_id);
+    let shown = shown(
+        state,
+        &catalog,
+        &embed,
+        primary.as_ref(),
+        also.as_ref(),
+        true,
+    )
+    .await;
+    let config = creator.tenant.config();
+    let public = catalog.rendered(&embed, &shown.version, &config, || {
+        render_public(&config, &shown.version.config)
+    });
+    let (experiment, variant) = match &shown.experiment {
+        Some((experiment, variant, _)) => (
+            Some(&*experiment.key),
+            Some(experiment.variants[*variant].key.as_str()),
+        ),
+        None => (None, None),
+    };
+    let customer = customer_id.map(|id| {
+        let usage = state.usage.usage_or_new(&creator.tenant, &id);
+        let prompt = match &shown.version.config {
+            EmbedConfig::UpgradePrompt(prompt) => Some(prompt_for(&config, prompt, &usage)),
+            _ => None,
+        };
+        WidgetCustomer {
+            customer_id: usage.customer_id,
+            tier: usage.tier,
+            usage: usage.meters,
+            prompt,
+        }
+    });
+    let view = WidgetView {
+        embed: &embed.key,
+        kind: embed.kind,
+        version: shown.version.number,
+        experiment,
+        variant,
+        config: &public.config,
+        tiers: &public.tiers,
+        meters: &public.meters,
+        customer,
+    };
+    Ok(serde_json::to_string(&view).expect("a widget view serializes"))
+}
+
+/// One version's public parts, for the creator's current tiers and meters.
+fn render_public(config: &TenantConfig, version: &EmbedConfig) -> PublicParts {
+    let tiers: Vec<PublicTier> = version
+        .tiers()
+        .iter()
+        .filter_map(|key| config.tier_id(key).map(|id| config.tier(id)))
+        .map(|tier| PublicTier {
+            key: &tier.key,
+            name: &tier.definition.name,
+            price: &tier.definition.price,
+            caps: &tier.definition.caps,
+            features: &tier.definition.features,
+        })
+        .collect();
+    let meters: Vec<PublicMeter> = config
+        .live_meters()
+        .map(|(_, meter)| PublicMeter {
+            key: &meter.key,
+            name: &meter.name,
+            unit: &meter.unit,
+        })
+        .collect();
+    let raw = |json: String| RawValue::from_string(json).expect("serde_json writes JSON");
+    PublicParts {
+        config: raw(version.to_json().to_string()),
+        tiers: raw(serde_json::to_string(&tiers).expect("tiers serialize")),
+        meters: raw(serde_json::to_string(&meters).expect("meters serialize")),
+    }
+}
+
+/// Whether the prompt shows: the watched meter (or the first capped one) past its cap's
+/// warn fraction (`show_at: warn`) or at its limit (`block`), unless the customer is on
+/// the offered tier already.
+fn prompt_for(
+    config: &TenantConfig,
+    prompt: &crate::embeds::model::UpgradePromptConfig,
+    usage: &Usage,
+) -> Prompt {
+    let on_offer = usage.tier.as_deref() == Some(prompt.upgrade_to.as_str());
+    let tier = usage
+        .tier
+        .as_deref()
+        .and_then(|key| config.tier_id(key))
+        .map(|id| config.tier(id));
+    let mut watched = usage
+        .meters
+        .iter()
+        .filter(|m| prompt.meter.as_deref().is_none_or(|key| key == m.meter))
+        .filter(|m| m.limit.is_some());
+    let triggered = usage
+        .meters
+        .iter()
+        .filter(|m| prompt.meter.as_deref().is_none_or(|key| key == m.meter))
+        .find(|m| {
+            let (Some(tier), Some(meter)) = (tier, config.meter_id(&m.meter)) else {
+                return false;
+            };
+            let Some(cap) = tier.cap(meter) else {
+                return false;
+            };
+            match prompt.show_at {
+                ShowAt::Block => m.used >= cap.limit,
+                ShowAt::Warn => {
+                    let aggregation = config.meter(meter).aggregation;
+                    decide(aggregation, Some(cap), m.used, Quantity::ZERO)
+                        .is_ok_and(|outcome| outcome.decision != Decision::Allow)
+                }
+            }
+        });
+    let shown = triggered.or_else(|| watched.next());
+    Prompt {
+        show: triggered.is_some() && !on_offer,
+        meter: shown.map(|m| m.meter.clone()),
+        used: shown.map(|m| m.used),
+        limit: shown.and_then(|m| m.limit),
+    }
+}
+
+/// `POST /v1/embed/events`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetEvent {
+    #[schema(schema_with = slug_schema)]
+    pub embed: String,
+    #[schema(schema_with = id_schema)]
+    pub visitor_id: String,
+    #[serde(rename = "type")]
+    pub kind: WidgetEventKind,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WidgetEventKind {
+    Click,
+    CheckoutStarted,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    pub recorded: bool,
+}
+
+/// Counts a click or a started checkout for the version (and variant) the visitor sees.
+pub async fn record(
+    state: &AppState,
+    creator: &Creator,
+    event: WidgetEvent,
+    session: Option<CustomerSession>,
+) -> Result<Recorded, ApiError> {
+    crate::usage::model::parse_id("visitor_id", event.visitor_id.as_str().into())?;
+    let catalog = state.embeds.of(&creator.tenant.id);
+    let embed = catalog
+        .embed(&event.embed)
+        .ok_or_else(|| embed_not_found(&event.embed))?;
+    let customer_id = session.as_ref().map(|s| s.customer_id.clone());
+    let (primary, also) = identities(customer_id.as_deref(), Some(&event.visitor_id));
+    let shown = shown(
+        state,
+        &catalog,
+        &embed,
+        primary.as_ref(),
+        also.as_ref(),
+        false,
+    )
+    .await;
+    let (experiment_key, variant) = match &shown.experiment {
+        Some((experiment, variant, _)) => (
+            experiment.key.clone(),
+            Arc::from(experiment.variants[*variant].key.as_str()),
+        ),
+        None => (Arc::from(""), Arc::from("")),
+    };
+    let now = state.usage.now();
+    let kind = match event.kind {
+        WidgetEventKind::Click => "click",
+        WidgetEventKind::CheckoutStarted => "checkout_started",
+    };
+    let job = FlushJob {
+        activity: vec![ActivityWrite {
+            creator_id: creator.tenant.id.clone(),
+            embed_key: embed.key.clone(),
+            version: shown.version.number,
+            experiment_key,
+            variant,
+            kind: Arc::from(kind),
+            day: now - now.rem_euclid(SECONDS_PER_DAY),
+            count: 1,
+        }],
+        ..FlushJob::default()
+    };
+    state.usage.commit(job).await?;
+    Ok(Recorded { recorded: true })
+}
+
+/// `POST /v1/embed/checkout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetCheckout {
+    #[schema(schema_with = slug_schema)]
+    pub embed: String,
+    /// One of the tiers the widget offers.
+    #[schema(schema_with = slug_schema)]
+    pub tier: String,
+    #[schema(schema_with = id_schema)]
+    pub visitor_id: String,
+}
+
+/// A Stripe Checkout for the tier, for the token's customer (a subscribed one is moved by
+/// a subscription update instead) or an anonymous buyer, tagged with what the visitor saw.
+pub async fn checkout(
+    state: &AppState,
+    creator: &Creator,
+    order: WidgetCheckout,
+    session: Option<CustomerSession>,
+) -> Result<CheckoutView, ApiError> {
+    crate::usage::model::parse_id("visitor_id", order.visitor_id.as_str().into())?;
+    let billing = state.billing.as_ref().ok_or_else(billing_off)?;
+    let catalog = state.embeds.of(&creator.tenant.id);
+    let embed = catalog
+        .embed(&order.embed)
+        .ok_or_else(|| embed_not_found(&order.embed))?;
+    let customer_id = session.as_ref().map(|s| s.customer_id.clone());
+    let (primary, also) = identities(customer_id.as_deref(), Some(&order.visitor_id));
+    let shown = shown(
+        state,
+        &catalog,
+        &embed,
+        primary.as_ref(),
+        also.as_ref(),
+        false,
+    )
+    .await;
+    let (Some((success_url, cancel_url)), true) = (
+        shown.version.config.checkout_urls(),
+        shown.version.config.tiers().contains(&order.tier),
+    ) else {
+        return Err(ApiError::invalid(
+            "tier_not_offered",
+            format!(
+                "embed `{}` does not offer tier `{}` to this visitor",
+                embed.key, order.tier
+            ),
+        ));
+    };
+    let mut sale_tags = vec![
+        (tags::EMBED, embed.key.to_string()),
+        (tags::VERSION, shown.version.number.to_string()),
+    ];
+    if let Some((experiment, variant, counted_as)) = &shown.experiment {
+        sale_tags.push((tags::EXPERIMENT, experiment.key.to_string()));
+        sale_tags.push((tags::VARIANT, experiment.variants[*variant].key.clone()));
+        sale_tags.push((tags::VISITOR, counted_as.to_string()));
+    }
+    let sale = Sale {
+        buyer: customer_id.as_deref(),
+        tier: &order.tier,
+        success_url,
+        cancel_url,
+        tags: sale_tags,
+    };
+    billing.sell(creator, &sale, None).await
+}

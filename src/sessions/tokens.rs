@@ -1,0 +1,184 @@
+//! Customer session tokens: JWTs signed with HMAC-SHA256 by a key the daemon makes and
+//! keeps in its store (`session_signing_keys`), named in each token's header (`kid`). The
+//! algorithm is pinned (a token claiming another, `none` included, is refused before its
+//! signature is looked at); `exp`, `aud` (the creator), `sub` (the customer) and `iss` are
+//! required. Expiry is checked against the daemon's clock, not the library's, so a daemon
+//! whose clock is set (tests, a replay) judges its own tokens consistently; no leeway.
+//!
+//! Rotation (`staryer` admin API) adds a key that signs from then on; older keys keep
+//! verifying what they signed until the longest token they could have signed has expired,
+//! then go at the next rotation.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::distr::{Alphanumeric, SampleString};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::store::embeds::SigningKeyRow;
+use crate::store::{Store, StoreError};
+
+const ALGORITHM: Algorithm = Algorithm::HS256;
+const ISSUER: &str = "staryer";
+/// Bytes of a signing key: SHA-256's block-sized secret is more than HMAC needs.
+const SECRET_BYTES: usize = 32;
+
+/// What a token says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The creator's id.
+    pub aud: String,
+    /// The customer's id (the creator's own id string).
+    pub sub: String,
+    /// `embed` or `portal`.
+    pub scope: String,
+    /// The session's id: what `DELETE /v1/sessions/{id}` revokes.
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+struct SigningKey {
+    kid: String,
+    created_at: i64,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl SigningKey {
+    fn from_row(row: &SigningKeyRow) -> Option<SigningKey> {
+        let secret = hex::decode(&row.secret).ok()?;
+        Some(SigningKey {
+            kid: row.kid.clone(),
+            created_at: row.created_at,
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+        })
+    }
+}
+
+/// Why a token was refused (said once, as 401 `invalid_customer_token`, whatever the
+/// reason: a caller learns nothing from the difference).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    UnknownKey,
+    BadSignature,
+    Expired,
+}
+
+/// The keys in force, newest last.
+pub struct KeyRing {
+    keys: ArcSwap<Vec<Arc<SigningKey>>>,
+}
+
+impl KeyRing {
+    /// Loads the stored keys, making the first one on a new database.
+    pub async fn load(store: &Store, now: i64) -> Result<KeyRing, StoreError> {
+        let ring = KeyRing {
+            keys: ArcSwap::from_pointee(Vec::new()),
+        };
+        let rows = store.load_signing_keys().await?;
+        if rows.is_empty() {
+            ring.rotate(store, now, 0).await?;
+        } else {
+            ring.keys.store(Arc::new(
+                rows.iter()
+                    .filter_map(SigningKey::from_row)
+                    .map(Arc::new)
+                    .collect(),
+            ));
+        }
+        Ok(ring)
+    }
+
+    /// Makes a new signing key; keys whose successor is older than `longest_ttl` (so every
+    /// token they signed has expired) are dropped. Answers the new key's id.
+    pub async fn rotate(
+        &self,
+        store: &Store,
+        now: i64,
+        longest_ttl: i64,
+    ) -> Result<String, StoreError> {
+        let mut secret = [0u8; SECRET_BYTES];
+        rand::rng().fill_bytes(&mut secret);
+        let row = SigningKeyRow {
+            kid: format!("sk{}", Alphanumeric.sample_string(&mut rand::rng(), 12)),
+            secret: hex::encode(secret),
+            created_at: now,
+        };
+        let current = self.keys.load_full();
+        // A key signed until its successor came; its tokens are gone `longest_ttl` later.
+        let successors = current.iter().skip(1).map(|k| k.created_at).chain([now]);
+        let retired: Vec<String> = current
+            .iter()
+            .zip(successors)
+            .filter(|(_, successor)| *successor + longest_ttl < now)
+            .map(|(key, _)| key.kid.clone())
+            .collect();
+        store.add_signing_key(&row, &retired).await?;
+        let mut keys: Vec<Arc<SigningKey>> = current
+            .iter()
+            .filter(|key| !retired.contains(&key.kid))
+            .cloned()
+            .collect();
+        keys.push(Arc::new(
+            SigningKey::from_row(&row).expect("a key just made is hex"),
+        ));
+        self.keys.store(Arc::new(keys));
+        Ok(row.kid)
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let keys = self.keys.load();
+        let key = keys.last().expect("the ring always holds a key");
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .expect("HMAC signing of plain claims cannot fail")
+    }
+
+    /// The claims of a token this daemon signed for `creator_id`, unexpired at `now`.
+    /// Scope, customer and revocation are the caller's to check.
+    pub fn verify(&self, token: &str, creator_id: &str, now: i64) -> Result<Claims, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Malformed)?;
+        if header.alg != ALGORITHM {
+            return Err(Refusal::Malformed);
+        }
+        let kid = header.kid.ok_or(Refusal::UnknownKey)?;
+        let keys = self.keys.load();
+        let key = keys
+            .iter()
+            .find(|key| key.kid == kid)
+            .ok_or(Refusal::UnknownKey)?;
+        let mut validation = Validation::new(ALGORITHM);
+        validation.set_required_spec_claims(&["exp", "aud", "sub", "iss"]);
+        validation.set_audience(&[creator_id]);
+        validation.set_issuer(&[ISSUER]);
+        // Checked below against the daemon's clock.
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+            .map_err(|_| Refusal::BadSignature)?
+            .claims;
+        if claims.exp <= now {
+            return Err(Refusal::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// Claims for a new session.
+pub fn claims(creator_id: &str, customer_id: &str, scope: &str, now: i64, ttl: i64) -> Claims {
+    Claims {
+        iss: ISSUER.into(),
+        aud: creator_id.into(),
+        sub: customer_id.into(),
+        scope: scope.into(),
+        jti: format!("cs_{}", Alphanumeric.sample_string(&mut rand::rng(), 24)),
+        iat: now,
+        exp: now + ttl,
+    }
+}
