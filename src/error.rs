@@ -37,6 +37,17 @@ pub struct ErrorDetail {
     index: Option<usize>,
 }
 
+impl ErrorDetail {
+    /// The error part of an answer that carries more beside it.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ErrorDetail {
+            code,
+            message: message.into(),
+            index: None,
+        }
+    }
+}
+
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {

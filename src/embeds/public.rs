@@ -63,8 +63,9 @@ pub struct WidgetQuery {
         ("X-Staryer-Customer-Token" = Option<String>, Header,
             description = "A customer session token (scope `embed`): the widget acts as that customer")),
     responses((status = 200, body = WidgetView),
-        (status = 401, description = "`customer_token_required` (a usage meter or upgrade \
-            prompt without a token), `invalid_customer_token`", body = ErrorBody),
+        (status = 401, description = "`customer_token_required`: a usage meter or upgrade \
+            prompt without a token (the answer also carries the published version's `config`, \
+            for the widget's signed-out text); `invalid_customer_token`", body = ErrorBody),
         (status = 403, description = "`origin_not_allowed`", body = ErrorBody),
         (status = 404, description = "`embed_not_found`", body = ErrorBody),
         (status = 422, description = "`invalid_id`", body = ErrorBody)),
@@ -81,7 +82,7 @@ pub async fn view(
         parse_id("visitor_id", visitor.into())?;
     }
     let session = customer(&state, &req, &creator)?;
-    let body = widget::view(
+    let answer = widget::view(
         &state,
         &creator,
         &path.embed_key,
@@ -89,10 +90,15 @@ pub async fn view(
         session,
     )
     .await?;
-    Ok(HttpResponse::Ok()
+    let mut response = if answer.sign_in_required {
+        HttpResponse::Unauthorized()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
         .content_type("application/json")
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(body))
+        .body(answer.body))
 }
 
 /// Count a click on a widget's button or a checkout it starts, for the version (and

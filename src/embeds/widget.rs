@@ -15,7 +15,7 @@ use crate::customers::model::{MeterUsage, Usage};
 use crate::embeds::catalog::{CreatorEmbeds, PublicParts};
 use crate::embeds::model::{Embed, EmbedConfig, EmbedKind, ShowAt, Version};
 use crate::embeds::service::embed_not_found;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorDetail};
 use crate::experiments::live::LiveExperiment;
 use crate::experiments::service::{identities, tags};
 use crate::meters::model::slug_schema;
@@ -98,11 +98,19 @@ struct Shown {
     experiment: Option<(Arc<LiveExperiment>, usize, Arc<str>)>,
 }
 
-fn customer_token_required() -> ApiError {
-    ApiError::unauthorized(
-        "customer_token_required",
-        "this widget shows one customer: give it a customer session token",
-    )
+/// A widget that shows one customer, asked without a customer token: 401, with the
+/// published version's config beside the error, so that the widget can say "sign in" in
+/// the creator's words and theme (`texts.signed_out`).
+#[derive(Serialize)]
+struct SignInRequired<'a> {
+    error: ErrorDetail,
+    config: &'a RawValue,
+}
+
+/// The widget's answer: its JSON, and whether it is the 401 of `SignInRequired`.
+pub struct Answer {
+    pub sign_in_required: bool,
+    pub body: String,
 }
 
 /// The version `embed` shows this visitor: the running experiment's variant (recording
@@ -155,20 +163,35 @@ async fn shown(
     }
 }
 
-/// The widget's answer as JSON (see `WidgetView`).
+/// The widget's answer (see `WidgetView`).
 pub async fn view(
     state: &AppState,
     creator: &Creator,
     embed_key: &str,
     visitor_id: Option<&str>,
     session: Option<CustomerSession>,
-) -> Result<String, ApiError> {
+) -> Result<Answer, ApiError> {
     let catalog = state.embeds.of(&creator.tenant.id);
     let embed = catalog
         .embed(embed_key)
         .ok_or_else(|| embed_not_found(embed_key))?;
+    let config = creator.tenant.config();
     if embed.kind.needs_customer() && session.is_none() {
-        return Err(customer_token_required());
+        let version = embed.published_version();
+        let public = catalog.rendered(&embed, version, &config, || {
+            render_public(&config, &version.config)
+        });
+        let refusal = SignInRequired {
+            error: ErrorDetail::new(
+                "customer_token_required",
+                "this widget shows one customer: give it a customer session token",
+            ),
+            config: &public.config,
+        };
+        return Ok(Answer {
+            sign_in_required: true,
+            body: serde_json::to_string(&refusal).expect("a refusal serializes"),
+        });
     }
     let customer_id = session.as_ref().map(|s| s.customer_id.clone());
     let (primary, also) = identities(customer_id.as_deref(), visitor_id);
@@ -216,7 +239,10 @@ pub async fn view(
         meters: &public.meters,
         customer,
     };
-    Ok(serde_json::to_string(&view).expect("a widget view serializes"))
+    Ok(Answer {
+        sign_in_required: false,
+        body: serde_json::to_string(&view).expect("a widget view serializes"),
+    })
 }
 
 /// One version's public parts, for the creator's current tiers and meters.

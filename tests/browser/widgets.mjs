@@ -391,12 +391,10 @@ await check('the usage meter shows a customer its usage with a token: numbers, b
   await page.done();
 });
 
-// What a signed-out widget says: the config's text when the 401 carries it, else the default
-// (the widget has no other way to learn the config's `texts.signed_out`).
+// What a signed-out widget says: the config's text, which the 401 of a widget asked without a
+// token carries; the default when the token itself is refused (no config then).
 function signedOutText(body) {
-  const configured = body.config?.texts?.signed_out;
-  if (configured == null) console.log("     note: the 401 carries no config, so the widget shows the default signed-out text");
-  return configured ?? 'Sign in to see your usage.';
+  return body.config?.texts?.signed_out ?? 'Sign in to see your usage.';
 }
 
 await check('the usage meter says sign in without a token (after a loading state)', async () => {
@@ -411,6 +409,7 @@ await check('the usage meter says sign in without a token (after a loading state
   const { status, body } = await page.answer;
   assert.equal(status, 401);
   assert.equal(body.error.code, 'customer_token_required');
+  assert.equal(signedOutText(body), 'Sign in to see what you used.');
   await page.locator('staryer-embed', { hasText: signedOutText(body) }).waitFor();
   assert.equal(await page.locator('staryer-embed [role="progressbar"]').count(), 0);
   await page.done();
