@@ -176,6 +176,19 @@ async fn load_creator(
     }
     let mut embeds = BTreeMap::new();
     for row in &rows {
+        // Versions are numbered 1, 2, … and looked up by position; one is published.
+        let numbered = versions.get(&row.key).is_some_and(|list| {
+            list.iter()
+                .enumerate()
+                .all(|(at, v)| v.number == at as i64 + 1)
+                && (1..=list.len() as i64).contains(&row.published_version)
+        });
+        if !numbered {
+            return Err(corrupt(format!(
+                "embed {}: versions or published version",
+                row.key
+            )));
+        }
         let key: Arc<str> = Arc::from(row.key.as_str());
         embeds.insert(
             key.clone(),

@@ -449,14 +449,19 @@ pub async fn checkout(
             ),
         ));
     };
+    // The visitor as the experiment counts it (`v:…` or `c:…`), else as the widget sent it.
+    let visitor = match &shown.experiment {
+        Some((_, _, counted_as)) => counted_as.to_string(),
+        None => primary.map_or_else(String::new, |identity| identity.to_string()),
+    };
     let mut sale_tags = vec![
         (tags::EMBED, embed.key.to_string()),
         (tags::VERSION, shown.version.number.to_string()),
+        (tags::VISITOR, visitor),
     ];
-    if let Some((experiment, variant, counted_as)) = &shown.experiment {
+    if let Some((experiment, variant, _)) = &shown.experiment {
         sale_tags.push((tags::EXPERIMENT, experiment.key.to_string()));
         sale_tags.push((tags::VARIANT, experiment.variants[*variant].key.clone()));
-        sale_tags.push((tags::VISITOR, counted_as.to_string()));
     }
     let sale = Sale {
         buyer: customer_id.as_deref(),

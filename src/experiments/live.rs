@@ -60,8 +60,9 @@ pub struct LiveExperiment {
     pub created_at: i64,
     lifecycle: ArcSwap<Lifecycle>,
     seen: DashMap<Arc<str>, Seen, FastHash>,
-    /// Counted identities that converted at least once.
-    converted: DashMap<Arc<str>, (), FastHash>,
+    /// Counted identities that converted, with how many conversions each (a visitor
+    /// counts toward `conversions` while it has at least one).
+    converted: DashMap<Arc<str>, u32, FastHash>,
     /// Conversion sources counted (Checkout Session ids, conversion ids).
     sources: DashMap<Arc<str>, (), FastHash>,
     tallies: Vec<Tally>,
@@ -79,7 +80,6 @@ pub struct Conversion {
     pub variant: usize,
     /// `None`: the source was counted before; nothing to write.
     pub write: Option<ConversionWrite>,
-    first_for_visitor: bool,
 }
 
 impl LiveExperiment {
@@ -146,7 +146,15 @@ impl LiveExperiment {
                     variant: self.assigned(primary),
                     counted_as: primary.clone(),
                 };
-                self.claim(primary, fresh, now, &mut writes)
+                // The other identity first, as an alias of the new one: a request that
+                // shows it alone meanwhile then finds it taken, rather than counting it
+                // as a second visitor; if such a request took it first, its assignment
+                // stands for both.
+                let standing = match also {
+                    Some(other) => self.claim(other, fresh.clone(), now, &mut writes),
+                    None => fresh,
+                };
+                self.claim(primary, standing, now, &mut writes)
             }
         };
         // Whichever identity is not yet known becomes an alias of the counted one.
@@ -242,11 +250,14 @@ impl LiveExperiment {
             return Conversion {
                 variant: seen.variant,
                 write: None,
-                first_for_visitor: false,
             };
         }
         let tally = &self.tallies[seen.variant];
-        let first_for_visitor = self.converted.insert(seen.counted_as.clone(), ()).is_none();
+        let first_for_visitor = {
+            let mut count = self.converted.entry(seen.counted_as.clone()).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
         if first_for_visitor {
             tally.conversions.fetch_add(1, Ordering::Relaxed);
         }
@@ -262,7 +273,6 @@ impl LiveExperiment {
                 revenue,
                 converted_at: now,
             }),
-            first_for_visitor,
         }
     }
 
@@ -273,8 +283,19 @@ impl LiveExperiment {
         };
         let tally = &self.tallies[conversion.variant];
         self.sources.remove(&write.source);
-        if conversion.first_for_visitor {
-            self.converted.remove(&write.visitor);
+        // The visitor leaves `conversions` when its last conversion goes, whichever that is.
+        let last_for_visitor = match self.converted.entry(write.visitor.clone()) {
+            Entry::Occupied(mut count) => {
+                *count.get_mut() -= 1;
+                let last = *count.get() == 0;
+                if last {
+                    count.remove();
+                }
+                last
+            }
+            Entry::Vacant(_) => false,
+        };
+        if last_for_visitor {
             tally.conversions.fetch_sub(1, Ordering::Relaxed);
         }
         tally.revenue.fetch_sub(write.revenue, Ordering::Relaxed);

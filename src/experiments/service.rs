@@ -254,8 +254,8 @@ async fn count(
     Ok(true)
 }
 
-/// Counts the conversion a completed Checkout Session brings, when a widget in an
-/// experiment with the checkout goal started it: its metadata names the experiment and
+/// Counts the conversion a completed and paid Checkout Session brings, when a widget in
+/// an experiment with the checkout goal started it: its metadata names the experiment and
 /// the visitor, `amount_total` is the revenue, and the session id makes a redelivery (or
 /// the later `async_payment_succeeded`) count nothing more. Answers whether it counted.
 pub async fn checkout_completed(
@@ -263,6 +263,15 @@ pub async fn checkout_completed(
     creator: &Creator,
     session: &Value,
 ) -> Result<bool, ApiError> {
+    // Completed is not paid (an asynchronous payment method): such a checkout converts
+    // when `async_payment_succeeded` says it is paid, with the same session id.
+    let paid = matches!(
+        session["payment_status"].as_str(),
+        Some("paid" | "no_payment_required")
+    );
+    if !paid {
+        return Ok(false);
+    }
     let tag = |name: &str| session["metadata"][name].as_str();
     let (Some(key), Some(visitor), Some(session_id)) = (
         tag(tags::EXPERIMENT),

@@ -1,7 +1,7 @@
 //! Who is calling. `AdminAuth` accepts only the platform owner's token; `CreatorAuth`
-//! accepts only a creator's secret key and applies that key's rate limit; `BrowserAuth`
-//! accepts only a publishable key (in the header or as `?key=`), from an origin the
-//! creator allows. Keys are found by their SHA-256 and compared again in constant time;
+//! accepts only a creator's secret key; `BrowserAuth` accepts only a publishable key (in
+//! the header or as `?key=`), from an origin the creator allows. Both apply the key's
+//! rate limit. Keys are found by their SHA-256 and compared again in constant time;
 //! the admin token likewise.
 
 use std::future::{ready, Ready};
@@ -13,7 +13,7 @@ use crate::creators::keys::{self, KeyKind};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry::metric_names;
-use crate::tenants::registry::Creator;
+use crate::tenants::registry::{Creator, KeyEntry};
 
 /// The platform owner.
 pub struct AdminAuth;
@@ -95,6 +95,12 @@ fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
             "a secret key (sk_…); publishable keys are for embeds",
         ));
     }
+    check_rate(&entry)?;
+    Ok(CreatorAuth(entry.creator))
+}
+
+/// The key's rate limit (the creator's quota, per key): 429 with `Retry-After` past it.
+fn check_rate(entry: &KeyEntry) -> Result<(), ApiError> {
     if let Some(limiter) = &entry.limiter {
         if let Err(not_until) = limiter.check() {
             metrics::counter!(metric_names::RATE_LIMITED).increment(1);
@@ -104,7 +110,7 @@ fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
             ));
         }
     }
-    Ok(CreatorAuth(entry.creator))
+    Ok(())
 }
 
 /// The publishable key of a browser request: `?key=` (which lets CORS preflights carry
@@ -141,19 +147,17 @@ fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
             "the publishable key (pk_…); a secret key must never reach a browser",
         ));
     }
-    let origin = req
-        .headers()
-        .get(actix_web::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    if let Some(origin) = origin {
-        if !state
-            .embeds
-            .of(&entry.creator.tenant.id)
-            .origin_allowed(origin)
-        {
+    if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
+        // An Origin that is not text names no allowed origin.
+        let catalog = state.embeds.of(&entry.creator.tenant.id);
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| catalog.origin_allowed(origin));
+        if !allowed {
             return Err(crate::embeds::origins::origin_not_allowed());
         }
     }
+    check_rate(&entry)?;
     Ok(BrowserAuth(entry.creator))
 }
 

@@ -49,9 +49,6 @@ pub struct CreatedSession {
     pub scope: Scope,
     /// RFC 3339.
     pub expires_at: String,
-    /// `portal` sessions: the link that opens the customer portal with this session.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use actix_web::{delete, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, post, web, HttpResponse};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
@@ -30,8 +30,8 @@ pub struct SessionPath {
 }
 
 /// Make a session for one customer: a signed token a browser can use to act as that
-/// customer (scope `embed`: widgets; `portal`: the customer portal, with its link), until
-/// it expires or is revoked.
+/// customer (scope `embed`: widgets; `portal`: the customer portal), until it expires or
+/// is revoked.
 #[utoipa::path(post, path = "/v1/customers/{customer_id}/sessions", tag = "sessions",
     params(SessionCustomerPath), request_body = NewSession,
     responses((status = 201, body = CreatedSession),
@@ -42,18 +42,12 @@ pub async fn create_session(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     path: web::Path<SessionCustomerPath>,
-    req: HttpRequest,
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<HttpResponse, ApiError> {
     let customer_id = parse_id("customer_id", Cow::Borrowed(&path.customer_id))?;
     let created = state
         .sessions
-        .create(
-            &creator.tenant.id,
-            &customer_id,
-            body,
-            &state.public_base(&req),
-        )
+        .create(&creator.tenant.id, &customer_id, body)
         .await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -73,7 +67,7 @@ pub async fn revoke_session(
 }
 
 /// Rotate the key that signs customer sessions. Sessions signed before stay valid until
-/// they expire; the key after next is dropped once all of them have.
+/// they expire; a key is dropped at a later rotation once every session it signed has.
 #[utoipa::path(post, path = "/v1/admin/session-keys/rotate", tag = "admin",
     responses((status = 200, body = RotatedKey)), security(("admin_token" = [])))]
 #[post("/v1/admin/session-keys/rotate")]

@@ -63,7 +63,6 @@ impl Sessions {
         creator_id: &str,
         customer_id: &str,
         body: NewSession,
-        portal_base: &str,
     ) -> Result<CreatedSession, ApiError> {
         let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
         if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
@@ -87,16 +86,12 @@ impl Sessions {
                 },
             )
             .await?;
-        let token = self.keys.sign(&claims);
-        let url = (body.scope == Scope::Portal)
-            .then(|| format!("{portal_base}/portal/enter?token={token}"));
         Ok(CreatedSession {
+            token: self.keys.sign(&claims),
             id: claims.jti,
             customer_id: customer_id.into(),
             scope: body.scope,
             expires_at: rfc3339(claims.exp),
-            token,
-            url,
         })
     }
 
@@ -109,6 +104,9 @@ impl Sessions {
             .ok_or_else(|| {
                 ApiError::not_found("session_not_found", format!("no session `{id}`"))
             })?;
+        let now = self.clock.now();
+        // Revocations matter only until the tokens expire.
+        self.revoked.retain(|_, expires_at| *expires_at > now);
         self.revoked.insert(row.id.clone(), row.expires_at);
         Ok(SessionView {
             id: row.id,

@@ -73,6 +73,8 @@ pub enum Refusal {
 /// The keys in force, newest last.
 pub struct KeyRing {
     keys: ArcSwap<Vec<Arc<SigningKey>>>,
+    /// One rotation at a time (each builds the next list from the current one).
+    rotation: tokio::sync::Mutex<()>,
 }
 
 impl KeyRing {
@@ -80,18 +82,22 @@ impl KeyRing {
     pub async fn load(store: &Store, now: i64) -> Result<KeyRing, StoreError> {
         let ring = KeyRing {
             keys: ArcSwap::from_pointee(Vec::new()),
+            rotation: tokio::sync::Mutex::new(()),
         };
         let rows = store.load_signing_keys().await?;
         if rows.is_empty() {
             ring.rotate(store, now, 0).await?;
-        } else {
-            ring.keys.store(Arc::new(
-                rows.iter()
-                    .filter_map(SigningKey::from_row)
-                    .map(Arc::new)
-                    .collect(),
-            ));
+            return Ok(ring);
         }
+        let keys = rows
+            .iter()
+            .map(|row| {
+                SigningKey::from_row(row).map(Arc::new).ok_or_else(|| {
+                    StoreError::Unavailable(format!("session signing key {} is not hex", row.kid))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ring.keys.store(Arc::new(keys));
         Ok(ring)
     }
 
@@ -103,6 +109,7 @@ impl KeyRing {
         now: i64,
         longest_ttl: i64,
     ) -> Result<String, StoreError> {
+        let _one_at_a_time = self.rotation.lock().await;
         let mut secret = [0u8; SECRET_BYTES];
         rand::rng().fill_bytes(&mut secret);
         let row = SigningKeyRow {

@@ -21,6 +21,7 @@ on_both_databases!(
     a_widget_checkout_carries_its_attribution,
     an_anonymous_buyer_becomes_a_customer_named_by_its_stripe_id,
     embed_js_is_served_small_gzipped_and_cacheable,
+    the_publishable_key_has_the_creators_rate_limit,
 );
 
 pub(crate) const SUCCESS_URL: &str = "https://acme.example/thanks";
@@ -969,4 +970,34 @@ async fn embed_js_is_served_small_gzipped_and_cacheable(backend: Backend) {
         "invalid_key",
     )
     .await;
+}
+
+async fn the_publishable_key_has_the_creators_rate_limit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = ok_json(
+        app.post(
+            "/v1/admin/creators",
+            crate::helpers::ADMIN_TOKEN,
+            json!({"slug": "limited", "rate_limit": {"per_second": 1, "burst": 2}}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let creator = TestCreator {
+        secret_key: body["secret_key"].as_str().unwrap().into(),
+        publishable_key: body["publishable_key"].as_str().unwrap().into(),
+    };
+    for _ in 0..2 {
+        // Within the burst: the embed is unknown.
+        assert_error(
+            widget(&app, &creator, "none", "", &[]).await,
+            404,
+            "embed_not_found",
+        )
+        .await;
+    }
+    let limited = widget(&app, &creator, "none", "", &[]).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_error(limited, 429, "rate_limited").await;
 }

@@ -651,9 +651,10 @@ async fn a_completed_checkout_converts_for_the_variant_seen(backend: Backend) {
             ))
         })
         .collect();
-    let session = json!({"id": "cs_buy_1", "object": "checkout.session", "mode": "subscription",
-        "payment_status": "paid", "status": "complete", "amount_total": 2900, "currency": "usd",
+    let mut session = json!({"id": "cs_buy_1", "object": "checkout.session", "mode": "subscription",
+        "payment_status": "unpaid", "status": "complete", "amount_total": 2900, "currency": "usd",
         "customer": "cus_Buyer1", "subscription": "sub_Buyer1", "metadata": metadata});
+    // Completed but not paid yet (an asynchronous payment method): no conversion.
     deliver(
         &app,
         "evt_buy_1",
@@ -661,14 +662,24 @@ async fn a_completed_checkout_converts_for_the_variant_seen(backend: Backend) {
         session.clone(),
     )
     .await;
-    // The same session again (another event) converts nothing more.
+    let unpaid = results(&app, &creator, "buy").await;
+    let conversions: u64 = unpaid["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["conversions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(conversions, 0);
+    session["payment_status"] = json!("paid");
     deliver(
         &app,
         "evt_buy_2",
         "checkout.session.async_payment_succeeded",
-        session,
+        session.clone(),
     )
     .await;
+    // The same session again (another event) converts nothing more.
+    deliver(&app, "evt_buy_3", "checkout.session.completed", session).await;
     let counted = results(&app, &creator, "buy").await;
     let variant = counted["variants"]
         .as_array()
