@@ -19,6 +19,8 @@ use crate::{
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(usage::routes::post_events)
         .service(usage::routes::post_check)
+        // Widgets' traffic, the other hot path: a prefix match, then three routes.
+        .service(embeds::public::scope())
         .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
@@ -57,7 +59,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(creators::routes::get_profile)
         .service(creators::routes::update_profile)
         .service(embeds::script::serve)
-        .service(embeds::public::scope())
         .service(embeds::routes::create_embed)
         .service(embeds::routes::list_embeds)
         .service(embeds::routes::get_embed)
