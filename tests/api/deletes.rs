@@ -250,8 +250,9 @@ async fn deletes_put_the_stripe_objects_away_with_the_exact_requests(backend: Ba
         .to_string();
     delete_the_catalog(&app, &creator).await;
 
-    // Each object once, on the creator's account, with its own idempotency key.
-    let archived = fake.posts(&format!("/v1/products/{product}")).await;
+    // Each object once, on the creator's account, with its own idempotency key (the
+    // requests go right after the delete has answered).
+    let archived = fake.wait_for(&format!("/v1/products/{product}"), 1).await;
     assert_eq!(archived.len(), 1);
     assert_eq!(form(&archived[0])["active"], "false");
     assert_eq!(header(&archived[0], "stripe-account"), Some(ACCOUNT));
@@ -260,7 +261,7 @@ async fn deletes_put_the_stripe_objects_away_with_the_exact_requests(backend: Ba
         Some(request_key("product_archive", &[product]).as_str())
     );
     for price in prices {
-        let archived = fake.posts(&format!("/v1/prices/{price}")).await;
+        let archived = fake.wait_for(&format!("/v1/prices/{price}"), 1).await;
         assert_eq!(archived.len(), 1, "{price}");
         assert_eq!(form(&archived[0])["active"], "false");
         assert_eq!(header(&archived[0], "stripe-account"), Some(ACCOUNT));
