@@ -16,7 +16,8 @@ use crate::embeds::catalog::{CreatorEmbeds, PublicParts};
 use crate::embeds::model::{Embed, EmbedConfig, EmbedKind, ShowAt, Version};
 use crate::embeds::service::embed_not_found;
 use crate::error::{ApiError, ErrorDetail};
-use crate::experiments::live::LiveExperiment;
+use crate::experiments::live::{LiveExperiment, Seen};
+use crate::experiments::model::{customer_identity, visitor_identity};
 use crate::experiments::service::{identities, tags};
 use crate::meters::model::slug_schema;
 use crate::sessions::service::CustomerSession;
@@ -26,7 +27,7 @@ use crate::tenants::config::TenantConfig;
 use crate::tenants::registry::Creator;
 use crate::tiers::model::{CapSpec, Price};
 use crate::usage::decide::{decide, Decision};
-use crate::usage::model::id_schema;
+use crate::usage::model::{id_schema, parse_id};
 use crate::usage::quantity::Quantity;
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -113,54 +114,103 @@ pub struct Answer {
     pub body: String,
 }
 
-/// The version `embed` shows this visitor: the running experiment's variant (recording
-/// the visitor's first exposure durably when `expose`), else the published version.
-async fn shown(
+impl Shown {
+    fn published(embed: &Embed) -> Shown {
+        Shown {
+            version: embed.published_version().clone(),
+            experiment: None,
+        }
+    }
+
+    /// The variant's version for a visitor of the experiment (the published one should
+    /// the variant's version be gone).
+    fn variant(embed: &Embed, experiment: Arc<LiveExperiment>, seen: Seen) -> Shown {
+        match embed.version(experiment.variants[seen.variant].version) {
+            Some(version) => Shown {
+                version: version.clone(),
+                experiment: Some((experiment, seen.variant, seen.counted_as)),
+            },
+            None => Shown::published(embed),
+        }
+    }
+}
+
+/// The version `embed` shows on a view: the running experiment's variant, the visitor's
+/// first exposure committed before the answer, else the published version.
+async fn exposed(
     state: &AppState,
     catalog: &CreatorEmbeds,
     embed: &Embed,
     primary: Option<&Arc<str>>,
     also: Option<&Arc<str>>,
-    expose: bool,
 ) -> Shown {
-    let published = || Shown {
-        version: embed.published_version().clone(),
-        experiment: None,
-    };
     let (Some(experiment), Some(primary)) = (catalog.running_experiment(&embed.key), primary)
     else {
-        return published();
+        return Shown::published(embed);
     };
-    let (variant, counted_as) = if expose {
-        let exposure = experiment.expose(primary, also, state.usage.now());
-        if !exposure.writes.is_empty() {
-            let job = FlushJob {
-                exposures: exposure.writes.clone(),
-                ..FlushJob::default()
-            };
-            if let Err(err) = state.usage.commit(job).await {
-                // The widget still shows; the visitor is counted at its next view.
-                experiment.forget(&exposure.writes);
-                tracing::warn!(error = %err.message, "an exposure could not be committed");
-            }
+    let exposure = experiment.expose(primary, also, state.usage.now());
+    if !exposure.writes.is_empty() {
+        let job = FlushJob {
+            exposures: exposure.writes.clone(),
+            ..FlushJob::default()
+        };
+        if let Err(err) = state.usage.commit(job).await {
+            // The widget still shows; the visitor is counted at its next view.
+            experiment.forget(&exposure.writes);
+            tracing::warn!(error = %err.message, "an exposure could not be committed");
         }
-        match experiment.seen(primary) {
-            Some(seen) => (seen.variant, seen.counted_as),
-            None => (exposure.variant, primary.clone()),
-        }
-    } else {
-        match experiment.seen(primary) {
-            Some(seen) => (seen.variant, seen.counted_as),
-            None => return published(),
-        }
-    };
-    match embed.version(experiment.variants[variant].version) {
-        Some(version) => Shown {
-            version: version.clone(),
-            experiment: Some((experiment, variant, counted_as)),
-        },
-        None => published(),
     }
+    let seen = experiment.seen(primary).unwrap_or(Seen {
+        variant: exposure.variant,
+        counted_as: primary.clone(),
+    });
+    Shown::variant(embed, experiment, seen)
+}
+
+/// What a widget's visitor was shown, for its clicks and checkouts (nothing is exposed
+/// here): the embed, the version, and who the visitor is.
+struct Seeing {
+    embed: Arc<Embed>,
+    shown: Shown,
+    customer_id: Option<Arc<str>>,
+    /// The visitor as the widget named it (`c:…` with a token, else `v:…`).
+    identity: Arc<str>,
+}
+
+fn seeing(
+    state: &AppState,
+    creator: &Creator,
+    embed_key: &str,
+    visitor_id: &str,
+    session: Option<CustomerSession>,
+) -> Result<Seeing, ApiError> {
+    parse_id("visitor_id", visitor_id.into())?;
+    let catalog = state.embeds.of(&creator.tenant.id);
+    let embed = catalog
+        .embed(embed_key)
+        .ok_or_else(|| embed_not_found(embed_key))?;
+    let customer_id = session.map(|s| s.customer_id);
+    let visitor = visitor_identity(visitor_id);
+    let customer = customer_id.as_deref().map(customer_identity);
+    let experiment = catalog.running_experiment(&embed.key);
+    // The customer's assignment, else the browser's (the customer not yet aliased to it).
+    let seen = experiment.as_ref().and_then(|experiment| {
+        customer
+            .as_ref()
+            .and_then(|customer| experiment.seen(customer))
+            .or_else(|| experiment.seen(&visitor))
+    });
+    let identity = customer.unwrap_or(visitor);
+    let shown = match (experiment, seen) {
+        (Some(experiment), Some(seen)) => Shown::variant(&embed, experiment, seen),
+        _ => Shown::published(&embed),
+    };
+    Ok(Seeing {
+        embed,
+        shown,
+        customer_id,
+        identity,
+    })
 }
 
 /// The widget's answer (see `WidgetView`).
@@ -195,16 +245,7 @@ pub async fn view(
     }
     let customer_id = session.as_ref().map(|s| s.customer_id.clone());
     let (primary, also) = identities(customer_id.as_deref(), visitor_id);
-    let shown = shown(
-        state,
-        &catalog,
-        &embed,
-        primary.as_ref(),
-        also.as_ref(),
-        true,
-    )
-    .await;
-    let config = creator.tenant.config();
+    let shown = exposed(state, &catalog, &embed, primary.as_ref(), also.as_ref()).await;
     let public = catalog.rendered(&embed, &shown.version, &config, || {
         render_public(&config, &shown.version.config)
     });
@@ -354,22 +395,8 @@ pub async fn record(
     event: WidgetEvent,
     session: Option<CustomerSession>,
 ) -> Result<Recorded, ApiError> {
-    crate::usage::model::parse_id("visitor_id", event.visitor_id.as_str().into())?;
-    let catalog = state.embeds.of(&creator.tenant.id);
-    let embed = catalog
-        .embed(&event.embed)
-        .ok_or_else(|| embed_not_found(&event.embed))?;
-    let customer_id = session.as_ref().map(|s| s.customer_id.clone());
-    let (primary, also) = identities(customer_id.as_deref(), Some(&event.visitor_id));
-    let shown = shown(
-        state,
-        &catalog,
-        &embed,
-        primary.as_ref(),
-        also.as_ref(),
-        false,
-    )
-    .await;
+    let Seeing { embed, shown, .. } =
+        seeing(state, creator, &event.embed, &event.visitor_id, session)?;
     let (experiment_key, variant) = match &shown.experiment {
         Some((experiment, variant, _)) => (
             experiment.key.clone(),
@@ -420,23 +447,13 @@ pub async fn checkout(
     order: WidgetCheckout,
     session: Option<CustomerSession>,
 ) -> Result<CheckoutView, ApiError> {
-    crate::usage::model::parse_id("visitor_id", order.visitor_id.as_str().into())?;
     let billing = state.billing.as_ref().ok_or_else(billing_off)?;
-    let catalog = state.embeds.of(&creator.tenant.id);
-    let embed = catalog
-        .embed(&order.embed)
-        .ok_or_else(|| embed_not_found(&order.embed))?;
-    let customer_id = session.as_ref().map(|s| s.customer_id.clone());
-    let (primary, also) = identities(customer_id.as_deref(), Some(&order.visitor_id));
-    let shown = shown(
-        state,
-        &catalog,
-        &embed,
-        primary.as_ref(),
-        also.as_ref(),
-        false,
-    )
-    .await;
+    let Seeing {
+        embed,
+        shown,
+        customer_id,
+        identity,
+    } = seeing(state, creator, &order.embed, &order.visitor_id, session)?;
     let (Some((success_url, cancel_url)), true) = (
         shown.version.config.checkout_urls(),
         shown.version.config.tiers().contains(&order.tier),
@@ -449,10 +466,10 @@ pub async fn checkout(
             ),
         ));
     };
-    // The visitor as the experiment counts it (`v:…` or `c:…`), else as the widget sent it.
+    // The visitor as the experiment counts it (`v:…` or `c:…`), else as the widget named it.
     let visitor = match &shown.experiment {
         Some((_, _, counted_as)) => counted_as.to_string(),
-        None => primary.map_or_else(String::new, |identity| identity.to_string()),
+        None => identity.to_string(),
     };
     let mut sale_tags = vec![
         (tags::EMBED, embed.key.to_string()),
