@@ -24,6 +24,10 @@ const SECRET_SETTINGS: &[&str] = &[
     "stripe.secret_key",
     "stripe.webhook_secret",
     "stripe.thin_webhook_secret",
+    "secrets.sealing_key",
+    "resend.api_key",
+    "posthog.api_key",
+    "openai.api_key",
 ];
 
 /// The prefix of the environment variables that set settings.
@@ -53,8 +57,101 @@ pub struct Config {
     pub admin: AdminConfig,
     pub ingest: IngestConfig,
     pub stripe: StripeConfig,
+    pub secrets: SecretsConfig,
+    pub outbox: OutboxConfig,
+    pub resend: ResendConfig,
+    pub webhooks: WebhooksConfig,
+    pub posthog: PosthogConfig,
+    pub openai: OpenAiConfig,
     pub log: LogConfig,
 }
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// 32 bytes, base64; empty: generated and kept in `data_dir/sealing_key`.
+    pub sealing_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Period of looking for work, milliseconds.
+    pub poll_interval_ms: u64,
+    /// First retry delay, seconds; doubles each try.
+    pub retry_base_secs: u64,
+    /// Longest retry delay, seconds.
+    pub retry_max_secs: u64,
+    /// A message failing this long is parked, hours.
+    pub give_up_after_hours: u64,
+    /// Messages of one integration in flight at once.
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendConfig {
+    /// Empty: notices by email are off.
+    pub api_key: String,
+    pub base_url: String,
+    /// Sender of every notice.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Allow endpoints on loopback and private networks.
+    pub allow_private_targets: bool,
+    /// Per-delivery timeout, milliseconds.
+    pub request_timeout_ms: u64,
+    /// Failing this long without a success disables an endpoint, hours.
+    pub disable_after_hours: u64,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosthogConfig {
+    /// The platform's project key; empty: only creators' own keys.
+    pub api_key: String,
+    pub host: String,
+    /// Most events a batch request carries.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill, milliseconds.
+    pub batch_linger_ms: u64,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// Empty: AI suggestions are off.
+    pub api_key: String,
+    pub base_url: String,
+    pub model: String,
+    /// Per-suggestion timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Suggestions per creator per hour.
+    pub suggestions_per_hour: u32,
+}
+
+/// `Debug` for the sections that hold a secret: every field but the secret ones.
+macro_rules! debug_without_secrets {
+    ($section:ty { $($field:ident),* } secret { $($secret:ident),* }) => {
+        impl std::fmt::Debug for $section {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($section))
+                    $(.field(stringify!($secret), &redacted(&self.$secret)))*
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish()
+            }
+        }
+    };
+}
+
+debug_without_secrets!(SecretsConfig {} secret { sealing_key });
+debug_without_secrets!(ResendConfig { base_url, from } secret { api_key });
+debug_without_secrets!(PosthogConfig { host, batch_size, batch_linger_ms } secret { api_key });
+debug_without_secrets!(OpenAiConfig { base_url, model, timeout_ms, suggestions_per_hour } secret { api_key });
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -269,6 +366,28 @@ impl Config {
                 "stripe.reconcile_interval_secs",
                 self.stripe.reconcile_interval_secs,
             ),
+            ("outbox.poll_interval_ms", self.outbox.poll_interval_ms),
+            ("outbox.retry_base_secs", self.outbox.retry_base_secs),
+            ("outbox.retry_max_secs", self.outbox.retry_max_secs),
+            (
+                "outbox.give_up_after_hours",
+                self.outbox.give_up_after_hours,
+            ),
+            ("outbox.concurrency", self.outbox.concurrency as u64),
+            (
+                "webhooks.request_timeout_ms",
+                self.webhooks.request_timeout_ms,
+            ),
+            (
+                "webhooks.disable_after_hours",
+                self.webhooks.disable_after_hours,
+            ),
+            ("posthog.batch_size", self.posthog.batch_size as u64),
+            ("openai.timeout_ms", self.openai.timeout_ms),
+            (
+                "openai.suggestions_per_hour",
+                u64::from(self.openai.suggestions_per_hour),
+            ),
         ];
         for (name, value) in at_least_one {
             if value == 0 {
@@ -285,6 +404,9 @@ impl Config {
         for (name, url) in [
             ("stripe.api_base", &self.stripe.api_base),
             ("stripe.meter_events_base", &self.stripe.meter_events_base),
+            ("resend.base_url", &self.resend.base_url),
+            ("posthog.host", &self.posthog.host),
+            ("openai.base_url", &self.openai.base_url),
         ] {
             match reqwest::Url::parse(url) {
                 Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
@@ -488,7 +610,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 28, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 49, "{:?}", known_settings());
     }
 
     #[test]

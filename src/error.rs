@@ -106,6 +106,10 @@ impl ApiError {
     pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, code, message)
     }
+    /// An upstream service took too long to answer.
+    pub fn gateway_timeout(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, code, message)
+    }
     pub fn store_unavailable() -> Self {
         Self::unavailable(
             "store_unavailable",

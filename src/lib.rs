@@ -8,8 +8,8 @@
 //! count) → `store` (group commit). Around it:
 //!
 //! - `config`, `startup`, `state` (what every handler reaches), `telemetry`, `error`,
-//!   `clock`, `hashing`, `schema` (the OpenAPI schemas of constrained fields): the
-//!   daemon's frame.
+//!   `clock`, `hashing`, `schema` (the OpenAPI schemas of constrained fields), `sealing`
+//!   (secrets at rest): the daemon's frame.
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
@@ -23,12 +23,19 @@
 //!   creator's API, the browser's API under `/v1/embed`, `/embed.js`), A/B tests over
 //!   their versions with their results, and the signed customer tokens that let a browser
 //!   act as one customer.
+//! - `outbox`: the durable outbox that tells the creator's world what happened, written
+//!   with each cause and delivered with retries, and its channels: `notices` (email
+//!   through Resend, in the creator's templates), `webhooks` (Standard Webhooks to the
+//!   creator's endpoints), `analytics` (PostHog, with hourly usage summaries). `ai`: widget
+//!   configs suggested by a model (OpenAI), saved unpublished.
 //! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
 //!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
 //!   under `assets/docs/` and built in.
 //! - `demo`, `health`: the `staryer demo` walkthrough and the `staryer health` check, two
 //!   clients of a running daemon (`main.rs` holds the command line).
 
+pub mod ai;
+pub mod analytics;
 pub mod billing;
 pub mod clock;
 pub mod config;
@@ -43,8 +50,11 @@ pub mod hashing;
 pub mod health;
 pub mod http;
 pub mod meters;
+pub mod notices;
 pub mod openapi;
+pub mod outbox;
 pub mod schema;
+pub mod sealing;
 pub mod sessions;
 pub mod startup;
 pub mod state;
@@ -53,3 +63,4 @@ pub mod telemetry;
 pub mod tenants;
 pub mod tiers;
 pub mod usage;
+pub mod webhooks;

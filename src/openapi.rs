@@ -19,8 +19,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    billing, creators, customers, docs, embeds, error, experiments, http, meters, sessions,
-    tenants, tiers, usage,
+    ai, analytics, billing, creators, customers, docs, embeds, error, experiments, http, meters,
+    notices, outbox, sessions, tenants, tiers, usage, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -58,6 +58,16 @@ use crate::{
         experiments::routes::stop, experiments::routes::convert, experiments::routes::results,
         sessions::routes::create_session, sessions::routes::revoke_session,
         sessions::routes::rotate_key,
+        ai::routes::suggest, ai::routes::usage,
+        notices::routes::get_notices, notices::routes::put_notices,
+        webhooks::routes::create_endpoint, webhooks::routes::list_endpoints,
+        webhooks::routes::get_endpoint, webhooks::routes::update_endpoint,
+        webhooks::routes::delete_endpoint, webhooks::routes::list_deliveries,
+        webhooks::routes::redeliver,
+        analytics::routes::get_posthog, analytics::routes::put_posthog,
+        analytics::routes::delete_posthog,
+        outbox::routes::list_messages, outbox::routes::retry_message,
+        outbox::routes::admin_list_messages, outbox::routes::admin_retry_message,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit)),
     modifiers(&SecuritySchemes, &CommonResponses, &PathParametersRequired, &Preflights),

@@ -13,6 +13,10 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App as ActixApp, HttpServer};
 use anyhow::Context;
 
+use crate::ai::model::Suggester;
+use crate::analytics::posthog::PosthogChannel;
+use crate::analytics::projects::{Project, Projects};
+use crate::analytics::summaries;
 use crate::billing::reconcile::{self, Reconciler};
 use crate::billing::reporter::{self, Reporter};
 use crate::billing::Billing;
@@ -21,8 +25,11 @@ use crate::config::Config;
 use crate::creators::keys;
 use crate::embeds::catalog::EmbedRegistry;
 use crate::error::ApiError;
+use crate::notices::email::EmailChannel;
+use crate::outbox::{self, Channel, Schedule};
+use crate::sealing::Sealer;
 use crate::sessions::service::Sessions;
-use crate::state::AppState;
+use crate::state::{AppState, Integrations};
 use crate::store::writer_hold::WriterHold;
 use crate::store::{FlushHandle, Store, StoreHealth};
 use crate::telemetry;
@@ -30,6 +37,7 @@ use crate::tenants::actor::ActorSettings;
 use crate::tenants::loader::{self, LoadError};
 use crate::tenants::registry::Registry;
 use crate::usage::service::UsageService;
+use crate::webhooks::channel::WebhookChannel;
 
 pub struct App {
     server: Server,
@@ -97,6 +105,14 @@ impl App {
                 .context("loading the customer session keys")?,
         );
         let embeds = Arc::new(EmbedRegistry::default());
+        let sealer = Sealer::from_config(&config.secrets.sealing_key, &config.data_dir)?;
+        let integrations = start_integrations(&config, &store, &clock, &registry, &sealer).await?;
+        crate::experiments::watch::spawn(
+            store.clone(),
+            clock.clone(),
+            embeds.clone(),
+            Duration::from_millis(config.outbox.poll_interval_ms),
+        );
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
             version = %env!("CARGO_PKG_VERSION"),
@@ -105,6 +121,8 @@ impl App {
             store = %describe_database(&database_url),
             billing = %if billing.is_some() { "on" } else { "off" },
             stripe_webhooks = %if config.stripe.webhook_secret.is_empty() { "off" } else { "on" },
+            email = %if integrations.email_enabled { "on" } else { "off" },
+            ai = %if integrations.suggester.is_some() { "on" } else { "off" },
             "staryer started; loading counters"
         );
         let state = web::Data::new(AppState {
@@ -124,6 +142,8 @@ impl App {
             embeds: embeds.clone(),
             sessions,
             public_url: config.server.public_url.trim_end_matches('/').to_string(),
+            sealer,
+            integrations,
         });
 
         let mut server = HttpServer::new(move || {
@@ -344,4 +364,61 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
+}
+
+/// The outbox with a channel per integration that is on (each that is off says so once in
+/// the log), the hourly usage summaries for analytics, and what handlers need of them.
+async fn start_integrations(
+    config: &Config,
+    store: &Store,
+    clock: &SharedClock,
+    registry: &Arc<Registry>,
+    sealer: &Sealer,
+) -> anyhow::Result<Integrations> {
+    let platform_project = (!config.posthog.api_key.is_empty()).then(|| Project {
+        host: config.posthog.host.clone(),
+        api_key: config.posthog.api_key.clone(),
+    });
+    let analytics = Arc::new(Projects::new(platform_project));
+    analytics.load(
+        store
+            .posthog_settings()
+            .await
+            .context("loading the creators' PostHog projects")?,
+        sealer,
+    );
+    let email = EmailChannel::from_config(&config.resend, store.clone(), registry.clone());
+    let email_enabled = email.is_some();
+    let mut channels: Vec<Arc<dyn Channel>> = vec![
+        Arc::new(WebhookChannel::new(
+            &config.webhooks,
+            store.clone(),
+            clock.clone(),
+            sealer.clone(),
+        )),
+        Arc::new(PosthogChannel::new(
+            &config.posthog,
+            &config.webhooks,
+            analytics.clone(),
+            registry.clone(),
+        )),
+    ];
+    if let Some(email) = email {
+        channels.push(Arc::new(email));
+    }
+    let schedule = Schedule::from_config(&config.outbox);
+    summaries::spawn(
+        store.clone(),
+        clock.clone(),
+        analytics.clone(),
+        schedule.poll_interval,
+    );
+    outbox::spawn(store.clone(), clock.clone(), schedule, channels);
+    Ok(Integrations {
+        email_enabled,
+        allow_private_targets: config.webhooks.allow_private_targets,
+        analytics,
+        posthog_host: config.posthog.host.clone(),
+        suggester: Suggester::from_config(&config.openai),
+    })
 }

@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::ai::model::Suggester;
+use crate::analytics::projects::Projects;
 use crate::billing::Billing;
 use crate::creators::keys::KeyHash;
 use crate::embeds::catalog::EmbedRegistry;
 use crate::error::ApiError;
+use crate::sealing::Sealer;
 use crate::sessions::service::Sessions;
 use crate::store::Store;
 use crate::tenants::actor::ActorSettings;
@@ -34,6 +37,23 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// `server.public_url`, without a trailing slash; empty: from each request.
     pub public_url: String,
+    /// Seals the secrets kept at rest.
+    pub sealer: Sealer,
+    pub integrations: Integrations,
+}
+
+/// What the handlers need of the integrations (the outbox delivers on its own).
+pub struct Integrations {
+    /// Whether notices go by email (a Resend key is set).
+    pub email_enabled: bool,
+    /// `webhooks.allow_private_targets`.
+    pub allow_private_targets: bool,
+    /// Where each creator's analytics go.
+    pub analytics: Arc<Projects>,
+    /// `posthog.host`: a creator's own project's host when it names none.
+    pub posthog_host: String,
+    /// `None` while AI suggestions are off.
+    pub suggester: Option<Suggester>,
 }
 
 impl AppState {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::billing::{request_key, Billing};
 use crate::error::ApiError;
+use crate::outbox::model::{announcement, GRACE_ENDED as GRACE_ENDED_EVENT};
 use crate::store::billing::{BillingEventRow, SubscriptionRow};
 use crate::store::StoreError;
 use crate::tenants::registry::{Creator, Registry};
@@ -213,7 +214,17 @@ impl Billing {
             stripe_created: now,
             received_at: now,
         };
-        self.store.record_billing_event(&event).await?;
+        let notice = announcement(
+            creator_id,
+            format!("{GRACE_ENDED_EVENT}:{}", event.event_id),
+            GRACE_ENDED_EVENT,
+            serde_json::json!({
+                "customer_id": customer_id,
+                "stripe_subscription_id": known.stripe_subscription_id,
+            }),
+            now,
+        );
+        self.store.record_billing_event(&event, &[notice]).await?;
         self.assign_tier(creator, customer_id, None, None).await?;
         let row = SubscriptionRow {
             billing_status: Some(GRACE_ENDED.into()),

@@ -246,7 +246,7 @@ impl Billing {
             stripe_created: end,
             received_at: self.clock.now(),
         };
-        if self.store.record_billing_event(&event).await? {
+        if self.store.record_billing_event(&event, &[]).await? {
             metrics::counter!(metric_names::STRIPE_USAGE_DRIFT).increment(1);
             tracing::warn!(creator_id = %creator_id, customer = %total.customer_id,
                 meter = %total.meter_key, reported = total.sent, stripe_counted = total.sent - drift,

@@ -20,7 +20,7 @@
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::billing::catalog::overage_prices;
@@ -29,10 +29,13 @@ use crate::billing::dunning::GRACE_ENDED;
 use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
+use crate::outbox::model::announcement;
 use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, SubscriptionRow};
+use crate::store::outbox::Announcement;
 use crate::telemetry::metric_names;
 use crate::tenants::registry::Creator;
+use crate::usage::period::rfc3339;
 
 /// Signatures older or newer than this are refused (Stripe's own default tolerance).
 pub const TOLERANCE_SECS: i64 = 300;
@@ -273,7 +276,15 @@ pub async fn receive(
         }
         _ => false,
     };
-    if !billing.store.record_billing_event(&record).await? {
+    let announcements = match &creator {
+        Some(creator) => announcements(billing, creator, &event, &record).await?,
+        None => Vec::new(),
+    };
+    if !billing
+        .store
+        .record_billing_event(&record, &announcements)
+        .await?
+    {
         // A concurrent delivery of the same event got there first; the effect is the same.
         return duplicate();
     }
@@ -283,6 +294,75 @@ pub async fn receive(
         handled: Some(handled || converted),
         duplicate: None,
     }))
+}
+
+/// What the creator's world is told of a Stripe event about one of its customers: a
+/// subscription's change, a failed payment (with the grace it started). Written with the
+/// event's record, so a redelivered event tells nothing twice.
+async fn announcements(
+    billing: &Billing,
+    creator: &Creator,
+    event: &Event,
+    record: &BillingEventRow,
+) -> Result<Vec<Announcement>, ApiError> {
+    let Some(customer_id) = record.customer_id.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let object = &event.object;
+    let (event_type, data) = match event.kind.as_str() {
+        kind if kind.starts_with("customer.subscription.") => (
+            "subscription.updated",
+            json!({
+                "customer_id": customer_id,
+                "stripe_event": kind,
+                "stripe_subscription_id": object["id"],
+                "status": object["status"],
+                "cancel_at_period_end": object["cancel_at_period_end"],
+            }),
+        ),
+        "invoice.payment_failed" => {
+            let known = billing
+                .store
+                .subscription(&creator.tenant.id, customer_id)
+                .await?;
+            let amount_due = object["amount_due"].as_i64();
+            let currency = object["currency"].as_str().unwrap_or_default();
+            (
+                "invoice.payment_failed",
+                json!({
+                    "customer_id": customer_id,
+                    "invoice_id": object["id"],
+                    "amount_due": amount_due,
+                    "currency": currency,
+                    "amount": amount_due.map(|minor| display_amount(minor, currency)),
+                    "grace_ends_at": known.grace_ends_at.map(rfc3339),
+                }),
+            )
+        }
+        _ => return Ok(Vec::new()),
+    };
+    Ok(vec![announcement(
+        &creator.tenant.id,
+        format!("stripe:{}", event.id),
+        event_type,
+        data,
+        event.created,
+    )])
+}
+
+/// An amount in minor units as a person reads it (`12.50 USD`; `500 JPY` for currencies
+/// without minor units).
+fn display_amount(minor: i64, currency: &str) -> String {
+    const ZERO_DECIMAL: &[&str] = &[
+        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+        "xaf", "xof", "xpf",
+    ];
+    let code = currency.to_ascii_uppercase();
+    if ZERO_DECIMAL.contains(&currency.to_ascii_lowercase().as_str()) {
+        format!("{minor} {code}")
+    } else {
+        format!("{}.{:02} {code}", minor / 100, (minor % 100).abs())
+    }
 }
 
 /// The event as the creator's billing history keeps it.

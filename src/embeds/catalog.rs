@@ -66,6 +66,16 @@ impl CreatorEmbeds {
             .cloned()
     }
 
+    /// Every running experiment of the creator.
+    pub fn running_experiments(&self) -> Vec<Arc<LiveExperiment>> {
+        self.experiments
+            .load()
+            .values()
+            .filter(|e| e.lifecycle().status == Status::Running)
+            .cloned()
+            .collect()
+    }
+
     /// Replaces one embed (callers hold `turn`).
     pub fn put_embed(&self, embed: Embed) {
         let mut embeds = (**self.embeds.load()).clone();
@@ -119,6 +129,14 @@ pub struct EmbedRegistry {
 
 impl EmbedRegistry {
     /// The creator's catalog (empty for a creator that has made nothing yet).
+    /// Every creator's running experiments.
+    pub fn running_experiments(&self) -> Vec<Arc<LiveExperiment>> {
+        self.creators
+            .iter()
+            .flat_map(|creator| creator.running_experiments())
+            .collect()
+    }
+
     pub fn of(&self, creator_id: &Arc<str>) -> Arc<CreatorEmbeds> {
         if let Some(found) = self.creators.get(creator_id) {
             return found.clone();

@@ -62,6 +62,60 @@ impl EmbedKind {
     pub fn needs_customer(self) -> bool {
         !matches!(self, EmbedKind::PricingTable)
     }
+
+    /// The JSON Schema of this kind's config, whole: the schemas it refers to put in place
+    /// of their references (for a reader without the API document, such as a model asked
+    /// for a config).
+    pub fn config_schema(self) -> Value {
+        let mut parts = Vec::new();
+        let root = match self {
+            EmbedKind::PricingTable => {
+                PricingTableConfig::schemas(&mut parts);
+                PricingTableConfig::schema()
+            }
+            EmbedKind::UsageMeter => {
+                UsageMeterConfig::schemas(&mut parts);
+                UsageMeterConfig::schema()
+            }
+            EmbedKind::UpgradePrompt => {
+                UpgradePromptConfig::schemas(&mut parts);
+                UpgradePromptConfig::schema()
+            }
+        };
+        let named: std::collections::HashMap<String, Value> = parts
+            .into_iter()
+            .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or_default()))
+            .collect();
+        inline_refs(serde_json::to_value(root).unwrap_or_default(), &named, 0)
+    }
+}
+
+/// `value` with each `{"$ref": "#/components/schemas/<name>"}` replaced by that schema.
+fn inline_refs(value: Value, named: &std::collections::HashMap<String, Value>, depth: u8) -> Value {
+    match value {
+        Value::Object(map) => {
+            let target = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(|name| named.get(name));
+            match target {
+                Some(schema) if depth < 8 => inline_refs(schema.clone(), named, depth + 1),
+                _ => Value::Object(
+                    map.into_iter()
+                        .map(|(k, v)| (k, inline_refs(v, named, depth)))
+                        .collect(),
+                ),
+            }
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| inline_refs(v, named, depth))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Colours, font and corner radius; the widget sets them as CSS custom properties.

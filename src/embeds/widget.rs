@@ -17,12 +17,15 @@ use crate::embeds::model::{Embed, EmbedConfig, EmbedKind, ShowAt, Version};
 use crate::embeds::service::embed_not_found;
 use crate::error::{ApiError, ErrorDetail};
 use crate::experiments::live::{LiveExperiment, Seen};
-use crate::experiments::model::{customer_identity, visitor_identity};
+use crate::experiments::model::{customer_identity, identity_field, visitor_identity};
 use crate::experiments::service::{identities, tags};
 use crate::meters::model::slug_schema;
+use crate::outbox::model::{
+    announcement, new_id, EMBED_CHECKOUT_STARTED, EMBED_CLICKED, EMBED_EXPOSED,
+};
 use crate::sessions::service::CustomerSession;
 use crate::state::AppState;
-use crate::store::{ActivityWrite, FlushJob};
+use crate::store::{ActivityWrite, ExposureWrite, FlushJob};
 use crate::tenants::config::TenantConfig;
 use crate::tenants::registry::Creator;
 use crate::tiers::model::{CapSpec, Price};
@@ -148,10 +151,12 @@ async fn exposed(
     else {
         return Shown::published(embed);
     };
-    let exposure = experiment.expose(primary, also, state.usage.now());
+    let now = state.usage.now();
+    let exposure = experiment.expose(primary, also, now);
     if !exposure.writes.is_empty() {
         let job = FlushJob {
             exposures: exposure.writes.clone(),
+            announcements: exposure_analytics(state, &embed.key, &exposure.writes, now),
             ..FlushJob::default()
         };
         if let Err(err) = state.usage.commit(job).await {
@@ -165,6 +170,32 @@ async fn exposed(
         counted_as: primary.clone(),
     });
     Shown::variant(embed, experiment, seen)
+}
+
+/// The analytics event of each visitor's first sight of a variant (one per counted
+/// visitor: an alias of a visitor already counted is not a second exposure), when the
+/// creator's analytics go anywhere.
+fn exposure_analytics(
+    state: &AppState,
+    embed: &str,
+    writes: &[ExposureWrite],
+    now: i64,
+) -> Vec<crate::store::outbox::Announcement> {
+    writes
+        .iter()
+        .filter(|w| w.counted_as == w.visitor && state.integrations.analytics.wants(&w.creator_id))
+        .map(|w| {
+            let mut data = serde_json::json!({
+                "embed": embed,
+                "experiment": &*w.experiment_key,
+                "variant": &*w.variant,
+            });
+            let (field, id) = identity_field(&w.visitor);
+            data[field] = id.into();
+            let cause = format!("{EMBED_EXPOSED}:{}:{}", w.experiment_key, w.visitor);
+            announcement(&w.creator_id, cause, EMBED_EXPOSED, data, now)
+        })
+        .collect()
 }
 
 /// What a widget's visitor was shown, for its clicks and checkouts (nothing is exposed
@@ -395,21 +426,45 @@ pub async fn record(
     event: WidgetEvent,
     session: Option<CustomerSession>,
 ) -> Result<Recorded, ApiError> {
-    let Seeing { embed, shown, .. } =
-        seeing(state, creator, &event.embed, &event.visitor_id, session)?;
+    let Seeing {
+        embed,
+        shown,
+        identity,
+        ..
+    } = seeing(state, creator, &event.embed, &event.visitor_id, session)?;
     let (experiment_key, variant) = match &shown.experiment {
         Some((experiment, variant, _)) => (
             experiment.key.clone(),
             Arc::from(experiment.variants[*variant].key.as_str()),
         ),
-        None => (Arc::from(""), Arc::from("")),
+        None => (Arc::<str>::from(""), Arc::<str>::from("")),
     };
     let now = state.usage.now();
-    let kind = match event.kind {
-        WidgetEventKind::Click => "click",
-        WidgetEventKind::CheckoutStarted => "checkout_started",
+    let (kind, event_type) = match event.kind {
+        WidgetEventKind::Click => ("click", EMBED_CLICKED),
+        WidgetEventKind::CheckoutStarted => ("checkout_started", EMBED_CHECKOUT_STARTED),
     };
+    let mut announcements = Vec::new();
+    if state.integrations.analytics.wants(&creator.tenant.id) {
+        let mut data = serde_json::json!({
+            "embed": &*embed.key,
+            "version": shown.version.number,
+            "experiment": (!experiment_key.is_empty()).then(|| experiment_key.to_string()),
+            "variant": (!variant.is_empty()).then(|| variant.to_string()),
+        });
+        let (field, id) = identity_field(&identity);
+        data[field] = id.into();
+        let cause = format!("{event_type}:{}", new_id("click"));
+        announcements.push(announcement(
+            &creator.tenant.id,
+            cause,
+            event_type,
+            data,
+            now,
+        ));
+    }
     let job = FlushJob {
+        announcements,
         activity: vec![ActivityWrite {
             creator_id: creator.tenant.id.clone(),
             embed_key: embed.key.clone(),

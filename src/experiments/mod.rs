@@ -9,3 +9,4 @@ pub mod model;
 pub mod routes;
 pub mod service;
 pub mod stats;
+pub mod watch;

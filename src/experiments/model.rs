@@ -222,6 +222,16 @@ pub fn customer_identity(customer_id: &str) -> Arc<str> {
     Arc::from(format!("c:{customer_id}"))
 }
 
+/// An identity as analytics names it: (`customer_id`, the id) for `c:<id>`, else
+/// (`visitor`, the browser's visitor id).
+pub fn identity_field(identity: &str) -> (&'static str, &str) {
+    match identity.split_once(':') {
+        Some(("c", id)) => ("customer_id", id),
+        Some((_, id)) => ("visitor", id),
+        None => ("visitor", identity),
+    }
+}
+
 impl NewConversion {
     /// The converting visitor's identity, the revenue and the conversion id, checked.
     pub fn parse(self) -> Result<(Arc<str>, i64, Option<String>), ApiError> {

@@ -12,9 +12,10 @@ use crate::embeds::service::embed_not_found;
 use crate::error::ApiError;
 use crate::experiments::live::{Lifecycle, LiveExperiment, Seen};
 use crate::experiments::model::{
-    customer_identity, visitor_identity, ConversionReceipt, ExperimentView, Goal, NewConversion,
-    NewExperiment, Results, Status,
+    customer_identity, identity_field, visitor_identity, ConversionReceipt, ExperimentView, Goal,
+    NewConversion, NewExperiment, Results, Status,
 };
+use crate::outbox::model::{announcement, EXPERIMENT_CONVERTED};
 use crate::state::AppState;
 use crate::store::embeds::ExperimentRow;
 use crate::store::FlushJob;
@@ -243,8 +244,30 @@ async fn count(
     let Some(write) = conversion.write.clone() else {
         return Ok(false);
     };
+    let mut announcements = Vec::new();
+    if state.integrations.analytics.wants(&write.creator_id) {
+        let (field, id) = identity_field(&write.visitor);
+        let mut data = serde_json::json!({
+            "experiment": &*write.experiment_key,
+            "variant": &*write.variant,
+            "revenue": write.revenue,
+        });
+        data[field] = id.into();
+        let cause = format!(
+            "{EXPERIMENT_CONVERTED}:{}:{}",
+            write.experiment_key, write.source
+        );
+        announcements.push(announcement(
+            &write.creator_id,
+            cause,
+            EXPERIMENT_CONVERTED,
+            data,
+            write.converted_at,
+        ));
+    }
     let job = FlushJob {
         conversions: vec![write],
+        announcements,
         ..FlushJob::default()
     };
     if let Err(err) = state.usage.commit(job).await {

@@ -11,7 +11,8 @@ pub mod unrouted;
 use actix_web::web;
 
 use crate::{
-    billing, creators, customers, docs, embeds, experiments, meters, sessions, tiers, usage,
+    ai, analytics, billing, creators, customers, docs, embeds, experiments, meters, notices,
+    outbox, sessions, tiers, usage, webhooks,
 };
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
@@ -74,5 +75,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(experiments::routes::results)
         .service(sessions::routes::create_session)
         .service(sessions::routes::revoke_session)
-        .service(sessions::routes::rotate_key);
+        .service(sessions::routes::rotate_key)
+        .service(ai::routes::suggest)
+        .service(ai::routes::usage)
+        .service(notices::routes::get_notices)
+        .service(notices::routes::put_notices)
+        .service(webhooks::routes::create_endpoint)
+        .service(webhooks::routes::list_endpoints)
+        .service(webhooks::routes::get_endpoint)
+        .service(webhooks::routes::update_endpoint)
+        .service(webhooks::routes::delete_endpoint)
+        .service(webhooks::routes::list_deliveries)
+        .service(webhooks::routes::redeliver)
+        .service(analytics::routes::get_posthog)
+        .service(analytics::routes::put_posthog)
+        .service(analytics::routes::delete_posthog)
+        .service(outbox::routes::list_messages)
+        .service(outbox::routes::retry_message)
+        .service(outbox::routes::admin_list_messages)
+        .service(outbox::routes::admin_retry_message);
 }

@@ -708,7 +708,14 @@ impl Store {
     // --- webhook events ---------------------------------------------------------------------
 
     /// Records a webhook event; `false` when its id was recorded before (a redelivery).
-    pub async fn record_billing_event(&self, event: &BillingEventRow) -> Result<bool, StoreError> {
+    /// Records a billing event once (`false`: it was recorded before), with the outbox
+    /// events it causes in the same transaction.
+    pub async fn record_billing_event(
+        &self,
+        event: &BillingEventRow,
+        announcements: &[super::outbox::Announcement],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let result = sqlx::query(
             "INSERT INTO billing_events (event_id, creator_id, type, customer_id, \
              stripe_customer_id, object_id, amount, currency, status, stripe_created, received_at) \
@@ -726,10 +733,17 @@ impl Store {
         .bind(&event.status)
         .bind(event.stripe_created)
         .bind(event.received_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(result.rows_affected() == 1)
+        let recorded = result.rows_affected() == 1;
+        if recorded {
+            Self::insert_announcements(self.dialect, &mut tx, announcements)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(recorded)
     }
 
     pub async fn billing_event_seen(&self, event_id: &str) -> Result<bool, StoreError> {

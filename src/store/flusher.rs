@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::outbox::Announcement;
 use crate::store::{Store, StoreHealth};
 use crate::telemetry::metric_names;
 
@@ -99,6 +100,10 @@ pub struct FlushJob {
     pub conversions: Vec<ConversionWrite>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activity: Vec<ActivityWrite>,
+    /// Outbox events caused by what this job counts (thresholds passed, widget analytics):
+    /// written beside the log record, in the same transaction, not inside it.
+    #[serde(skip)]
+    pub announcements: Vec<Announcement>,
 }
 
 impl FlushJob {
@@ -109,6 +114,7 @@ impl FlushJob {
             + self.exposures.len()
             + self.conversions.len()
             + self.activity.len()
+            + self.announcements.len()
     }
 }
 
@@ -232,6 +238,7 @@ pub(crate) struct MergedWrites {
     exposures: Vec<ExposureWrite>,
     conversions: Vec<ConversionWrite>,
     activity: HashMap<ActivityKey, i64, crate::hashing::FastHash>,
+    announcements: Vec<Announcement>,
     /// Writes taken so far, before merging (bounds one transaction).
     writes: usize,
 }
@@ -253,6 +260,7 @@ impl MergedWrites {
         }
         self.exposures.extend(job.exposures);
         self.conversions.extend(job.conversions);
+        self.announcements.extend(job.announcements);
         for write in job.buckets {
             let key = (
                 write.creator_id,
@@ -319,6 +327,7 @@ impl MergedWrites {
             exposures: std::mem::take(&mut self.exposures),
             conversions: std::mem::take(&mut self.conversions),
             activity,
+            announcements: std::mem::take(&mut self.announcements),
         }
     }
 }

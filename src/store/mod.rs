@@ -10,6 +10,7 @@ pub mod billing;
 pub mod embeds;
 pub mod flusher;
 pub mod health;
+pub mod outbox;
 pub mod writer_hold;
 
 use std::collections::HashMap;
@@ -533,12 +534,16 @@ impl Store {
 
     // --- customers ------------------------------------------------------------------------
 
+    /// Creates or updates a customer, writing `announcements` (its tier change) in the same
+    /// transaction.
     pub async fn upsert_customer(
         &self,
         creator_id: &str,
         customer: &CustomerRow,
         now: i64,
+        announcements: &[outbox::Announcement],
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO customers (creator_id, id, tier_key, assigned_at, email, stripe_customer_id, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -554,10 +559,28 @@ impl Store {
         .bind(&customer.stripe_customer_id)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::insert_announcements(self.dialect, &mut tx, announcements)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// The customer's email, when the creator gave one.
+    pub async fn customer_email(
+        &self,
+        creator_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT email FROM customers WHERE creator_id = $1 AND id = $2")
+            .bind(creator_id)
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.and_then(|row| row.get::<Option<String>, _>("email")))
     }
 
     pub async fn load_customers(&self, creator_id: &str) -> Result<Vec<CustomerRow>, StoreError> {
@@ -625,7 +648,7 @@ impl Store {
     }
 
     /// One group commit: the merged deltas and keys of every waiting request as one log
-    /// record, bounded by the write timeout.
+    /// record, with the outbox events they cause, bounded by the write timeout.
     pub async fn append_log(&self, record: &FlushJob) -> Result<(), StoreError> {
         let body = serde_json::to_vec(record).expect("a log record always serializes");
         // In a transaction, so that a write abandoned at the deadline is rolled back rather
@@ -636,6 +659,7 @@ impl Store {
                 .bind(body)
                 .execute(&mut *tx)
                 .await?;
+            Self::insert_announcements(self.dialect, &mut tx, &record.announcements).await?;
             tx.commit().await
         };
         match tokio::time::timeout(self.backstop_timeout(), write).await {

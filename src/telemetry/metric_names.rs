@@ -61,6 +61,18 @@ metrics! {
         "Meter events Stripe took and then reported invalid (`v1.billing.meter.error_report_triggered`).";
     STRIPE_USAGE_DRIFT = "staryer_stripe_usage_drift_total", Counter,
         "Usage drifts found by reconciliation: a Stripe customer and meter whose units reported in a closed window differ from Stripe's meter event summary (each is also a `staryer.usage_drift` billing event).";
+    OUTBOX_SENT = "staryer_outbox_sent_total", Counter,
+        "Outbox messages delivered, labelled `integration` = email | webhook | posthog.";
+    OUTBOX_RETRIED = "staryer_outbox_retried_total", Counter,
+        "Outbox delivery attempts that failed and will be tried again, labelled `integration`.";
+    OUTBOX_FAILED = "staryer_outbox_failed_total", Counter,
+        "Outbox messages parked (refused for good, or still failing after outbox.give_up_after_hours), labelled `integration`.";
+    OUTBOX_PENDING = "staryer_outbox_pending", Gauge,
+        "Outbox messages waiting to be delivered, labelled `integration`.";
+    OUTBOX_OLDEST_PENDING_SECONDS = "staryer_outbox_oldest_pending_seconds", Gauge,
+        "Age of the oldest outbox message waiting to be delivered, seconds (0 when none), labelled `integration`.";
+    AI_TOKENS = "staryer_ai_tokens_total", Counter,
+        "Tokens spent on AI suggestions, labelled `kind` = prompt | completion.";
     HTTP_REQUESTS = "staryer_http_requests_total", Counter,
         "HTTP requests answered, labelled `method`, `route` (the route template, `unmatched` for none) and `status` class (2xx, 4xx, ...).";
     HTTP_REQUEST_SECONDS = "staryer_http_request_seconds", Histogram,

@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::customers::model::{Customer, CustomerUpdate};
 use crate::error::ApiError;
 use crate::meters::model::{Meter, MeterId};
+use crate::outbox::model::announcement;
 use crate::store::{CustomerRow, MeterRow, Store, TierRow};
 use crate::tenants::state::{CommitState, Tenant};
 use crate::tiers::model::{NewTier, Tier, TierDefinition, TierPatch};
@@ -323,9 +324,10 @@ impl Handler<UpsertCustomer> for TenantActor {
                 None => None,
             };
             // A new tier starts a new billing cycle; the same tier keeps its anchor.
-            let anchor = match tenant.customers.get(&*update.id) {
-                Some(state) if state.declared && state.tier == tier => state.anchor,
-                _ => now,
+            let (anchor, previous) = match tenant.customers.get(&*update.id) {
+                Some(state) if state.declared && state.tier == tier => (state.anchor, None),
+                Some(state) if state.declared => (now, Some(state.tier)),
+                _ => (now, None),
             };
             let row = CustomerRow {
                 id: update.id.to_string(),
@@ -334,7 +336,32 @@ impl Handler<UpsertCustomer> for TenantActor {
                 email: update.email.clone(),
                 stripe_customer_id: update.stripe_customer_id.clone(),
             };
-            store.upsert_customer(&tenant.id, &row, now).await?;
+            // A declared customer moving tier is told to the creator's world, with the move.
+            let announcements: Vec<_> = previous
+                .map(|from| {
+                    let key_of = |id: Option<crate::tiers::model::TierId>| {
+                        id.map(|id| config.tier(id).key.to_string())
+                    };
+                    let from = key_of(from);
+                    let to = update.tier.as_deref().map(String::from);
+                    let cause = format!(
+                        "customer.tier_changed:{}:{}:{}:{now}",
+                        update.id,
+                        from.as_deref().unwrap_or(""),
+                        to.as_deref().unwrap_or("")
+                    );
+                    let data = serde_json::json!({
+                        "customer_id": &*update.id,
+                        "from": from,
+                        "to": to,
+                    });
+                    announcement(&tenant.id, cause, "customer.tier_changed", data, now)
+                })
+                .into_iter()
+                .collect();
+            store
+                .upsert_customer(&tenant.id, &row, now, &announcements)
+                .await?;
             let mut state = tenant.customers.entry(update.id.clone()).or_default();
             state.tier = tier;
             state.anchor = anchor;

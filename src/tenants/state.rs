@@ -4,6 +4,7 @@
 //! compare-and-swap per event); the tenant actor is the only writer of configuration and
 //! assignments, and the meter actors the only ones that drop closed periods.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,7 +16,7 @@ use crate::meters::model::MeterId;
 use crate::telemetry::metric_names;
 use crate::tenants::config::TenantConfig;
 use crate::tiers::model::TierId;
-use crate::usage::decide::{decide, Counter, CounterOverflow, Outcome};
+use crate::usage::decide::{decide, thresholds_passed, Counter, CounterOverflow, Outcome};
 use crate::usage::period::{period_containing, Period};
 use crate::usage::quantity::Quantity;
 
@@ -62,6 +63,20 @@ pub struct CounterSlot {
     pub meter: MeterId,
     pub period_start: i64,
     pub used: Counter,
+    /// Thresholds already told for this period (`Threshold` bits), so that events refused
+    /// by a cap, one after another, make work once. Lost at a restart, which is harmless:
+    /// the outbox keeps one event per cause.
+    told: AtomicU8,
+}
+
+impl CounterSlot {
+    /// Of the thresholds `passed`, those not told before; marks them told.
+    fn tell(&self, passed: u8) -> u8 {
+        if passed == 0 || self.told.load(Ordering::Relaxed) & passed == passed {
+            return 0;
+        }
+        passed & !self.told.fetch_or(passed, Ordering::AcqRel)
+    }
 }
 
 impl CustomerState {
@@ -89,6 +104,7 @@ impl CustomerState {
                     meter,
                     period_start,
                     used: Counter::default(),
+                    told: AtomicU8::new(0),
                 });
                 metrics::gauge!(metric_names::LIVE_COUNTERS).increment(1.0);
                 self.counters.len() - 1
@@ -108,6 +124,8 @@ pub struct Applied {
     pub before: Quantity,
     /// The cap's limit on the customer's tier, if any.
     pub limit: Option<Quantity>,
+    /// Thresholds this event is the first to pass in the period (`Threshold` bits).
+    pub thresholds: u8,
 }
 
 pub struct Tenant {
@@ -169,12 +187,15 @@ impl Tenant {
                         .effective_tier(state.tier)
                         .and_then(|tier| tier.cap(meter));
                     let (outcome, before) = slot.used.apply(aggregation, cap, value)?;
+                    let thresholds =
+                        cap.map_or(0, |cap| slot.tell(thresholds_passed(cap, before, &outcome)));
                     return Ok(Applied {
                         outcome,
                         customer_id: state.key().clone(),
                         period,
                         before,
                         limit: cap.map(|c| c.limit),
+                        thresholds,
                     });
                 }
             }
@@ -206,17 +227,20 @@ impl Tenant {
         Ok((outcome, cap.map(|c| c.limit)))
     }
 
-    /// Takes back a counted event whose write failed.
+    /// Takes back an event whose write failed: its count, and the thresholds it told.
     pub fn undo(&self, config: &TenantConfig, meter: MeterId, value: Quantity, applied: &Applied) {
         let aggregation = config.meter(meter).aggregation;
         if let Some(state) = self.customers.get(&*applied.customer_id) {
             if let Some(slot) = state.slot(meter, applied.period.start) {
-                slot.used.undo(
-                    aggregation,
-                    aggregation.effective_value(value),
-                    applied.before,
-                    applied.outcome.used,
-                );
+                if applied.outcome.counted {
+                    slot.used.undo(
+                        aggregation,
+                        aggregation.effective_value(value),
+                        applied.before,
+                        applied.outcome.used,
+                    );
+                }
+                slot.told.fetch_and(!applied.thresholds, Ordering::AcqRel);
             }
         }
     }

@@ -94,6 +94,68 @@ pub struct Outcome {
     pub used: Quantity,
 }
 
+/// A threshold a customer's usage passes, told to the creator's world once per customer,
+/// meter, period and kind (`outbox`). Each is a bit, so a counter can remember which it
+/// has told in one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// Usage passed the cap's `warn_at`.
+    Warning = 1,
+    /// Usage reached a `block` cap, or an event was refused by it.
+    LimitReached = 2,
+    /// Usage passed an `overage` cap.
+    OverageStarted = 4,
+}
+
+impl Threshold {
+    pub const ALL: [Threshold; 3] = [
+        Threshold::Warning,
+        Threshold::LimitReached,
+        Threshold::OverageStarted,
+    ];
+
+    pub fn bit(self) -> u8 {
+        self as u8
+    }
+
+    /// The event type it is told as (SPEC: outgoing webhooks).
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Threshold::Warning => "usage.warning",
+            Threshold::LimitReached => "usage.limit_reached",
+            Threshold::OverageStarted => "usage.overage_started",
+        }
+    }
+}
+
+/// The thresholds (as bits) an event passed, from the usage it was decided against and its
+/// outcome: a handful of comparisons, made only for capped meters.
+pub fn thresholds_passed(cap: &Cap, before: Quantity, outcome: &Outcome) -> u8 {
+    let mut passed = 0;
+    if outcome.counted && within_warn(cap, before) && !within_warn(cap, outcome.used) {
+        passed |= Threshold::Warning.bit();
+    }
+    match cap.on_exceed {
+        OnExceed::Block => {
+            if !outcome.counted || (before < cap.limit && outcome.used >= cap.limit) {
+                passed |= Threshold::LimitReached.bit();
+            }
+        }
+        OnExceed::Overage => {
+            if outcome.overage && before <= cap.limit {
+                passed |= Threshold::OverageStarted.bit();
+            }
+        }
+    }
+    passed
+}
+
+/// `used <= warn·limit`, compared exactly in millionths of millionths.
+fn within_warn(cap: &Cap, used: Quantity) -> bool {
+    i128::from(used.micros()) * i128::from(SCALE)
+        <= i128::from(cap.limit.micros()) * i128::from(cap.warn_at_millionths)
+}
+
 /// Counting the event would overflow the counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CounterOverflow;
@@ -129,11 +191,8 @@ pub fn decide(
             OnExceed::Overage => counted(Decision::Warn, true),
         });
     }
-    // after <= warn·limit, compared exactly in millionths of millionths.
-    let within_warn = i128::from(after.micros()) * i128::from(SCALE)
-        <= i128::from(cap.limit.micros()) * i128::from(cap.warn_at_millionths);
     Ok(counted(
-        if within_warn {
+        if within_warn(cap, after) {
             Decision::Allow
         } else {
             Decision::Warn
@@ -263,6 +322,30 @@ mod tests {
         assert_eq!(d(9, 3).decision, Decision::Warn);
         assert_eq!(d(2, 5).decision, Decision::Allow);
         assert_eq!(d(2, 11).decision, Decision::Block);
+    }
+
+    #[test]
+    fn thresholds_are_passed_once_on_the_way_up() {
+        let block = cap(10, OnExceed::Block);
+        let overage = cap(10, OnExceed::Overage);
+        let passed = |cap: &Cap, used, value| {
+            let outcome = decide(Aggregation::Sum, Some(cap), units(used), units(value)).unwrap();
+            thresholds_passed(cap, units(used), &outcome)
+        };
+        let (warning, reached, over) = (
+            Threshold::Warning.bit(),
+            Threshold::LimitReached.bit(),
+            Threshold::OverageStarted.bit(),
+        );
+        assert_eq!(passed(&block, 7, 1), 0);
+        assert_eq!(passed(&block, 8, 1), warning);
+        assert_eq!(passed(&block, 9, 1), reached, "reaching the cap exactly");
+        assert_eq!(passed(&block, 10, 1), reached, "refused by the cap");
+        assert_eq!(passed(&block, 2, 20), reached, "refused, usage unmoved");
+        assert_eq!(passed(&overage, 9, 1), 0);
+        assert_eq!(passed(&overage, 10, 1), over);
+        assert_eq!(passed(&overage, 11, 1), 0, "already over");
+        assert_eq!(passed(&overage, 0, 20), warning | over, "both in one event");
     }
 
     #[test]

@@ -12,12 +12,14 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::customers::model::{Entitlement, MeterUsage, Usage};
 use crate::error::ApiError;
+use crate::outbox::model::announcement;
 use crate::store::flusher::SubmitError;
+use crate::store::outbox::Announcement;
 use crate::store::{BucketWrite, FlushHandle, FlushJob, KeyWrite, StoreHealth};
 use crate::telemetry::metric_names;
 use crate::tenants::config::TenantConfig;
 use crate::tenants::state::{Applied, CommitState, CustomerState, KeyRecord, Tenant};
-use crate::usage::decide::{CounterOverflow, Decision};
+use crate::usage::decide::{CounterOverflow, Decision, Threshold};
 use crate::usage::model::{CheckQuery, EventResult, UsageEvent};
 use crate::usage::period::{hour_bucket, period_containing, rfc3339};
 
@@ -35,7 +37,10 @@ pub struct UsageService {
 struct Pending<'a> {
     tenant: &'a Tenant,
     config: &'a TenantConfig,
+    /// Events counted, or that passed a threshold: what a failed commit takes back.
     applied: Vec<(usize, Applied)>,
+    /// Outbox events for the thresholds passed, committed with the counts.
+    announcements: Vec<Announcement>,
     new_keys: Vec<Arc<str>>,
     commit: Option<(watch::Sender<CommitState>, watch::Receiver<CommitState>)>,
 }
@@ -110,6 +115,7 @@ impl UsageService {
             tenant,
             config,
             applied: Vec::new(),
+            announcements: Vec::new(),
             new_keys: Vec::new(),
             commit: events
                 .iter()
@@ -165,12 +171,13 @@ impl UsageService {
                     .increment(n);
             }
         }
-        if buckets.is_empty() && keys.is_empty() {
+        if buckets.is_empty() && keys.is_empty() && pending.announcements.is_empty() {
             return Ok(results);
         }
         let job = FlushJob {
             buckets,
             keys,
+            announcements: std::mem::take(&mut pending.announcements),
             ..FlushJob::default()
         };
         match self.commit(job).await {
@@ -249,6 +256,11 @@ impl UsageService {
                 value: meter.aggregation.effective_value(event.value).micros(),
                 is_max: meter.aggregation == crate::usage::decide::Aggregation::Max,
             });
+        }
+        if applied.thresholds != 0 {
+            announce_thresholds(pending, &result, &applied, event.at);
+        }
+        if outcome.counted || applied.thresholds != 0 {
             pending.applied.push((index, applied));
         }
         Ok(result)
@@ -349,6 +361,49 @@ impl UsageService {
             feature: feature.to_string(),
             entitled,
         })
+    }
+}
+
+/// The outbox events of the thresholds an event was the first to pass in its period, one
+/// per customer, meter, period and kind (the cause names all four).
+fn announce_thresholds(
+    pending: &mut Pending<'_>,
+    result: &EventResult,
+    applied: &Applied,
+    at: i64,
+) {
+    let tier = pending
+        .tenant
+        .customers
+        .get(&*applied.customer_id)
+        .and_then(|state| pending.config.effective_tier(state.tier))
+        .map(|tier| tier.key.to_string());
+    for threshold in Threshold::ALL {
+        if applied.thresholds & threshold.bit() == 0 {
+            continue;
+        }
+        let event_type = threshold.event_type();
+        let data = serde_json::json!({
+            "customer_id": &*result.customer_id,
+            "meter": &*result.meter,
+            "tier": tier,
+            "used": result.used,
+            "limit": result.limit,
+            "decision": result.decision,
+            "period_start": rfc3339(applied.period.start),
+            "period_end": applied.period.end.map(rfc3339),
+        });
+        let cause = format!(
+            "{event_type}:{}:{}:{}",
+            result.customer_id, result.meter, applied.period.start
+        );
+        pending.announcements.push(announcement(
+            &pending.tenant.id,
+            cause,
+            event_type,
+            data,
+            at,
+        ));
     }
 }
 

@@ -527,3 +527,37 @@ impl Outage {
         }
     }
 }
+
+/// Asks `probe` every 20 ms until it answers `Some`, for up to 15 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..750 {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: not within 15 s");
+}
+
+/// The outbox polled every 20 ms, and private targets (the local fakes) allowed.
+pub fn quick_outbox(config: &mut Config) {
+    config.outbox.poll_interval_ms = 20;
+    config.webhooks.allow_private_targets = true;
+}
+
+impl TestApp {
+    /// The creator's outbox messages, newest first (`query` such as `?status=parked`).
+    pub async fn outbox(&self, creator: &TestCreator, query: &str) -> Vec<Value> {
+        let page = ok_json(
+            self.get(&format!("/v1/outbox{query}"), &creator.secret_key)
+                .await,
+            200,
+        )
+        .await;
+        page["messages"].as_array().unwrap().clone()
+    }
+}

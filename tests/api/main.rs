@@ -2,6 +2,8 @@
 
 mod helpers;
 
+mod ai;
+mod analytics;
 mod auth;
 mod billing;
 mod concurrency;
@@ -13,9 +15,11 @@ mod experiments;
 mod fold;
 mod idempotency;
 mod isolation;
+mod notices;
 mod openapi;
 mod operator;
 mod ops;
+mod outgoing_webhooks;
 mod packaging;
 mod periods;
 mod sessions;

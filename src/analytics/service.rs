@@ -1,0 +1,92 @@
+//! A creator's own PostHog project: set (its key sealed at rest), shown (never the key),
+//! removed (its analytics go to the platform's project again, if there is one).
+
+use serde::{Deserialize, Serialize};
+
+use crate::analytics::projects::{key_owner, Project};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::outbox::PosthogRow;
+use crate::tenants::registry::Creator;
+
+/// `PUT /v1/integrations/posthog`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PosthogUpdate {
+    /// The project API key (`phc_…`); kept sealed, never shown again.
+    pub api_key: String,
+    /// The project's host; the platform's `posthog.host` when absent.
+    pub host: Option<String>,
+}
+
+/// Where the creator's analytics go.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PosthogStatus {
+    /// `creator` (its own project), `platform` (the platform's), or `off`.
+    pub destination: String,
+    /// The creator's own project's host, when it set one.
+    pub host: Option<String>,
+}
+
+pub fn status(state: &AppState, creator: &Creator) -> PosthogStatus {
+    let projects = &state.integrations.analytics;
+    PosthogStatus {
+        destination: projects
+            .target_of(&creator.tenant.id)
+            .unwrap_or("off")
+            .to_string(),
+        host: projects.creator_host(&creator.tenant.id),
+    }
+}
+
+pub async fn put(
+    state: &AppState,
+    creator: &Creator,
+    update: PosthogUpdate,
+) -> Result<PosthogStatus, ApiError> {
+    let api_key = update.api_key.trim();
+    if api_key.is_empty()
+        || api_key.len() > 200
+        || api_key.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::invalid(
+            "invalid_api_key",
+            "api_key is 1 to 200 characters, no spaces",
+        ));
+    }
+    let host = update
+        .host
+        .unwrap_or_else(|| state.integrations.posthog_host.clone());
+    let host = crate::webhooks::targets::check(&host, state.integrations.allow_private_targets)
+        .await?
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let creator_id = &creator.tenant.id;
+    let row = PosthogRow {
+        creator_id: creator_id.to_string(),
+        host: host.clone(),
+        api_key_sealed: state.sealer.seal(&key_owner(creator_id), api_key),
+    };
+    state
+        .store
+        .save_posthog_settings(&row, state.usage.now())
+        .await?;
+    state.integrations.analytics.set(
+        creator_id,
+        Project {
+            host,
+            api_key: api_key.to_string(),
+        },
+    );
+    Ok(status(state, creator))
+}
+
+pub async fn delete(state: &AppState, creator: &Creator) -> Result<PosthogStatus, ApiError> {
+    state
+        .store
+        .delete_posthog_settings(&creator.tenant.id)
+        .await?;
+    state.integrations.analytics.remove(&creator.tenant.id);
+    Ok(status(state, creator))
+}

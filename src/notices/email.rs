@@ -1,0 +1,155 @@
+//! Notices by email through Resend (`POST /emails`), as an outbox channel. Each notice
+//! event becomes one message per recipient (the customer, when its email is known and the
+//! kind concerns it; the creator's notice address), rendered from the creator's templates
+//! when the event is dispatched.
+//!
+//! Sent with reqwest rather than the `resend-rs` crate: the outbox needs each answer's
+//! status and `Retry-After` to schedule the next try, and sets the `Idempotency-Key`
+//! itself (the message id, so an email re-sent after a crash is not a second email);
+//! the crate's client retries and rate-limits on its own and folds answers into its error
+//! type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::config::ResendConfig;
+use crate::notices::model::{effective, escape_html, printable, render, tells_customer, values_of};
+use crate::notices::service::stored;
+use crate::outbox::model::{new_id, Integration};
+use crate::outbox::{judge, unreachable, Channel, Sent};
+use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
+use crate::store::{Store, StoreError};
+use crate::tenants::registry::Registry;
+
+pub struct EmailChannel {
+    store: Store,
+    registry: Arc<Registry>,
+    http: reqwest::Client,
+    endpoint: String,
+    api_key: String,
+    from: String,
+}
+
+impl EmailChannel {
+    /// `None` (and a line in the log) without an API key.
+    pub fn from_config(
+        config: &ResendConfig,
+        store: Store,
+        registry: Arc<Registry>,
+    ) -> Option<EmailChannel> {
+        if config.api_key.is_empty() {
+            tracing::info!("notices by email are off: resend.api_key is not set");
+            return None;
+        }
+        Some(EmailChannel {
+            store,
+            registry,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("an HTTP client builds"),
+            endpoint: format!("{}/emails", config.base_url.trim_end_matches('/')),
+            api_key: config.api_key.clone(),
+            from: config.from.clone(),
+        })
+    }
+
+    async fn messages(&self, event: &OutboxEventRow) -> Result<Vec<NewMessage>, StoreError> {
+        let kind = event.event_type.as_str();
+        let (notice_email, templates) = stored(&self.store, &event.creator_id).await?;
+        let Some(template) = effective(&templates).remove(kind).filter(|t| t.enabled) else {
+            return Ok(Vec::new());
+        };
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        let mut recipients = Vec::new();
+        if tells_customer(kind) {
+            if let Some(customer) = data["customer_id"].as_str() {
+                if let Some(email) = self
+                    .store
+                    .customer_email(&event.creator_id, customer)
+                    .await?
+                {
+                    recipients.push(email);
+                }
+            }
+        }
+        recipients.extend(notice_email);
+        recipients.dedup();
+        let creator = self
+            .registry
+            .creator(&event.creator_id)
+            .map_or_else(String::new, |c| c.tenant.slug.to_string());
+        let values = values_of(&data, &creator);
+        let subject = render(&template.subject, &values, printable);
+        let text = render(&template.text, &values, printable);
+        let html = render(&template.html, &values, escape_html);
+        Ok(recipients
+            .into_iter()
+            .map(|to| NewMessage {
+                id: new_id("msg"),
+                integration: Integration::Email.as_str(),
+                body: json!({
+                    "from": self.from,
+                    "to": [to],
+                    "subject": subject,
+                    "text": text,
+                    "html": html,
+                })
+                .to_string(),
+                target: to,
+            })
+            .collect())
+    }
+
+    async fn send(&self, message: &MessageRow) -> Sent {
+        let request = self
+            .http
+            .post(&self.endpoint)
+            .bearer_auth(&self.api_key)
+            .header("Idempotency-Key", &message.id)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(message.body.clone());
+        match request.send().await {
+            Ok(response) => {
+                let (status, headers) = (response.status(), response.headers().clone());
+                judge(status, &headers, &response.text().await.unwrap_or_default())
+            }
+            Err(err) => unreachable(&err),
+        }
+    }
+}
+
+impl Channel for EmailChannel {
+    fn integration(&self) -> Integration {
+        Integration::Email
+    }
+
+    fn messages_for<'a>(
+        &'a self,
+        event: &'a OutboxEventRow,
+    ) -> BoxFuture<'a, Result<Vec<NewMessage>, StoreError>> {
+        Box::pin(async move {
+            if crate::notices::model::KINDS
+                .iter()
+                .any(|(kind, _, _)| *kind == event.event_type)
+            {
+                self.messages(event).await
+            } else {
+                Ok(Vec::new())
+            }
+        })
+    }
+
+    fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
+        Box::pin(async move {
+            let mut sent = Vec::with_capacity(messages.len());
+            for message in messages {
+                sent.push(self.send(message).await);
+            }
+            sent
+        })
+    }
+}

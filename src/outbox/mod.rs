@@ -1,0 +1,434 @@
+//! The durable outbox every integration shares (notices by email, outgoing webhooks,
+//! analytics). Work to send is an event written in the same transaction as its cause (the
+//! group commit that counted a threshold crossing, a tier change, a Stripe webhook),
+//! keyed by the cause, so a cause retried or replayed makes one event. Two loops move it:
+//!
+//! - **dispatch** turns each new event into messages, one per integration and target
+//!   (an email address, a webhook endpoint, a PostHog project), rendered then and written
+//!   with the event's `dispatched_at` in one transaction;
+//! - **delivery**, one loop per integration, sends the messages that are due, a few at a
+//!   time, and records each try: delivered; tried again later, with exponential backoff,
+//!   jitter and never sooner than a `Retry-After`; or parked, when the service refuses it
+//!   for good or it has failed for `outbox.give_up_after_hours`. A parked message is
+//!   listed and can be retried by hand; it never holds up the rest.
+//!
+//! Sending is at least once; each message carries its id to the service as an idempotency
+//! key (Resend's `Idempotency-Key`, the `webhook-id`, PostHog's event `uuid`), so a
+//! message sent again after a crash between the send and its record is not a second
+//! email, event or delivery. Times are the daemon's clock (seconds).
+
+pub mod model;
+pub mod routes;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use rand::Rng;
+
+use crate::clock::SharedClock;
+use crate::config::OutboxConfig;
+use crate::outbox::model::Integration;
+use crate::store::outbox::{AttemptRecord, MessageRow, NewMessage, OutboxEventRow};
+use crate::store::{Store, StoreError};
+use crate::telemetry::{metric_names, LogLimiter};
+
+/// Events dispatched per pass.
+const DISPATCH_BATCH: i64 = 100;
+
+/// What one try to send a message came to.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    Delivered {
+        status: u16,
+    },
+    /// Worth trying again (a 429, a 5xx, a timeout, the service unreachable); `retry_after`
+    /// is the wait the service asked for, in seconds.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_after: Option<u64>,
+    },
+    /// Will not succeed as it is (the service refuses the request itself): parked now.
+    Refused {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+/// How many messages a channel sends in one request, and how long a partial batch waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub size: usize,
+    pub linger_secs: i64,
+}
+
+/// One service the outbox delivers to.
+pub trait Channel: Send + Sync + 'static {
+    fn integration(&self) -> Integration;
+
+    /// The messages this channel sends for `event`; none when it has nothing to say.
+    fn messages_for<'a>(
+        &'a self,
+        event: &'a OutboxEventRow,
+    ) -> BoxFuture<'a, Result<Vec<NewMessage>, StoreError>>;
+
+    /// Sends due messages (at most `batching().size`); answers one result each, in order.
+    fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>>;
+
+    fn batching(&self) -> Batching {
+        Batching {
+            size: 1,
+            linger_secs: 0,
+        }
+    }
+}
+
+/// The outbox's settings, from `[outbox]`.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub poll_interval: Duration,
+    pub retry_base_secs: i64,
+    pub retry_max_secs: i64,
+    pub give_up_after_secs: i64,
+    pub concurrency: usize,
+}
+
+impl Schedule {
+    pub fn from_config(config: &OutboxConfig) -> Schedule {
+        Schedule {
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            retry_base_secs: config.retry_base_secs as i64,
+            retry_max_secs: config.retry_max_secs as i64,
+            give_up_after_secs: config.give_up_after_hours as i64 * 3_600,
+            concurrency: config.concurrency,
+        }
+    }
+
+    /// When to try again after the `attempts`th failed try: `retry_base_secs` doubled per
+    /// try, at most `retry_max_secs`, ±20 % jitter (so a service coming back is not hit by
+    /// every message at once), never sooner than the service asked.
+    fn next_try(&self, now: i64, attempts: i64, retry_after: Option<u64>) -> i64 {
+        let doublings = (attempts - 1).clamp(0, 30) as u32;
+        let backoff = self
+            .retry_base_secs
+            .saturating_mul(1_i64 << doublings)
+            .min(self.retry_max_secs);
+        let jittered = (backoff as f64 * rand::rng().random_range(0.8..1.2)).round() as i64;
+        let asked = retry_after.map_or(0, |secs| secs.min(i64::MAX as u64) as i64);
+        now + jittered.max(asked).max(1)
+    }
+
+    /// The record of one try of `message`.
+    fn record(&self, message: &MessageRow, sent: &Sent, now: i64) -> AttemptRecord {
+        let attempts = message.attempts + 1;
+        let (status, http_status, error) = match sent {
+            Sent::Delivered { status } => ("delivered", Some(*status), None),
+            Sent::Failed { status, error, .. } => {
+                if now - message.retry_from >= self.give_up_after_secs {
+                    let hours = self.give_up_after_secs / 3_600;
+                    (
+                        "parked",
+                        *status,
+                        Some(format!("still failing after {hours} h: {error}")),
+                    )
+                } else {
+                    ("pending", *status, Some(error.clone()))
+                }
+            }
+            Sent::Refused { status, error } => ("parked", *status, Some(error.clone())),
+        };
+        let next_attempt_at = match sent {
+            Sent::Failed { retry_after, .. } if status == "pending" => {
+                self.next_try(now, attempts, *retry_after)
+            }
+            _ => now,
+        };
+        AttemptRecord {
+            status,
+            at: now,
+            next_attempt_at,
+            http_status: http_status.map(i64::from),
+            error,
+        }
+    }
+}
+
+static STORE_FAILURES: LogLimiter = LogLimiter::every(60);
+
+/// Starts dispatch and one delivery loop per channel; they run as long as the process.
+pub fn spawn(
+    store: Store,
+    clock: SharedClock,
+    schedule: Schedule,
+    channels: Vec<Arc<dyn Channel>>,
+) {
+    let schedule = Arc::new(schedule);
+    tokio::spawn(dispatch_continually(
+        store.clone(),
+        clock.clone(),
+        schedule.clone(),
+        channels.clone(),
+    ));
+    for channel in channels {
+        tokio::spawn(deliver_continually(
+            store.clone(),
+            clock.clone(),
+            schedule.clone(),
+            channel,
+        ));
+    }
+}
+
+async fn dispatch_continually(
+    store: Store,
+    clock: SharedClock,
+    schedule: Arc<Schedule>,
+    channels: Vec<Arc<dyn Channel>>,
+) {
+    let mut ticker = tokio::time::interval(schedule.poll_interval);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = dispatch(&store, clock.now(), &channels).await {
+            log_store_failure("dispatching outbox events", &err);
+        }
+        if let Err(err) = observe_backlog(&store, clock.now()).await {
+            log_store_failure("measuring the outbox backlog", &err);
+        }
+    }
+}
+
+/// Turns every new event into its messages.
+async fn dispatch(
+    store: &Store,
+    now: i64,
+    channels: &[Arc<dyn Channel>],
+) -> Result<(), StoreError> {
+    loop {
+        let events = store.undispatched_events(DISPATCH_BATCH).await?;
+        for event in &events {
+            let mut messages = Vec::new();
+            for channel in channels {
+                messages.extend(channel.messages_for(event).await?);
+            }
+            store.dispatch_event(event, &messages, now).await?;
+        }
+        if (events.len() as i64) < DISPATCH_BATCH {
+            return Ok(());
+        }
+    }
+}
+
+async fn observe_backlog(store: &Store, now: i64) -> Result<(), StoreError> {
+    let backlog = store.pending_by_integration().await?;
+    for integration in Integration::ALL {
+        let name = integration.as_str();
+        let (pending, oldest) = backlog
+            .iter()
+            .find(|(i, _, _)| i == name)
+            .map_or((0, now), |(_, n, oldest)| (*n, *oldest));
+        metrics::gauge!(metric_names::OUTBOX_PENDING, "integration" => name).set(pending as f64);
+        metrics::gauge!(metric_names::OUTBOX_OLDEST_PENDING_SECONDS, "integration" => name)
+            .set((now - oldest).max(0) as f64);
+    }
+    Ok(())
+}
+
+async fn deliver_continually(
+    store: Store,
+    clock: SharedClock,
+    schedule: Arc<Schedule>,
+    channel: Arc<dyn Channel>,
+) {
+    let mut ticker = tokio::time::interval(schedule.poll_interval);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = deliver_due(&store, &clock, &schedule, channel.as_ref()).await {
+            log_store_failure("delivering outbox messages", &err);
+        }
+    }
+}
+
+/// Sends what is due, `concurrency` batches at a time, until nothing due is left.
+async fn deliver_due(
+    store: &Store,
+    clock: &SharedClock,
+    schedule: &Schedule,
+    channel: &dyn Channel,
+) -> Result<(), StoreError> {
+    let integration = channel.integration().as_str();
+    let batching = channel.batching();
+    let size = batching.size.max(1);
+    let limit = (size * schedule.concurrency) as i64;
+    loop {
+        let now = clock.now();
+        let due = store.due_messages(integration, now, limit).await?;
+        let oldest = due.iter().map(|m| m.next_attempt_at).min().unwrap_or(now);
+        if due.is_empty() || (due.len() < size && now - oldest < batching.linger_secs) {
+            return Ok(());
+        }
+        let batches: Vec<Vec<MessageRow>> = due.chunks(size).map(<[MessageRow]>::to_vec).collect();
+        let results: Vec<Result<(), StoreError>> = futures::stream::iter(batches)
+            .map(|batch| async move {
+                let sent = channel.deliver(&batch).await;
+                let now = clock.now();
+                for (message, sent) in batch.iter().zip(sent) {
+                    let record = schedule.record(message, &sent, now);
+                    count(integration, record.status);
+                    store.record_attempt(&message.id, &record).await?;
+                }
+                Ok(())
+            })
+            .buffer_unordered(schedule.concurrency)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), StoreError>>()?;
+        if (due.len() as i64) < limit {
+            return Ok(());
+        }
+    }
+}
+
+fn count(integration: &'static str, status: &str) {
+    let name = match status {
+        "delivered" => metric_names::OUTBOX_SENT,
+        "pending" => metric_names::OUTBOX_RETRIED,
+        _ => metric_names::OUTBOX_FAILED,
+    };
+    metrics::counter!(name, "integration" => integration).increment(1);
+}
+
+fn log_store_failure(what: &str, err: &StoreError) {
+    if let Some(held_back) = STORE_FAILURES.allow() {
+        tracing::warn!(error = %err, held_back, "{what} failed; will retry");
+    }
+}
+
+/// Reads an HTTP answer as what one try came to: 2xx delivered; 408, 409, 425, 429 and
+/// 5xx worth retrying (with the `Retry-After` seconds, if any); any other status refused.
+pub fn judge(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Sent {
+    let code = status.as_u16();
+    if status.is_success() {
+        return Sent::Delivered { status: code };
+    }
+    let error = format!("HTTP {code}: {}", excerpt(body));
+    if status.is_server_error() || matches!(code, 408 | 409 | 425 | 429) {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Sent::Failed {
+            status: Some(code),
+            error,
+            retry_after,
+        }
+    } else {
+        Sent::Refused {
+            status: Some(code),
+            error,
+        }
+    }
+}
+
+/// A request that got no answer (refused connection, timeout): worth retrying.
+pub fn unreachable(err: &reqwest::Error) -> Sent {
+    let error = if err.is_timeout() {
+        "timed out".to_string()
+    } else {
+        format!("no answer: {}", describe(err))
+    };
+    Sent::Failed {
+        status: None,
+        error,
+        retry_after: None,
+    }
+}
+
+/// A reqwest error with its causes, without the URL it names (a URL may carry a key).
+pub fn describe(err: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The start of a service's answer, for the record (bounded, one line).
+fn excerpt(body: &str) -> String {
+    let line: String = body.chars().filter(|c| !c.is_control()).take(300).collect();
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> Schedule {
+        Schedule {
+            poll_interval: Duration::from_millis(10),
+            retry_base_secs: 5,
+            retry_max_secs: 3_600,
+            give_up_after_secs: 72 * 3_600,
+            concurrency: 2,
+        }
+    }
+
+    #[test]
+    fn retries_back_off_with_jitter_and_honour_retry_after() {
+        let s = schedule();
+        for attempts in 1..=12 {
+            let wait = s.next_try(1_000, attempts, None) - 1_000;
+            let expected = (5_i64 << (attempts - 1)).min(3_600) as f64;
+            assert!(
+                (wait as f64) >= expected * 0.8 - 1.0 && (wait as f64) <= expected * 1.2 + 1.0,
+                "attempt {attempts}: {wait}"
+            );
+        }
+        assert_eq!(s.next_try(1_000, 1, Some(120)) - 1_000, 120);
+    }
+
+    #[test]
+    fn statuses_are_judged_by_whether_a_retry_can_help() {
+        let headers = {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(reqwest::header::RETRY_AFTER, "30".parse().unwrap());
+            h
+        };
+        let none = reqwest::header::HeaderMap::new();
+        assert!(matches!(
+            judge(reqwest::StatusCode::OK, &none, ""),
+            Sent::Delivered { status: 200 }
+        ));
+        assert!(matches!(
+            judge(reqwest::StatusCode::TOO_MANY_REQUESTS, &headers, ""),
+            Sent::Failed {
+                retry_after: Some(30),
+                ..
+            }
+        ));
+        assert!(matches!(
+            judge(reqwest::StatusCode::BAD_GATEWAY, &none, ""),
+            Sent::Failed {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            judge(reqwest::StatusCode::UNPROCESSABLE_ENTITY, &none, "bad"),
+            Sent::Refused { .. }
+        ));
+    }
+}

@@ -1,0 +1,88 @@
+//! Reading the outbox and retrying by hand: a creator sees its own messages, the platform
+//! owner everyone's (the parked ones, say).
+
+use crate::error::ApiError;
+use crate::outbox::model::{Integration, MessagePage, MessageQuery, MessageView};
+use crate::state::AppState;
+use crate::store::outbox::MessageFilter;
+
+const STATUSES: [&str; 3] = ["pending", "delivered", "parked"];
+
+/// A page of messages; `creator_id` `None` lists every creator's. `only` narrows to one
+/// target of one integration (a webhook endpoint's deliveries).
+pub async fn list(
+    state: &AppState,
+    creator_id: Option<&str>,
+    only: Option<(Integration, &str)>,
+    query: &MessageQuery,
+) -> Result<MessagePage, ApiError> {
+    let integration = match query.integration.as_deref() {
+        None => None,
+        Some(text) => Some(
+            Integration::parse(text)
+                .map(Integration::as_str)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        "integration is email, webhook or posthog",
+                    )
+                })?,
+        ),
+    };
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(STATUSES.into_iter().find(|s| *s == text).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "status is pending, delivered or parked")
+        })?),
+    };
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
+    }
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(parse_cursor(cursor)?),
+    };
+    let filter = MessageFilter {
+        integration: only.map(|(i, _)| i.as_str()).or(integration),
+        target: only.map(|(_, target)| target),
+        status,
+        before: before.as_ref().map(|(at, id)| (*at, id.as_str())),
+        limit: limit + 1,
+    };
+    let mut rows = state.store.list_messages(creator_id, &filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|row| format!("{}.{}", row.created_at, row.id))
+    } else {
+        None
+    };
+    Ok(MessagePage {
+        messages: rows.into_iter().map(MessageView::of).collect(),
+        next_cursor,
+    })
+}
+
+/// `<created_at>.<id>`, as `list` makes it.
+fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    cursor
+        .split_once('.')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+        .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))
+}
+
+/// Sends a message again from now, whatever became of it; `creator_id` `None` for any
+/// creator's. Answers it as it is now.
+pub async fn retry(
+    state: &AppState,
+    creator_id: Option<&str>,
+    id: &str,
+) -> Result<MessageView, ApiError> {
+    state
+        .store
+        .retry_message(creator_id, id, state.usage.now())
+        .await?
+        .map(MessageView::of)
+        .ok_or_else(|| ApiError::not_found("message_not_found", "no such outbox message"))
+}

@@ -1,0 +1,708 @@
+//! The outbox tables (`outbox_events`, `outbox_messages`) and what the integrations keep
+//! per creator (notice settings, webhook endpoints, a creator's PostHog project, AI
+//! usage). An event is written in the same transaction as its cause, keyed by the cause,
+//! so one cause makes one event however often it is retried; its messages are made once,
+//! when it is dispatched, and each moves pending → delivered, or parked.
+
+use sqlx::Row;
+
+use super::{multi_row_insert, unavailable, Dialect, Store, StoreError, ROWS_PER_STATEMENT};
+
+/// An event to write with its cause (see `outbox_events`).
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub id: String,
+    pub creator_id: String,
+    pub cause: String,
+    pub event_type: String,
+    /// JSON.
+    pub data: String,
+    pub occurred_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEventRow {
+    pub id: String,
+    pub creator_id: String,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub data: String,
+    pub occurred_at: i64,
+}
+
+/// A message to make when an event is dispatched.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub integration: &'static str,
+    pub target: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub event_id: String,
+    pub creator_id: String,
+    pub integration: String,
+    pub target: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub retry_from: i64,
+    pub last_attempt_at: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, event_id, creator_id, integration, target, body, status, \
+    attempts, next_attempt_at, created_at, retry_from, last_attempt_at, last_status, \
+    last_error, delivered_at";
+
+/// What became of one try to send a message.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// `pending` (tried again at `next_attempt_at`), `delivered` or `parked`.
+    pub status: &'static str,
+    pub at: i64,
+    pub next_attempt_at: i64,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Which messages a listing shows.
+#[derive(Debug, Default)]
+pub struct MessageFilter<'a> {
+    pub integration: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Only messages made before this one (cursor: `created_at`, then `id`).
+    pub before: Option<(i64, &'a str)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NoticeSettingsRow {
+    pub notice_email: Option<String>,
+    /// JSON object kind → template.
+    pub templates: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub id: String,
+    pub creator_id: String,
+    pub url: String,
+    /// JSON array of event types.
+    pub events: String,
+    pub description: String,
+    pub secret_sealed: String,
+    pub enabled: i64,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, creator_id, url, events, description, secret_sealed, \
+    enabled, disabled_reason, failing_since, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PosthogRow {
+    pub creator_id: String,
+    pub host: String,
+    pub api_key_sealed: String,
+}
+
+/// One customer's usage of one meter in one hour, from the buckets.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HourTotalRow {
+    pub creator_id: String,
+    pub customer_id: String,
+    pub meter_key: String,
+    pub value: i64,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Store {
+    // --- events ---------------------------------------------------------------------------
+
+    /// Writes events inside the caller's transaction; one already written for the same
+    /// cause is kept, not doubled.
+    pub(crate) async fn insert_announcements(
+        dialect: Dialect,
+        tx: &mut Tx,
+        announcements: &[Announcement],
+    ) -> Result<(), sqlx::Error> {
+        for chunk in announcements.chunks(ROWS_PER_STATEMENT) {
+            let sql = multi_row_insert(
+                dialect,
+                "INSERT INTO outbox_events (id, creator_id, cause, type, data, occurred_at) VALUES ",
+                6,
+                chunk.len(),
+                "ON CONFLICT (creator_id, cause) DO NOTHING",
+            );
+            let mut query = sqlx::query(&sql);
+            for a in chunk {
+                query = query
+                    .bind(&a.id)
+                    .bind(&a.creator_id)
+                    .bind(&a.cause)
+                    .bind(&a.event_type)
+                    .bind(&a.data)
+                    .bind(a.occurred_at);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes events whose cause is already durable, or is nothing but the event itself
+    /// (a detection, a summary).
+    pub async fn announce(&self, announcements: &[Announcement]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        Self::insert_announcements(self.dialect, &mut tx, announcements)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Events not yet dispatched, oldest first.
+    pub async fn undispatched_events(&self, limit: i64) -> Result<Vec<OutboxEventRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, creator_id, type, data, occurred_at FROM outbox_events \
+             WHERE dispatched_at IS NULL ORDER BY occurred_at, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Makes an event's messages and marks it dispatched, in one transaction.
+    pub async fn dispatch_event(
+        &self,
+        event: &OutboxEventRow,
+        messages: &[NewMessage],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for message in messages {
+            sqlx::query(
+                "INSERT INTO outbox_messages (id, event_id, creator_id, integration, target, body, \
+                 status, next_attempt_at, created_at, retry_from) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) \
+                 ON CONFLICT (event_id, integration, target) DO NOTHING",
+            )
+            .bind(&message.id)
+            .bind(&event.id)
+            .bind(&event.creator_id)
+            .bind(message.integration)
+            .bind(&message.target)
+            .bind(&message.body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        sqlx::query("UPDATE outbox_events SET dispatched_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&event.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    // --- messages -------------------------------------------------------------------------
+
+    /// Pending messages of one integration due by `now`, the most overdue first.
+    pub async fn due_messages(
+        &self,
+        integration: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE status = 'pending' \
+             AND integration = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3"
+        ))
+        .bind(integration)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn record_attempt(
+        &self,
+        message_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox_messages SET status = $1, attempts = attempts + 1, \
+             last_attempt_at = $2, next_attempt_at = $3, last_status = $4, last_error = $5, \
+             delivered_at = CASE WHEN $1 = 'delivered' THEN $2 ELSE delivered_at END \
+             WHERE id = $6",
+        )
+        .bind(attempt.status)
+        .bind(attempt.at)
+        .bind(attempt.next_attempt_at)
+        .bind(attempt.http_status)
+        .bind(attempt.error.as_deref())
+        .bind(message_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Pending messages of each integration: how many, and when the oldest was made.
+    pub async fn pending_by_integration(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT integration, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox_messages \
+             WHERE status = 'pending' GROUP BY integration",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<String, _>("integration"),
+                    row.get::<i64, _>("n"),
+                    row.get::<i64, _>("oldest"),
+                )
+            })
+            .collect())
+    }
+
+    /// A creator's messages, newest first; `None` for every creator (the platform owner).
+    pub async fn list_messages(
+        &self,
+        creator_id: Option<&str>,
+        filter: &MessageFilter<'_>,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if creator_id.is_some() {
+            conditions.push(format!("creator_id = {}", next()));
+        }
+        if filter.integration.is_some() {
+            conditions.push(format!("integration = {}", next()));
+        }
+        if filter.target.is_some() {
+            conditions.push(format!("target = {}", next()));
+        }
+        if filter.status.is_some() {
+            conditions.push(format!("status = {}", next()));
+        }
+        if filter.before.is_some() {
+            let (at, at_again, id) = (next(), next(), next());
+            conditions.push(format!(
+                "(created_at < {at} OR (created_at = {at_again} AND id < {id}))"
+            ));
+        }
+        let limit = next();
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM outbox_messages {filter_sql} \
+             ORDER BY created_at DESC, id DESC LIMIT {limit}"
+        );
+        let mut query = sqlx::query_as(&sql);
+        for value in [creator_id, filter.integration, filter.target, filter.status]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(value);
+        }
+        if let Some((at, id)) = filter.before {
+            query = query.bind(at).bind(at).bind(id);
+        }
+        query
+            .bind(filter.limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn message(
+        &self,
+        creator_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE creator_id = $1 AND id = $2"
+        ))
+        .bind(creator_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Sends a message again from now (a parked one, or a delivered one asked again);
+    /// `None` for any creator's (the platform owner). Answers the message, if found.
+    pub async fn retry_message(
+        &self,
+        creator_id: Option<&str>,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<MessageRow>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox_messages SET status = 'pending', next_attempt_at = $1, retry_from = $1 \
+             WHERE id = $2 AND ($3 = '' OR creator_id = $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(creator_id.unwrap_or(""))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    // --- notices --------------------------------------------------------------------------
+
+    pub async fn notice_settings(
+        &self,
+        creator_id: &str,
+    ) -> Result<Option<NoticeSettingsRow>, StoreError> {
+        sqlx::query_as("SELECT notice_email, templates FROM notice_settings WHERE creator_id = $1")
+            .bind(creator_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn save_notice_settings(
+        &self,
+        creator_id: &str,
+        row: &NoticeSettingsRow,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notice_settings (creator_id, notice_email, templates, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id) DO UPDATE SET \
+             notice_email = excluded.notice_email, templates = excluded.templates, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(creator_id)
+        .bind(row.notice_email.as_deref())
+        .bind(&row.templates)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    // --- webhook endpoints ----------------------------------------------------------------
+
+    pub async fn insert_endpoint(&self, row: &EndpointRow) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&row.id)
+        .bind(&row.creator_id)
+        .bind(&row.url)
+        .bind(&row.events)
+        .bind(&row.description)
+        .bind(&row.secret_sealed)
+        .bind(row.enabled)
+        .bind(row.disabled_reason.as_deref())
+        .bind(row.failing_since)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn endpoints(&self, creator_id: &str) -> Result<Vec<EndpointRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE creator_id = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn endpoint(
+        &self,
+        creator_id: &str,
+        id: &str,
+    ) -> Result<Option<EndpointRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE creator_id = $1 AND id = $2"
+        ))
+        .bind(creator_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Saves an endpoint's url, events, description and enabled state.
+    pub async fn update_endpoint(&self, row: &EndpointRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET url = $1, events = $2, description = $3, enabled = $4, \
+             disabled_reason = $5, failing_since = $6, updated_at = $7 \
+             WHERE creator_id = $8 AND id = $9",
+        )
+        .bind(&row.url)
+        .bind(&row.events)
+        .bind(&row.description)
+        .bind(row.enabled)
+        .bind(row.disabled_reason.as_deref())
+        .bind(row.failing_since)
+        .bind(row.updated_at)
+        .bind(&row.creator_id)
+        .bind(&row.id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Deletes an endpoint; its pending messages are parked with it.
+    pub async fn delete_endpoint(&self, creator_id: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE creator_id = $1 AND id = $2")
+            .bind(creator_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query(
+            "UPDATE outbox_messages SET status = 'parked', last_error = 'the endpoint was deleted' \
+             WHERE creator_id = $1 AND integration = 'webhook' AND target = $2 AND status = 'pending'",
+        )
+        .bind(creator_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Notes a delivery's result on its endpoint: a success clears `failing_since`, a
+    /// failure sets it if unset. Answers `failing_since` after.
+    pub async fn note_endpoint_result(
+        &self,
+        creator_id: &str,
+        id: &str,
+        succeeded: bool,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = if succeeded {
+            "UPDATE webhook_endpoints SET failing_since = NULL WHERE creator_id = $1 AND id = $2 \
+             AND $3 = $3"
+        } else {
+            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) \
+             WHERE creator_id = $1 AND id = $2"
+        };
+        sqlx::query(sql)
+            .bind(creator_id)
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(self
+            .endpoint(creator_id, id)
+            .await?
+            .and_then(|row| row.failing_since))
+    }
+
+    /// Disables an endpoint that failed too long, and writes the event that tells its
+    /// creator, in one transaction (once: an endpoint already disabled is left alone).
+    pub async fn disable_endpoint(
+        &self,
+        creator_id: &str,
+        id: &str,
+        reason: &str,
+        notice: &Announcement,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_at = $2 \
+             WHERE creator_id = $3 AND id = $4 AND enabled = 1",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(creator_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if done.rows_affected() > 0 {
+            Self::insert_announcements(self.dialect, &mut tx, std::slice::from_ref(notice))
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // --- PostHog --------------------------------------------------------------------------
+
+    pub async fn posthog_settings(&self) -> Result<Vec<PosthogRow>, StoreError> {
+        sqlx::query_as("SELECT creator_id, host, api_key_sealed FROM posthog_settings")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn save_posthog_settings(
+        &self,
+        row: &PosthogRow,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO posthog_settings (creator_id, host, api_key_sealed, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id) DO UPDATE SET \
+             host = excluded.host, api_key_sealed = excluded.api_key_sealed, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&row.creator_id)
+        .bind(&row.host)
+        .bind(&row.api_key_sealed)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn delete_posthog_settings(&self, creator_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM posthog_settings WHERE creator_id = $1")
+            .bind(creator_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // --- hourly summaries -----------------------------------------------------------------
+
+    pub async fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT position FROM outbox_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| row.get::<i64, _>("position")))
+    }
+
+    /// Every customer's usage of every meter in the hour starting at `hour`.
+    pub async fn hour_totals(&self, hour: i64) -> Result<Vec<HourTotalRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT creator_id, customer_id, meter_key, CAST(SUM(value) AS BIGINT) AS value FROM usage_buckets \
+             WHERE bucket_start = $1 GROUP BY creator_id, customer_id, meter_key \
+             ORDER BY creator_id, customer_id, meter_key",
+        )
+        .bind(hour)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Writes events and moves a cursor past them, in one transaction.
+    pub async fn announce_and_advance(
+        &self,
+        announcements: &[Announcement],
+        cursor: &str,
+        position: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        Self::insert_announcements(self.dialect, &mut tx, announcements)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO outbox_cursors (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        )
+        .bind(cursor)
+        .bind(position)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    // --- AI -------------------------------------------------------------------------------
+
+    /// Adds one suggestion's token usage to the creator's day.
+    pub async fn add_ai_usage(
+        &self,
+        creator_id: &str,
+        day: i64,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ai_usage (creator_id, day, requests, prompt_tokens, completion_tokens) \
+             VALUES ($1, $2, 1, $3, $4) ON CONFLICT (creator_id, day) DO UPDATE SET \
+             requests = ai_usage.requests + 1, \
+             prompt_tokens = ai_usage.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = ai_usage.completion_tokens + excluded.completion_tokens",
+        )
+        .bind(creator_id)
+        .bind(day)
+        .bind(prompt_tokens)
+        .bind(completion_tokens)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A creator's AI usage: suggestions and tokens, all days summed.
+    pub async fn ai_usage(&self, creator_id: &str) -> Result<(i64, i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
+             CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens \
+             FROM ai_usage WHERE creator_id = $1",
+        )
+        .bind(creator_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok((
+            row.get::<i64, _>("requests"),
+            row.get::<i64, _>("prompt_tokens"),
+            row.get::<i64, _>("completion_tokens"),
+        ))
+    }
+}

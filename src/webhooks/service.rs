@@ -1,0 +1,152 @@
+//! A creator's webhook endpoints: made with a secret shown once (sealed at rest), changed,
+//! deleted, and their deliveries listed and redelivered (through the outbox).
+
+use crate::error::ApiError;
+use crate::outbox::model::{new_id, Integration, MessagePage, MessageQuery, MessageView};
+use crate::outbox::service as outbox;
+use crate::state::AppState;
+use crate::store::outbox::EndpointRow;
+use crate::tenants::registry::Creator;
+use crate::webhooks::model::{
+    parse_description, parse_events, CreatedEndpoint, EndpointPatch, EndpointView, NewEndpoint,
+    MAX_ENDPOINTS,
+};
+use crate::webhooks::{signing, targets};
+
+fn endpoint_not_found() -> ApiError {
+    ApiError::not_found("endpoint_not_found", "no such webhook endpoint")
+}
+
+/// What a sealed endpoint secret is bound to: its creator and endpoint.
+pub fn secret_owner(creator_id: &str, endpoint_id: &str) -> String {
+    format!("webhook_endpoint:{creator_id}:{endpoint_id}")
+}
+
+pub async fn create(
+    state: &AppState,
+    creator: &Creator,
+    body: NewEndpoint,
+) -> Result<CreatedEndpoint, ApiError> {
+    let creator_id = &creator.tenant.id;
+    let url = targets::check(&body.url, state.integrations.allow_private_targets).await?;
+    let events = parse_events(&body.events)?;
+    let description = parse_description(&body.description)?;
+    if state.store.endpoints(creator_id).await?.len() >= MAX_ENDPOINTS {
+        return Err(ApiError::conflict(
+            "too_many_endpoints",
+            format!("a creator has at most {MAX_ENDPOINTS} webhook endpoints"),
+        ));
+    }
+    let id = new_id("we");
+    let secret = signing::new_secret();
+    let now = state.usage.now();
+    let row = EndpointRow {
+        secret_sealed: state.sealer.seal(&secret_owner(creator_id, &id), &secret),
+        id,
+        creator_id: creator_id.to_string(),
+        url: url.to_string(),
+        events: serde_json::to_string(&events).expect("strings serialize"),
+        description,
+        enabled: 1,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_endpoint(&row).await?;
+    Ok(CreatedEndpoint {
+        endpoint: EndpointView::of(&row),
+        secret,
+    })
+}
+
+pub async fn list(state: &AppState, creator: &Creator) -> Result<Vec<EndpointView>, ApiError> {
+    let rows = state.store.endpoints(&creator.tenant.id).await?;
+    Ok(rows.iter().map(EndpointView::of).collect())
+}
+
+async fn find(state: &AppState, creator: &Creator, id: &str) -> Result<EndpointRow, ApiError> {
+    state
+        .store
+        .endpoint(&creator.tenant.id, id)
+        .await?
+        .ok_or_else(endpoint_not_found)
+}
+
+pub async fn get(state: &AppState, creator: &Creator, id: &str) -> Result<EndpointView, ApiError> {
+    Ok(EndpointView::of(&find(state, creator, id).await?))
+}
+
+pub async fn update(
+    state: &AppState,
+    creator: &Creator,
+    id: &str,
+    patch: EndpointPatch,
+) -> Result<EndpointView, ApiError> {
+    let mut row = find(state, creator, id).await?;
+    if let Some(url) = &patch.url {
+        row.url = targets::check(url, state.integrations.allow_private_targets)
+            .await?
+            .to_string();
+    }
+    if let Some(events) = &patch.events {
+        row.events = serde_json::to_string(&parse_events(events)?).expect("strings serialize");
+    }
+    if let Some(description) = &patch.description {
+        row.description = parse_description(description)?;
+    }
+    match patch.enabled {
+        Some(true) => {
+            row.enabled = 1;
+            row.disabled_reason = None;
+            row.failing_since = None;
+        }
+        Some(false) => {
+            row.enabled = 0;
+            row.disabled_reason = Some("disabled by the creator".into());
+        }
+        None => {}
+    }
+    row.updated_at = state.usage.now();
+    state.store.update_endpoint(&row).await?;
+    Ok(EndpointView::of(&row))
+}
+
+pub async fn delete(state: &AppState, creator: &Creator, id: &str) -> Result<(), ApiError> {
+    if state.store.delete_endpoint(&creator.tenant.id, id).await? {
+        Ok(())
+    } else {
+        Err(endpoint_not_found())
+    }
+}
+
+/// The endpoint's deliveries, newest first.
+pub async fn deliveries(
+    state: &AppState,
+    creator: &Creator,
+    id: &str,
+    query: &MessageQuery,
+) -> Result<MessagePage, ApiError> {
+    find(state, creator, id).await?;
+    let only = Some((Integration::Webhook, id));
+    outbox::list(state, Some(&creator.tenant.id), only, query).await
+}
+
+/// Delivers one of the endpoint's messages again, now.
+pub async fn redeliver(
+    state: &AppState,
+    creator: &Creator,
+    id: &str,
+    delivery_id: &str,
+) -> Result<MessageView, ApiError> {
+    let creator_id = &creator.tenant.id;
+    find(state, creator, id).await?;
+    let message = state.store.message(creator_id, delivery_id).await?;
+    if !message.is_some_and(|m| m.integration == Integration::Webhook.as_str() && m.target == id) {
+        return Err(ApiError::not_found(
+            "message_not_found",
+            "no such delivery of this endpoint",
+        ));
+    }
+    outbox::retry(state, Some(creator_id), delivery_id).await
+}
