@@ -3,6 +3,10 @@
 //! a GET that answers a fixed widget answer of the daemon's size (a pricing table's). No
 //! auth, no counters, no store: what HTTP and JSON alone cost on this machine.
 //!
+//! Any other request is answered `200 {"id": "fake", "status": 1}` at the same cost: the
+//! load test points the integrations (Resend's `/emails`, PostHog's `/batch/`, a webhook
+//! endpoint) here, so the daemon's outbox has services that answer at once.
+//!
 //! `cargo run --release --example floor -- 127.0.0.1:8090 2`
 
 use std::sync::Arc;
@@ -58,6 +62,13 @@ async fn widget() -> HttpResponse {
         .body(WIDGET_ANSWER)
 }
 
+/// What a service the daemon sends to answers: taken.
+async fn service() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"id":"fake","status":1}"#)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -68,6 +79,7 @@ async fn main() -> std::io::Result<()> {
             .route("/v1/events", web::post().to(events))
             .route("/v1/check", web::post().to(check))
             .route("/v1/embed/{key}", web::get().to(widget))
+            .default_service(web::to(service))
     })
     .workers(workers)
     .bind(bind)?

@@ -11,6 +11,10 @@ Builds in release, then in one run measures:
   5. GET /v1/embed/{key}, a pricing table under a running experiment (1,000 returning
      visitors), against the floor's GET of a fixed body of the same size; and one event a
      request again with 8 connections of those GETs beside it (ingest's share kept);
+  6. ingest with every integration on (notices by email, a webhook endpoint, PostHog,
+     all answered by the floor's catch-all) against the same with them off, over 1,000
+     customers capped at 10 with overage, so that every customer crosses its thresholds
+     and the outbox is busy during the run (two rounds, off and on alternating);
 on SQLite and on PostgreSQL, with a creator of 10,000 customers and three meters, driven
 by wrk from a second process. Then peak RSS, memory per live counter with 1,000,000
 counters, and start-to-ready time with 1,000,000 counters in the database.
@@ -131,10 +135,10 @@ def wait_ready(port, timeout=120):
     raise RuntimeError("the daemon never became ready")
 
 
-def start_daemon(data_dir, database_url):
+def start_daemon(data_dir, database_url, settings=None):
     env = dict(os.environ, STARYER__DATA_DIR=data_dir, STARYER__DATABASE__URL=database_url,
                STARYER__SERVER__BIND=f"127.0.0.1:{DAEMON_PORT}", STARYER__ADMIN__TOKEN=ADMIN,
-               STARYER__SERVER__WORKERS=str(WORKERS), RUST_LOG="warn")
+               STARYER__SERVER__WORKERS=str(WORKERS), RUST_LOG="warn", **(settings or {}))
     process = subprocess.Popen([os.path.join(TARGET, "release/staryer")], env=env)
     ready_after = wait_ready(DAEMON_PORT)
     return process, ready_after
@@ -188,20 +192,21 @@ def setup_creator():
 WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
-def wrk_command(port, mode, key, connections, duration, publishable="none"):
+def wrk_command(port, mode, key, connections, duration, publishable="none", customers=None):
     """The wrk process of one run, started."""
     threads = min(2, connections)
     env = dict(os.environ, MODE=mode, STARYER_KEY=key, STARYER_PK=publishable,
-               CUSTOMERS=str(CUSTOMERS), RUN=f"{time.time_ns()}")
+               CUSTOMERS=str(customers or CUSTOMERS), RUN=f"{time.time_ns()}")
     return subprocess.Popen(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "--latency", "-s", LUA, f"http://127.0.0.1:{port}"],
         env=env, stdout=subprocess.PIPE, text=True)
 
 
-def wrk(port, mode, key, connections=CONNECTIONS, duration=DURATION, publishable="none"):
+def wrk(port, mode, key, connections=CONNECTIONS, duration=DURATION, publishable="none",
+        customers=None):
     return wrk_result(mode, connections,
-                      wrk_command(port, mode, key, connections, duration, publishable))
+                      wrk_command(port, mode, key, connections, duration, publishable, customers))
 
 
 def wrk_result(mode, connections, process):
@@ -300,6 +305,84 @@ def measure_database(name, fresh_database):
     return result
 
 
+# Customers of the integrations runs: few enough that each crosses its thresholds.
+NOTIFIED_CUSTOMERS = 1_000
+SERVICES_PORT = 18183
+
+
+def integration_settings(on):
+    """Every integration on, pointed at the floor's catch-all; or nothing."""
+    if not on:
+        return {}
+    services = f"http://127.0.0.1:{SERVICES_PORT}"
+    return {"STARYER__RESEND__API_KEY": "re_load", "STARYER__RESEND__BASE_URL": services,
+            "STARYER__POSTHOG__API_KEY": "phc_load", "STARYER__POSTHOG__HOST": services,
+            "STARYER__WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true"}
+
+
+def setup_notified_creator(on):
+    """A creator whose customers each cross warn_at and start overage within a run, with a
+    notice address and (integrations on) a webhook endpoint for every event type."""
+    admin = Client(DAEMON_PORT, ADMIN)
+    created = admin.call("POST", "/v1/admin/creators", {"slug": f"notified-{time.time_ns()}"})
+    creator = Client(DAEMON_PORT, created["secret_key"])
+    small = {"limit": 10, "on_exceed": "overage"}
+    for key, aggregation in [("calls", "count"), ("tokens", "sum"), ("seats", "max")]:
+        creator.call("POST", "/v1/meters", {"key": key, "aggregation": aggregation, "reset": "month"})
+    creator.call("POST", "/v1/tiers", {
+        "key": "metered", "name": "Metered", "default": True,
+        "price": {"amount": 900, "currency": "usd", "interval": "month"},
+        "caps": {"calls": small, "tokens": small, "seats": small}})
+    for i in range(NOTIFIED_CUSTOMERS):
+        creator.call("PUT", f"/v1/customers/customer-{i}",
+                     {"tier": "metered", "email": f"customer-{i}@load.example"})
+    creator.call("PUT", "/v1/notices", {"notice_email": "ops@load.example"})
+    if on:
+        creator.call("POST", "/v1/webhook_endpoints", {
+            "url": f"http://127.0.0.1:{SERVICES_PORT}/hook",
+            "events": ["usage.warning", "usage.limit_reached", "usage.overage_started"]})
+    return created["secret_key"]
+
+
+def outbox_sent(port):
+    """Messages the daemon's outbox has delivered so far, all integrations."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    return sum(float(v) for v in re.findall(r"^staryer_outbox_sent_total\{[^}]*\} ([\d.e+]+)$", text, re.M))
+
+
+def measure_integrations(name, fresh_database):
+    """One event a request and batches of 100, with every integration off and on, two
+    rounds alternating; each run on a fresh daemon and database."""
+    log(f"{name}: integrations off and on…")
+    services = subprocess.Popen([os.path.join(TARGET, "release/examples/floor"),
+                                 f"127.0.0.1:{SERVICES_PORT}", "1"])
+    runs = {"off": {"event": [], "batch": []}, "on": {"event": [], "batch": []}}
+    delivered = 0.0
+    try:
+        for _ in range(2):
+            for state in ["off", "on"]:
+                data_dir = tempfile.mkdtemp(prefix="staryer-integrations-")
+                daemon, _ = start_daemon(data_dir, fresh_database(), integration_settings(state == "on"))
+                try:
+                    key = setup_notified_creator(state == "on")
+                    for mode in ["event", "batch"]:
+                        runs[state][mode].append(
+                            wrk(DAEMON_PORT, mode, key, customers=NOTIFIED_CUSTOMERS))
+                    if state == "on":
+                        delivered += outbox_sent(DAEMON_PORT)
+                finally:
+                    stop(daemon)
+                    shutil.rmtree(data_dir, ignore_errors=True)
+    finally:
+        stop(services)
+    mean = lambda rs: sum(r["rps"] for r in rs) / len(rs)
+    return {"runs": runs, "delivered_during_on_runs": delivered,
+            "ratio": {mode: mean(runs["on"][mode]) / mean(runs["off"][mode])
+                      for mode in ["event", "batch"]}}
+
+
 def fresh_pg_database():
     name = f"staryer_load_{time.time_ns()}"
     subprocess.run(["psql", PG_SERVER, "-qc", f"CREATE DATABASE {name}"], check=True)
@@ -343,6 +426,20 @@ def table(floor, databases):
         # The ratio here is to the same daemon's ingest alone.
         row(f"{db['database']}: {names['event']}, {BESIDE_CONNECTIONS} connections of widget "
             "GETs beside (ratio: to ingest alone)", db["event_beside_embed"], db["runs"]["event"])
+    lines.append("")
+    lines.append("| database | integrations | 1 event a request, requests/s | 100 a request, events/s | "
+                 "ratio on/off (1 event; 100) | messages delivered during the runs |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for db in databases:
+        integrations = db["integrations"]
+        for state in ["off", "on"]:
+            runs = integrations["runs"][state]
+            event = " / ".join(f"{r['rps']:,.0f}" for r in runs["event"])
+            batch = " / ".join(f"{r['events_per_s']:,.0f}" for r in runs["batch"])
+            ratio = (f"{integrations['ratio']['event']:.2f}; {integrations['ratio']['batch']:.2f}"
+                     if state == "on" else "")
+            sent = f"{integrations['delivered_during_on_runs']:,.0f}" if state == "on" else "0"
+            lines.append(f"| {db['database']} | {state} | {event} | {batch} | {ratio} | {sent} |")
     lines.append("")
     lines.append("| database | live counters | bytes per counter | RSS with them, MiB | peak RSS in the load runs, MiB | restart to ready s | load of counters s |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -403,6 +500,7 @@ def main():
     os.makedirs(RESULTS, exist_ok=True)
     floor, floor_sweep = measure_floor()
     databases = [measure_database("sqlite", lambda: "")]
+    databases[0]["integrations"] = measure_integrations("sqlite", lambda: "")
     made = []
 
     def fresh_pg():
@@ -412,6 +510,7 @@ def main():
 
     try:
         databases.append(measure_database("postgres", fresh_pg))
+        databases[1]["integrations"] = measure_integrations("postgres", fresh_pg)
     finally:
         for name in made:
             subprocess.run(["psql", PG_SERVER, "-qc", f"DROP DATABASE IF EXISTS {name}"])

@@ -49,13 +49,15 @@ on_both_databases!(
 pub(crate) const ACCOUNT: &str = "acct_1TestCreator";
 
 pub(crate) async fn billing_app(backend: Backend, fake: &FakeStripe) -> TestApp {
-    billing_app_with(backend, fake, MeterEventTransport::V1).await
+    billing_app_with(backend, fake, MeterEventTransport::V1, |_| {}).await
 }
 
-async fn billing_app_with(
+/// A billing app with `more` settings changed.
+pub(crate) async fn billing_app_with(
     backend: Backend,
     fake: &FakeStripe,
     transport: MeterEventTransport,
+    more: impl FnOnce(&mut staryer::config::Config),
 ) -> TestApp {
     let base = fake.uri();
     spawn_app_with(backend, move |config| {
@@ -67,6 +69,7 @@ async fn billing_app_with(
         config.stripe.platform_fee_percent = 10.0;
         config.stripe.meter_event_transport = transport;
         config.ingest.fold_interval_ms = 50;
+        more(config);
     })
     .await
 }
@@ -922,7 +925,7 @@ async fn a_kill_mid_report_resends_the_same_identifier(backend: Backend) {
 
 async fn the_v2_stream_carries_reports_in_bulk(backend: Backend) {
     let fake = FakeStripe::start().await;
-    let app = billing_app_with(backend, &fake, MeterEventTransport::V2).await;
+    let app = billing_app_with(backend, &fake, MeterEventTransport::V2, |_| {}).await;
     let (creator, _) = connected_creator(&app).await;
     for n in 0..3 {
         let customer = format!("c{n}");

@@ -12,8 +12,13 @@ use serde_json::{json, Value};
 use staryer::clock::Clock;
 use stripe_webhook::Webhook;
 
-use crate::billing::{connected_app, post_webhook, put_customer, stripe_event, tier_of, ACCOUNT};
-use crate::helpers::{assert_error, ok_json, Backend, TestApp, TestCreator, START};
+use crate::billing::{
+    billing_app_with, connected_app, connected_creator, post_webhook, put_customer, stripe_event,
+    tier_of, ACCOUNT,
+};
+use crate::helpers::{
+    assert_error, eventually, ok_json, quick_outbox, Backend, TestApp, TestCreator, START,
+};
 use crate::on_both_databases;
 use crate::stripe_fake::{fixture, form, header, FakeStripe, WEBHOOK_SECRET};
 
@@ -27,6 +32,7 @@ on_both_databases!(
     a_failed_payment_keeps_the_tier_through_the_grace_period_then_drops_it,
     stripe_customers_are_made_once_and_found_again_by_metadata,
     a_second_completed_checkout_ends_the_first_subscription,
+    billing_transitions_are_told_by_email_and_webhook_once,
 );
 
 /// When the test subscriptions' current period ends.
@@ -852,4 +858,115 @@ async fn a_second_completed_checkout_ends_the_first_subscription(backend: Backen
     let moved = put_tier(&app, &creator, "c1", "pro").await;
     assert_eq!(moved["plan_change"]["subscription_id"], second.as_str());
     every_change_was_keyed(&fake).await;
+}
+
+async fn billing_transitions_are_told_by_email_and_webhook_once(backend: Backend) {
+    let services = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"id": "e1"})))
+        .mount(&services)
+        .await;
+    let fake = FakeStripe::start().await;
+    let base = services.uri();
+    let app = billing_app_with(
+        backend,
+        &fake,
+        staryer::config::MeterEventTransport::V1,
+        |config| {
+            quick_outbox(config);
+            config.resend.api_key = "re_test".into();
+            config.resend.base_url = base;
+        },
+    )
+    .await;
+    let (creator, connected) = connected_creator(&app).await;
+    ok_json(
+        app.send(
+            Method::PUT,
+            "/v1/notices",
+            &creator.secret_key,
+            Some(&json!({"notice_email": "ops@acme.test"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    ok_json(
+        app.post("/v1/webhook_endpoints", &creator.secret_key, json!({
+            "url": format!("{}/hook", services.uri()),
+            "events": ["invoice.payment_failed", "subscription.updated", "customer.tier_changed"],
+        }))
+        .await,
+        201,
+    )
+    .await;
+    let (subscription, stripe_customer) = subscribe(&app, &fake, &creator, &connected, "c1").await;
+    for _ in 0..2 {
+        // Stripe delivers an event again: told once.
+        deliver(
+            &app,
+            "evt_failed_told",
+            "invoice.payment_failed",
+            invoice_for(&subscription, &stripe_customer),
+        )
+        .await;
+    }
+    let told = |path: &'static str| {
+        let services = &services;
+        async move {
+            services
+                .received_requests()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.url.path() == path)
+                .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let emails = eventually("the payment notices", || async {
+        let emails = told("/emails").await;
+        (emails.len() == 2).then_some(emails)
+    })
+    .await;
+    let recipients: HashSet<&str> = emails
+        .iter()
+        .map(|e| e["to"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recipients,
+        HashSet::from(["c1@example.com", "ops@acme.test"])
+    );
+    let text = emails[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("A payment of ") && text.contains(" USD from c1 failed"),
+        "{text}"
+    );
+    let hooks = eventually("the webhooks", || async {
+        let hooks = told("/hook").await;
+        hooks
+            .iter()
+            .any(|h| h["type"] == "invoice.payment_failed")
+            .then_some(hooks)
+    })
+    .await;
+    let types: Vec<&str> = hooks.iter().map(|h| h["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "invoice.payment_failed")
+            .count(),
+        1,
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"customer.tier_changed"),
+        "the checkout moved c1: {types:?}"
+    );
+    let failed = hooks
+        .iter()
+        .find(|h| h["type"] == "invoice.payment_failed")
+        .unwrap();
+    assert_eq!(failed["data"]["customer_id"], "c1");
+    assert!(failed["data"]["grace_ends_at"].is_string(), "{failed}");
 }
