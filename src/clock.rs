@@ -1,5 +1,6 @@
 //! The daemon's notion of "now", behind a trait so that tests can move time across period
-//! boundaries without sleeping. Times are Unix seconds (UTC) throughout the daemon.
+//! boundaries without sleeping. Times are Unix seconds (UTC) throughout the daemon. Also
+//! the one way background work repeats (`every`): on a real timer, until the daemon stops.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -46,3 +47,28 @@ impl Clock for ManualClock {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+/// Told `true` when the daemon stops: background loops end.
+pub type Stopping = tokio::sync::watch::Receiver<bool>;
+
+/// Runs `work` now and then every `interval` (real time), until `stopping` turns true.
+pub fn every<F, Fut>(interval: std::time::Duration, mut stopping: Stopping, mut work: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => work().await,
+                changed = stopping.changed() => {
+                    // Told to stop, or the daemon that could tell is gone.
+                    if changed.is_err() || *stopping.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}

@@ -86,6 +86,8 @@ pub struct OutboxConfig {
     pub give_up_after_hours: u64,
     /// Messages of one integration in flight at once.
     pub concurrency: usize,
+    /// Days delivered and parked messages (and their events) are kept.
+    pub retention_days: u64,
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -374,6 +376,7 @@ impl Config {
                 self.outbox.give_up_after_hours,
             ),
             ("outbox.concurrency", self.outbox.concurrency as u64),
+            ("outbox.retention_days", self.outbox.retention_days),
             (
                 "webhooks.request_timeout_ms",
                 self.webhooks.request_timeout_ms,
@@ -393,6 +396,9 @@ impl Config {
             if value == 0 {
                 return fail(format!("{name} must be at least 1"));
             }
+        }
+        if self.outbox.retention_days < 70 {
+            return fail("outbox.retention_days must be at least 70".into());
         }
         if let Err(err) = parse_bind(&self.server.bind) {
             return fail(format!("server.bind = {:?}: {err}", self.server.bind));
@@ -610,7 +616,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 49, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 50, "{:?}", known_settings());
     }
 
     #[test]

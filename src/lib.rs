@@ -9,7 +9,8 @@
 //!
 //! - `config`, `startup`, `state` (what every handler reaches), `telemetry`, `error`,
 //!   `clock`, `hashing`, `schema` (the OpenAPI schemas of constrained fields), `sealing`
-//!   (secrets at rest): the daemon's frame.
+//!   (secrets at rest), `outbound` (answers of outside services, read alike): the
+//!   daemon's frame.
 //! - `tenants`: each creator's live state, its actors, the key registry, start-up load.
 //! - `creators`, `meters`, `tiers`, `customers`: one folder per concept, each with
 //!   `model.rs` (types, parsing) and `routes.rs` (thin handlers).
@@ -52,6 +53,7 @@ pub mod http;
 pub mod meters;
 pub mod notices;
 pub mod openapi;
+pub mod outbound;
 pub mod outbox;
 pub mod schema;
 pub mod sealing;

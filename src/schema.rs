@@ -15,6 +15,12 @@ use crate::error::ApiError;
 /// Text without control characters (`char::is_control`: Unicode category Cc).
 pub const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 
+/// Text without control characters: what is echoed of someone else's text where a line
+/// break could be smuggled (an email subject, a log line, an error message).
+pub fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
 /// A string of `min..=max` characters matching `pattern`.
 pub fn text(min: usize, max: usize, pattern: &str, description: &str) -> Object {
     ObjectBuilder::new()

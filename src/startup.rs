@@ -20,7 +20,7 @@ use crate::analytics::summaries;
 use crate::billing::reconcile::{self, Reconciler};
 use crate::billing::reporter::{self, Reporter};
 use crate::billing::Billing;
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, Stopping};
 use crate::config::Config;
 use crate::creators::keys;
 use crate::embeds::catalog::EmbedRegistry;
@@ -48,6 +48,8 @@ pub struct App {
     reconciler: Option<actix::Addr<Reconciler>>,
     /// Let go when the daemon has stopped (after the store is closed).
     hold: WriterHold,
+    /// Tells the background loops (outbox, summaries, watchers) to end.
+    stop_background: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -106,12 +108,15 @@ impl App {
         );
         let embeds = Arc::new(EmbedRegistry::default());
         let sealer = Sealer::from_config(&config.secrets.sealing_key, &config.data_dir)?;
-        let integrations = start_integrations(&config, &store, &clock, &registry, &sealer).await?;
+        let (stop_background, stopping) = tokio::sync::watch::channel(false);
+        let integrations =
+            start_integrations(&config, &store, &clock, &registry, &sealer, &stopping).await?;
         crate::experiments::watch::spawn(
             store.clone(),
             clock.clone(),
             embeds.clone(),
             Duration::from_millis(config.outbox.poll_interval_ms),
+            stopping,
         );
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
@@ -186,6 +191,7 @@ impl App {
             reporter,
             reconciler,
             hold,
+            stop_background,
         })
     }
 
@@ -208,6 +214,7 @@ impl App {
         if let Some(reconciler) = &self.reconciler {
             reconciler.do_send(reconcile::Stop);
         }
+        let _ = self.stop_background.send(true);
         tracing::info!("stopping: draining the commit queue");
         self.flusher.drain().await;
         if let Err(err) = self.store.fold_all().await {
@@ -374,6 +381,7 @@ async fn start_integrations(
     clock: &SharedClock,
     registry: &Arc<Registry>,
     sealer: &Sealer,
+    stopping: &Stopping,
 ) -> anyhow::Result<Integrations> {
     let platform_project = (!config.posthog.api_key.is_empty()).then(|| Project {
         host: config.posthog.host.clone(),
@@ -412,8 +420,15 @@ async fn start_integrations(
         clock.clone(),
         analytics.clone(),
         schedule.poll_interval,
+        stopping.clone(),
     );
-    outbox::spawn(store.clone(), clock.clone(), schedule, channels);
+    outbox::spawn(
+        store.clone(),
+        clock.clone(),
+        schedule,
+        channels,
+        stopping.clone(),
+    );
     Ok(Integrations {
         email_enabled,
         allow_private_targets: config.webhooks.allow_private_targets,

@@ -17,6 +17,7 @@ CREATE TABLE outbox_events (
     UNIQUE (creator_id, cause)
 );
 CREATE INDEX outbox_events_undispatched ON outbox_events (occurred_at) WHERE dispatched_at IS NULL;
+CREATE INDEX outbox_events_dispatched ON outbox_events (dispatched_at) WHERE dispatched_at IS NOT NULL;
 
 -- One thing to send to one integration's target (an email address, a webhook endpoint,
 -- a PostHog project), rendered when the event was dispatched. status: pending, delivered
@@ -42,6 +43,7 @@ CREATE TABLE outbox_messages (
 );
 CREATE INDEX outbox_messages_due ON outbox_messages (integration, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_messages_by_target ON outbox_messages (creator_id, integration, target, created_at);
+CREATE INDEX outbox_messages_done ON outbox_messages (last_attempt_at) WHERE status <> 'pending';
 
 -- Which notices a creator sends, where, and in what words: templates is a JSON object of
 -- kind → {enabled, subject, text, html}; a kind absent uses the built-in template.
@@ -77,6 +79,9 @@ CREATE TABLE posthog_settings (
     api_key_sealed TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+
+-- The hourly usage summaries read one hour of every customer's buckets.
+CREATE INDEX usage_buckets_by_hour ON usage_buckets (bucket_start);
 
 -- Where a background job that makes events has got to (the hourly usage summaries: the
 -- last hour summarized).

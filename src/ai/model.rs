@@ -14,8 +14,17 @@ use crate::config::OpenAiConfig;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestionRequest {
-    /// What to change, in the creator's words (1 to 2,000 characters).
+    #[schema(schema_with = prompt_schema)]
     pub prompt: String,
+}
+
+fn prompt_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::text(
+        1,
+        2_000,
+        r"\S",
+        "What to change, in the creator's words: up to 2,000 characters, not only spaces",
+    )
 }
 
 /// The version made from the model's answer (unpublished).

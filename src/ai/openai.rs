@@ -96,7 +96,7 @@ impl OpenAi {
                 if err.is_timeout() {
                     AskError::TimedOut
                 } else {
-                    AskError::Unreachable(crate::outbox::describe(&err))
+                    AskError::Unreachable(crate::outbound::describe(&err))
                 }
             })?;
         let status = response.status();

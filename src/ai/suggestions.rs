@@ -35,7 +35,7 @@ pub async fn suggest(
         )
     })?;
     let prompt = request.prompt.trim();
-    if prompt.is_empty() || prompt.chars().count() > 2_000 {
+    if prompt.is_empty() || request.prompt.chars().count() > 2_000 {
         return Err(ApiError::invalid(
             "invalid_prompt",
             "prompt is 1 to 2,000 characters",

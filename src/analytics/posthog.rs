@@ -18,16 +18,21 @@ use sha2::{Digest, Sha256};
 
 use crate::analytics::projects::{Projects, CREATOR_TARGET};
 use crate::config::{PosthogConfig, WebhooksConfig};
+use crate::outbound::{outcome, Sent};
 use crate::outbox::model::{
     new_id, Integration, EMBED_CHECKOUT_STARTED, EMBED_CLICKED, EMBED_EXPOSED,
-    EXPERIMENT_CONVERTED, USAGE_SUMMARY,
+    EXPERIMENT_CONVERTED, TIER_CHANGED, USAGE_LIMIT_REACHED, USAGE_OVERAGE_STARTED, USAGE_SUMMARY,
+    USAGE_WARNING,
 };
-use crate::outbox::{judge, unreachable, Batching, Channel, Sent};
+use crate::outbox::{Batching, Channel};
 use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
 use crate::store::StoreError;
 use crate::tenants::registry::Registry;
 use crate::usage::period::rfc3339;
-use crate::webhooks::targets::PublicOnly;
+use crate::webhooks::targets;
+
+/// Each batch request gives up after this long (then it is retried).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The events PostHog hears of, by outbox event type, with their PostHog names.
 const CAPTURED: &[(&str, &str)] = &[
@@ -35,10 +40,10 @@ const CAPTURED: &[(&str, &str)] = &[
     (EMBED_CLICKED, "embed clicked"),
     (EMBED_CHECKOUT_STARTED, "embed checkout started"),
     (EXPERIMENT_CONVERTED, "experiment converted"),
-    ("customer.tier_changed", "tier changed"),
-    ("usage.warning", "usage warning"),
-    ("usage.limit_reached", "usage limit reached"),
-    ("usage.overage_started", "usage overage started"),
+    (TIER_CHANGED, "tier changed"),
+    (USAGE_WARNING, "usage warning"),
+    (USAGE_LIMIT_REACHED, "usage limit reached"),
+    (USAGE_OVERAGE_STARTED, "usage overage started"),
     (USAGE_SUMMARY, "usage summary"),
 ];
 
@@ -60,19 +65,18 @@ impl PosthogChannel {
         projects: Arc<Projects>,
         registry: Arc<Registry>,
     ) -> Self {
-        let client = || reqwest::Client::builder().timeout(Duration::from_secs(30));
-        let mut creator_http = client().redirect(reqwest::redirect::Policy::none());
-        if !webhooks.allow_private_targets {
-            creator_http = creator_http.dns_resolver(Arc::new(PublicOnly));
-        }
         PosthogChannel {
             projects,
             registry,
-            platform_http: client().build().expect("an HTTP client builds"),
-            creator_http: creator_http.build().expect("an HTTP client builds"),
+            platform_http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .expect("an HTTP client builds"),
+            creator_http: targets::client(REQUEST_TIMEOUT, webhooks.allow_private_targets),
             batching: Batching {
                 size: config.batch_size,
-                linger_secs: (config.batch_linger_ms / 1_000) as i64,
+                // The outbox's clock counts seconds: a linger under one is one.
+                linger_secs: config.batch_linger_ms.div_ceil(1_000) as i64,
             },
         }
     }
@@ -136,13 +140,25 @@ impl PosthogChannel {
         } else {
             &self.platform_http
         };
-        match http.post(url).json(&body).send().await {
-            Ok(response) => {
-                let (status, headers) = (response.status(), response.headers().clone());
-                judge(status, &headers, &response.text().await.unwrap_or_default())
-            }
-            Err(err) => unreachable(&err),
+        outcome(http.post(url).json(&body).send().await).await
+    }
+
+    /// Sends one project's messages in one request; a batch PostHog refuses is sent again
+    /// one event a request, so that one bad event parks only itself.
+    async fn send_batch(&self, creator_id: &str, target: &str, batch: &[&MessageRow]) -> Vec<Sent> {
+        let event =
+            |message: &MessageRow| serde_json::from_str(&message.body).unwrap_or(Value::Null);
+        let together = self
+            .send(creator_id, target, batch.iter().map(|m| event(m)).collect())
+            .await;
+        if batch.len() == 1 || !matches!(together, Sent::Refused { .. }) {
+            return vec![together; batch.len()];
         }
+        let mut one_by_one = Vec::with_capacity(batch.len());
+        for message in batch {
+            one_by_one.push(self.send(creator_id, target, vec![event(message)]).await);
+        }
+        one_by_one
     }
 }
 
@@ -194,13 +210,10 @@ impl Channel for PosthogChannel {
             let mut sent = vec![None; messages.len()];
             for ((_, target), members) in groups {
                 let creator_id = &messages[members[0]].creator_id;
-                let events = members
-                    .iter()
-                    .map(|&at| serde_json::from_str(&messages[at].body).unwrap_or(Value::Null))
-                    .collect();
-                let outcome = self.send(creator_id, target, events).await;
-                for at in members {
-                    sent[at] = Some(outcome.clone());
+                let batch: Vec<&MessageRow> = members.iter().map(|&at| &messages[at]).collect();
+                let outcomes = self.send_batch(creator_id, target, &batch).await;
+                for (at, outcome) in members.into_iter().zip(outcomes) {
+                    sent[at] = Some(outcome);
                 }
             }
             sent.into_iter()

@@ -14,9 +14,22 @@ use crate::tenants::registry::Creator;
 #[serde(deny_unknown_fields)]
 pub struct PosthogUpdate {
     /// The project API key (`phc_…`); kept sealed, never shown again.
+    #[schema(schema_with = api_key_schema)]
     pub api_key: String,
     /// The project's host; the platform's `posthog.host` when absent.
+    #[schema(schema_with = host_schema)]
     pub host: Option<String>,
+}
+
+/// Visible ASCII, as PostHog's keys are.
+const API_KEY_PATTERN: &str = "^[!-~]+$";
+
+fn api_key_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::text(1, 200, API_KEY_PATTERN, "The project API key (`phc_…`)")
+}
+
+fn host_schema() -> utoipa::openapi::schema::Schema {
+    crate::schema::or_null(crate::schema::url_schema())
 }
 
 /// Where the creator's analytics go.

@@ -1,6 +1,6 @@
 //! Usage goes to analytics as one event per customer, meter and hour, read from the
-//! durable hourly buckets once the hour is over (and `SETTLE_SECS` more, for the group
-//! commit's fold to land its last deltas), never one event per usage event. A cursor kept
+//! durable hourly buckets once the hour is over (and `SETTLE_SECS` more; what the group
+//! commit's log still holds is folded first), never one event per usage event. A cursor kept
 //! with the events it made (one transaction) says which hour is next, so a restart neither
 //! skips nor repeats an hour; the first start begins with the hour then under way. Usage
 //! counted later into an hour already summarized (an event with a past timestamp) is not
@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::analytics::projects::Projects;
-use crate::clock::SharedClock;
+use crate::clock::{every, SharedClock, Stopping};
 use crate::outbox::model::{announcement, USAGE_SUMMARY};
 use crate::store::{Store, StoreError};
 use crate::usage::period::rfc3339;
@@ -24,18 +24,36 @@ const HOUR: i64 = 3_600;
 const SETTLE_SECS: i64 = 300;
 /// Hours summarized per pass, at most (a daemon that was down catches up gradually).
 const HOURS_PER_PASS: i64 = 24;
+/// Fold passes before a summary, at most.
+const MAX_FOLDS: usize = 100;
 
-/// Summarizes closed hours every `interval`, for as long as the process runs.
-pub fn spawn(store: Store, clock: SharedClock, projects: Arc<Projects>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        loop {
-            ticker.tick().await;
+/// Summarizes closed hours every `interval`, until the daemon stops.
+pub fn spawn(
+    store: Store,
+    clock: SharedClock,
+    projects: Arc<Projects>,
+    interval: Duration,
+    stopping: Stopping,
+) {
+    every(interval, stopping, move || {
+        let (store, clock, projects) = (store.clone(), clock.clone(), projects.clone());
+        async move {
             if let Err(err) = summarize(&store, clock.now(), &projects).await {
                 tracing::debug!(error = %err, "summarizing usage for analytics failed; will retry");
             }
         }
     });
+}
+
+/// Folds the log into the buckets until it is empty, or for `MAX_FOLDS` passes (under
+/// sustained ingest the log never empties, and the regular fold keeps up with it).
+async fn fold_what_is_logged(store: &Store) -> Result<(), StoreError> {
+    for _ in 0..MAX_FOLDS {
+        if store.fold_log().await? == 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Summarizes every settled hour after the cursor (up to `HOURS_PER_PASS`).
@@ -46,6 +64,11 @@ pub async fn summarize(store: &Store, now: i64, projects: &Projects) -> Result<(
         return store.announce_and_advance(&[], CURSOR, last_settled).await;
     };
     let mut hour = done + HOUR;
+    if hour > last_settled {
+        return Ok(());
+    }
+    // What the group commit holds unfolded may belong to the hours about to be read.
+    fold_what_is_logged(store).await?;
     while hour <= last_settled && hour <= done + HOURS_PER_PASS * HOUR {
         let announcements: Vec<_> = store
             .hour_totals(hour)

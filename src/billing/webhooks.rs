@@ -29,7 +29,7 @@ use crate::billing::dunning::GRACE_ENDED;
 use crate::billing::{billing_off, Billing};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::body::Body;
-use crate::outbox::model::announcement;
+use crate::outbox::model::{announcement, PAYMENT_FAILED, SUBSCRIPTION_UPDATED};
 use crate::state::AppState;
 use crate::store::billing::{BillingEventRow, SubscriptionRow};
 use crate::store::outbox::Announcement;
@@ -311,7 +311,7 @@ async fn announcements(
     let object = &event.object;
     let (event_type, data) = match event.kind.as_str() {
         kind if kind.starts_with("customer.subscription.") => (
-            "subscription.updated",
+            SUBSCRIPTION_UPDATED,
             json!({
                 "customer_id": customer_id,
                 "stripe_event": kind,
@@ -328,7 +328,7 @@ async fn announcements(
             let amount_due = object["amount_due"].as_i64();
             let currency = object["currency"].as_str().unwrap_or_default();
             (
-                "invoice.payment_failed",
+                PAYMENT_FAILED,
                 json!({
                     "customer_id": customer_id,
                     "invoice_id": object["id"],

@@ -128,7 +128,6 @@ pub struct EmbedRegistry {
 }
 
 impl EmbedRegistry {
-    /// The creator's catalog (empty for a creator that has made nothing yet).
     /// Every creator's running experiments.
     pub fn running_experiments(&self) -> Vec<Arc<LiveExperiment>> {
         self.creators
@@ -137,6 +136,7 @@ impl EmbedRegistry {
             .collect()
     }
 
+    /// The creator's catalog (empty for a creator that has made nothing yet).
     pub fn of(&self, creator_id: &Arc<str>) -> Arc<CreatorEmbeds> {
         if let Some(found) = self.creators.get(creator_id) {
             return found.clone();

@@ -16,10 +16,12 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::config::ResendConfig;
-use crate::notices::model::{effective, escape_html, printable, render, tells_customer, values_of};
+use crate::notices::model::{effective, escape_html, render, tells_customer, values_of};
 use crate::notices::service::stored;
+use crate::outbound::{outcome, Sent};
 use crate::outbox::model::{new_id, Integration};
-use crate::outbox::{judge, unreachable, Channel, Sent};
+use crate::outbox::{one_by_one, Channel};
+use crate::schema::printable;
 use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
 use crate::tenants::registry::Registry;
@@ -112,13 +114,7 @@ impl EmailChannel {
             .header("Idempotency-Key", &message.id)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(message.body.clone());
-        match request.send().await {
-            Ok(response) => {
-                let (status, headers) = (response.status(), response.headers().clone());
-                judge(status, &headers, &response.text().await.unwrap_or_default())
-            }
-            Err(err) => unreachable(&err),
-        }
+        outcome(request.send().await).await
     }
 }
 
@@ -144,12 +140,6 @@ impl Channel for EmailChannel {
     }
 
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
-        Box::pin(async move {
-            let mut sent = Vec::with_capacity(messages.len());
-            for message in messages {
-                sent.push(self.send(message).await);
-            }
-            sent
-        })
+        Box::pin(one_by_one(messages, |message| self.send(message)))
     }
 }

@@ -7,29 +7,35 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
+use utoipa::PartialSchema;
 
 use crate::error::ApiError;
-use crate::outbox::model::{ENDPOINT_DISABLED, GRACE_ENDED};
+use crate::outbox::model::{
+    ENDPOINT_DISABLED, GRACE_ENDED, PAYMENT_FAILED, USAGE_LIMIT_REACHED, USAGE_OVERAGE_STARTED,
+    USAGE_WARNING,
+};
+use crate::schema::{or_null, printable, text, NO_CONTROL};
 
 /// The kinds a creator can turn off or reword, each with its built-in subject and text.
 pub const KINDS: &[(&str, &str, &str)] = &[
     (
-        "usage.warning",
+        USAGE_WARNING,
         "{{customer}} has used {{used}} of {{limit}} {{meter}}",
         "{{customer}} has used {{used}} of the {{limit}} {{meter}} in the {{tier}} plan this period (until {{period_end}}).",
     ),
     (
-        "usage.limit_reached",
+        USAGE_LIMIT_REACHED,
         "{{customer}} reached the {{meter}} limit",
         "{{customer}} has reached the limit of {{limit}} {{meter}} in the {{tier}} plan; more is refused until {{period_end}}.",
     ),
     (
-        "usage.overage_started",
+        USAGE_OVERAGE_STARTED,
         "{{customer}} is past the {{meter}} limit",
         "{{customer}} has used {{used}} {{meter}}, past the {{limit}} in the {{tier}} plan; what is past the limit is billed as overage.",
     ),
     (
-        "invoice.payment_failed",
+        PAYMENT_FAILED,
         "A payment from {{customer}} failed",
         "A payment of {{amount}} from {{customer}} failed. The plan stays as it is until {{grace_ends_at}}; after that, unless the payment goes through, the customer moves to the free plan.",
     ),
@@ -73,12 +79,66 @@ pub fn tells_customer(kind: &str) -> bool {
 pub struct TemplateUpdate {
     /// Off: this kind sends no email (webhooks and analytics still go).
     pub enabled: Option<bool>,
-    /// 1 to 200 characters, one line.
+    #[schema(schema_with = subject_schema)]
     pub subject: Option<String>,
-    /// The plain-text part, up to 20,000 characters.
+    #[schema(schema_with = text_part_schema)]
     pub text: Option<String>,
-    /// The HTML part, up to 20,000 characters; empty: the text part, escaped, in a `<p>`.
+    #[schema(schema_with = html_part_schema)]
     pub html: Option<String>,
+}
+
+/// An email address as `parse_email` takes it.
+const EMAIL_PATTERN: &str = r#"^[^\s\x00-\x1F\x7F-\x9F<>,;"@]+@[^\s\x00-\x1F\x7F-\x9F<>,;"@]*\.[^\s\x00-\x1F\x7F-\x9F<>,;"@]*$"#;
+
+fn subject_schema() -> Object {
+    text(
+        1,
+        200,
+        NO_CONTROL,
+        "The subject, one line, 1 to 200 characters, with placeholders",
+    )
+}
+
+fn part_schema(description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(20_000))
+        .description(Some(description))
+        .build()
+}
+
+fn text_part_schema() -> Object {
+    part_schema("The plain-text part, up to 20,000 characters, with placeholders")
+}
+
+fn html_part_schema() -> Object {
+    part_schema(
+        "The HTML part, up to 20,000 characters, with placeholders (their values escaped); \
+         empty: the text part, escaped, in a `<p>`",
+    )
+}
+
+fn notice_email_schema() -> Schema {
+    or_null(text(
+        3,
+        254,
+        EMAIL_PATTERN,
+        "Where the creator's copy of every notice goes",
+    ))
+}
+
+/// An object with one optional property per kind, and no other.
+fn kinds_schema() -> Object {
+    let mut kinds = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        .description(Some(
+            "Per kind; a kind left out keeps the built-in template",
+        ));
+    for (kind, _, _) in KINDS {
+        kinds = kinds.property(*kind, TemplateUpdate::schema());
+    }
+    kinds.build()
 }
 
 /// A kind's template in force.
@@ -95,11 +155,10 @@ pub struct Template {
 #[serde(deny_unknown_fields)]
 pub struct NoticesUpdate {
     /// Where the creator's copy of every notice goes; null: none.
+    #[schema(schema_with = notice_email_schema)]
     pub notice_email: Option<String>,
-    /// Per kind (`usage.warning`, `usage.limit_reached`, `usage.overage_started`,
-    /// `invoice.payment_failed`, `billing.grace_ended`, `webhook_endpoint.disabled`); a kind
-    /// left out keeps the built-in template.
     #[serde(default)]
+    #[schema(schema_with = kinds_schema)]
     pub kinds: BTreeMap<String, TemplateUpdate>,
 }
 
@@ -182,7 +241,7 @@ fn invalid_template(field: &str, rule: &str) -> ApiError {
 /// An email address as far as a notice needs: one `@`, something each side, no spaces or
 /// control characters, at most 254 characters.
 pub fn parse_email(email: &str) -> Result<(), ApiError> {
-    let ok = email.len() <= 254
+    let ok = email.chars().count() <= 254
         && !email
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
@@ -289,11 +348,6 @@ pub fn values_of(data: &Value, creator: &str) -> BTreeMap<&'static str, String> 
         values.insert(*placeholder, value);
     }
     values
-}
-
-/// Text without control characters (no line breaks smuggled into a subject).
-pub fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
 }
 
 pub fn escape_html(text: &str) -> String {

@@ -28,8 +28,9 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use rand::Rng;
 
-use crate::clock::SharedClock;
+use crate::clock::{every, SharedClock, Stopping};
 use crate::config::OutboxConfig;
+use crate::outbound::Sent;
 use crate::outbox::model::Integration;
 use crate::store::outbox::{AttemptRecord, MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
@@ -37,26 +38,9 @@ use crate::telemetry::{metric_names, LogLimiter};
 
 /// Events dispatched per pass.
 const DISPATCH_BATCH: i64 = 100;
-
-/// What one try to send a message came to.
-#[derive(Debug, Clone)]
-pub enum Sent {
-    Delivered {
-        status: u16,
-    },
-    /// Worth trying again (a 429, a 5xx, a timeout, the service unreachable); `retry_after`
-    /// is the wait the service asked for, in seconds.
-    Failed {
-        status: Option<u16>,
-        error: String,
-        retry_after: Option<u64>,
-    },
-    /// Will not succeed as it is (the service refuses the request itself): parked now.
-    Refused {
-        status: Option<u16>,
-        error: String,
-    },
-}
+/// How often what is past its retention is deleted, and how many rows a statement takes.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3_600);
+const PRUNE_BATCH: i64 = 1_000;
 
 /// How many messages a channel sends in one request, and how long a partial batch waits.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +70,20 @@ pub trait Channel: Send + Sync + 'static {
     }
 }
 
+/// Sends `messages` one after another with `send`: the `deliver` of a channel that sends
+/// one message a request.
+pub async fn one_by_one<'a, F, Fut>(messages: &'a [MessageRow], send: F) -> Vec<Sent>
+where
+    F: Fn(&'a MessageRow) -> Fut,
+    Fut: std::future::Future<Output = Sent>,
+{
+    let mut sent = Vec::with_capacity(messages.len());
+    for message in messages {
+        sent.push(send(message).await);
+    }
+    sent
+}
+
 /// The outbox's settings, from `[outbox]`.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -94,6 +92,7 @@ pub struct Schedule {
     pub retry_max_secs: i64,
     pub give_up_after_secs: i64,
     pub concurrency: usize,
+    pub retention_secs: i64,
 }
 
 impl Schedule {
@@ -104,12 +103,14 @@ impl Schedule {
             retry_max_secs: config.retry_max_secs as i64,
             give_up_after_secs: config.give_up_after_hours as i64 * 3_600,
             concurrency: config.concurrency,
+            retention_secs: config.retention_days as i64 * 86_400,
         }
     }
 
     /// When to try again after the `attempts`th failed try: `retry_base_secs` doubled per
     /// try, at most `retry_max_secs`, ±20 % jitter (so a service coming back is not hit by
-    /// every message at once), never sooner than the service asked.
+    /// every message at once), never sooner than the service asked (up to
+    /// `retry_max_secs`).
     fn next_try(&self, now: i64, attempts: i64, retry_after: Option<u64>) -> i64 {
         let doublings = (attempts - 1).clamp(0, 30) as u32;
         let backoff = self
@@ -117,8 +118,9 @@ impl Schedule {
             .saturating_mul(1_i64 << doublings)
             .min(self.retry_max_secs);
         let jittered = (backoff as f64 * rand::rng().random_range(0.8..1.2)).round() as i64;
-        let asked = retry_after.map_or(0, |secs| secs.min(i64::MAX as u64) as i64);
-        now + jittered.max(asked).max(1)
+        // A service's wish, within reason: never past the longest wait.
+        let asked = retry_after.map_or(0, |secs| secs.min(self.retry_max_secs as u64) as i64);
+        now.saturating_add(jittered.max(asked).max(1))
     }
 
     /// The record of one try of `message`.
@@ -158,44 +160,62 @@ impl Schedule {
 
 static STORE_FAILURES: LogLimiter = LogLimiter::every(60);
 
-/// Starts dispatch and one delivery loop per channel; they run as long as the process.
+/// Starts dispatch (with the hourly pruning) and one delivery loop per channel; they run
+/// until the daemon stops.
 pub fn spawn(
     store: Store,
     clock: SharedClock,
     schedule: Schedule,
     channels: Vec<Arc<dyn Channel>>,
+    stopping: Stopping,
 ) {
     let schedule = Arc::new(schedule);
-    tokio::spawn(dispatch_continually(
-        store.clone(),
-        clock.clone(),
-        schedule.clone(),
-        channels.clone(),
-    ));
+    {
+        let (store, clock, channels) = (store.clone(), clock.clone(), channels.clone());
+        every(schedule.poll_interval, stopping.clone(), move || {
+            let (store, clock, channels) = (store.clone(), clock.clone(), channels.clone());
+            async move {
+                if let Err(err) = dispatch(&store, clock.now(), &channels).await {
+                    log_store_failure("dispatching outbox events", &err);
+                }
+                if let Err(err) = observe_backlog(&store, clock.now()).await {
+                    log_store_failure("measuring the outbox backlog", &err);
+                }
+            }
+        });
+    }
+    {
+        let (store, clock, retention) = (store.clone(), clock.clone(), schedule.retention_secs);
+        every(PRUNE_INTERVAL, stopping.clone(), move || {
+            let (store, clock) = (store.clone(), clock.clone());
+            async move { prune(&store, clock.now() - retention).await }
+        });
+    }
     for channel in channels {
-        tokio::spawn(deliver_continually(
-            store.clone(),
-            clock.clone(),
-            schedule.clone(),
-            channel,
-        ));
+        let (store, clock, schedule) = (store.clone(), clock.clone(), schedule.clone());
+        every(schedule.poll_interval, stopping.clone(), move || {
+            let (store, clock, schedule, channel) = (
+                store.clone(),
+                clock.clone(),
+                schedule.clone(),
+                channel.clone(),
+            );
+            async move {
+                if let Err(err) = deliver_due(&store, &clock, &schedule, channel.as_ref()).await {
+                    log_store_failure("delivering outbox messages", &err);
+                }
+            }
+        });
     }
 }
 
-async fn dispatch_continually(
-    store: Store,
-    clock: SharedClock,
-    schedule: Arc<Schedule>,
-    channels: Vec<Arc<dyn Channel>>,
-) {
-    let mut ticker = tokio::time::interval(schedule.poll_interval);
+/// Deletes what is past its retention, a batch at a time.
+async fn prune(store: &Store, before: i64) {
     loop {
-        ticker.tick().await;
-        if let Err(err) = dispatch(&store, clock.now(), &channels).await {
-            log_store_failure("dispatching outbox events", &err);
-        }
-        if let Err(err) = observe_backlog(&store, clock.now()).await {
-            log_store_failure("measuring the outbox backlog", &err);
+        match store.prune_outbox(before, PRUNE_BATCH).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err) => return log_store_failure("pruning the outbox", &err),
         }
     }
 }
@@ -234,21 +254,6 @@ async fn observe_backlog(store: &Store, now: i64) -> Result<(), StoreError> {
             .set((now - oldest).max(0) as f64);
     }
     Ok(())
-}
-
-async fn deliver_continually(
-    store: Store,
-    clock: SharedClock,
-    schedule: Arc<Schedule>,
-    channel: Arc<dyn Channel>,
-) {
-    let mut ticker = tokio::time::interval(schedule.poll_interval);
-    loop {
-        ticker.tick().await;
-        if let Err(err) = deliver_due(&store, &clock, &schedule, channel.as_ref()).await {
-            log_store_failure("delivering outbox messages", &err);
-        }
-    }
 }
 
 /// Sends what is due, `concurrency` batches at a time, until nothing due is left.
@@ -306,72 +311,6 @@ fn log_store_failure(what: &str, err: &StoreError) {
     }
 }
 
-/// Reads an HTTP answer as what one try came to: 2xx delivered; 408, 409, 425, 429 and
-/// 5xx worth retrying (with the `Retry-After` seconds, if any); any other status refused.
-pub fn judge(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &str,
-) -> Sent {
-    let code = status.as_u16();
-    if status.is_success() {
-        return Sent::Delivered { status: code };
-    }
-    let error = format!("HTTP {code}: {}", excerpt(body));
-    if status.is_server_error() || matches!(code, 408 | 409 | 425 | 429) {
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        Sent::Failed {
-            status: Some(code),
-            error,
-            retry_after,
-        }
-    } else {
-        Sent::Refused {
-            status: Some(code),
-            error,
-        }
-    }
-}
-
-/// A request that got no answer (refused connection, timeout): worth retrying.
-pub fn unreachable(err: &reqwest::Error) -> Sent {
-    let error = if err.is_timeout() {
-        "timed out".to_string()
-    } else {
-        format!("no answer: {}", describe(err))
-    };
-    Sent::Failed {
-        status: None,
-        error,
-        retry_after: None,
-    }
-}
-
-/// A reqwest error with its causes, without the URL it names (a URL may carry a key).
-pub fn describe(err: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut text = err.to_string();
-    if let Some(url) = err.url() {
-        text = text.replace(url.as_str(), "<url>");
-    }
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The start of a service's answer, for the record (bounded, one line).
-fn excerpt(body: &str) -> String {
-    let line: String = body.chars().filter(|c| !c.is_control()).take(300).collect();
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +322,7 @@ mod tests {
             retry_max_secs: 3_600,
             give_up_after_secs: 72 * 3_600,
             concurrency: 2,
+            retention_secs: 90 * 86_400,
         }
     }
 
@@ -398,37 +338,6 @@ mod tests {
             );
         }
         assert_eq!(s.next_try(1_000, 1, Some(120)) - 1_000, 120);
-    }
-
-    #[test]
-    fn statuses_are_judged_by_whether_a_retry_can_help() {
-        let headers = {
-            let mut h = reqwest::header::HeaderMap::new();
-            h.insert(reqwest::header::RETRY_AFTER, "30".parse().unwrap());
-            h
-        };
-        let none = reqwest::header::HeaderMap::new();
-        assert!(matches!(
-            judge(reqwest::StatusCode::OK, &none, ""),
-            Sent::Delivered { status: 200 }
-        ));
-        assert!(matches!(
-            judge(reqwest::StatusCode::TOO_MANY_REQUESTS, &headers, ""),
-            Sent::Failed {
-                retry_after: Some(30),
-                ..
-            }
-        ));
-        assert!(matches!(
-            judge(reqwest::StatusCode::BAD_GATEWAY, &none, ""),
-            Sent::Failed {
-                retry_after: None,
-                ..
-            }
-        ));
-        assert!(matches!(
-            judge(reqwest::StatusCode::UNPROCESSABLE_ENTITY, &none, "bad"),
-            Sent::Refused { .. }
-        ));
+        assert_eq!(s.next_try(1_000, 1, Some(u64::MAX)) - 1_000, 3_600);
     }
 }

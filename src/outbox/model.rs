@@ -33,15 +33,24 @@ pub fn announcement(
     }
 }
 
+/// The event types, as webhooks, notices and analytics name them.
+pub const USAGE_WARNING: &str = "usage.warning";
+pub const USAGE_LIMIT_REACHED: &str = "usage.limit_reached";
+pub const USAGE_OVERAGE_STARTED: &str = "usage.overage_started";
+pub const TIER_CHANGED: &str = "customer.tier_changed";
+pub const SUBSCRIPTION_UPDATED: &str = "subscription.updated";
+pub const PAYMENT_FAILED: &str = "invoice.payment_failed";
+pub const SRM_DETECTED: &str = "experiment.srm_detected";
+
 /// The event types webhook endpoints subscribe to (SPEC: outgoing webhooks).
 pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
-    "usage.warning",
-    "usage.limit_reached",
-    "usage.overage_started",
-    "customer.tier_changed",
-    "subscription.updated",
-    "invoice.payment_failed",
-    "experiment.srm_detected",
+    USAGE_WARNING,
+    USAGE_LIMIT_REACHED,
+    USAGE_OVERAGE_STARTED,
+    TIER_CHANGED,
+    SUBSCRIPTION_UPDATED,
+    PAYMENT_FAILED,
+    SRM_DETECTED,
 ];
 
 /// Events told only to the creator by email: a customer's grace period ended unpaid, a
@@ -146,12 +155,45 @@ pub struct MessagePage {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MessageQuery {
-    /// `email`, `webhook` or `posthog`.
+    #[param(schema_with = integration_schema)]
     pub integration: Option<String>,
-    /// `pending`, `delivered` or `parked`.
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
-    /// From the previous page's `next_cursor`.
+    #[param(schema_with = cursor_schema)]
     pub cursor: Option<String>,
-    /// 1 to 100; 20 when absent.
+    #[param(schema_with = page_limit_schema)]
     pub limit: Option<i64>,
+}
+
+/// Message statuses.
+pub const STATUSES: [&str; 3] = ["pending", "delivered", "parked"];
+
+/// A page's cursor: `<created_at>.<message id>`.
+pub const CURSOR_PATTERN: &str = "^[0-9]{1,18}[.][A-Za-z0-9_]{1,64}$";
+
+fn one_of(values: &[&'static str], description: &str) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+fn integration_schema() -> utoipa::openapi::schema::Object {
+    let names: Vec<&'static str> = Integration::ALL.iter().map(|i| i.as_str()).collect();
+    one_of(&names, "Only the messages of this integration")
+}
+
+fn status_schema() -> utoipa::openapi::schema::Object {
+    one_of(&STATUSES, "Only the messages in this state")
+}
+
+fn cursor_schema() -> utoipa::openapi::schema::Object {
+    crate::schema::text(3, 83, CURSOR_PATTERN, "The previous page's `next_cursor`")
+}
+
+fn page_limit_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::schema::integer(1, 100, "At most this many, newest first");
+    schema.default = Some(20.into());
+    schema
 }

@@ -2,11 +2,11 @@
 //! owner everyone's (the parked ones, say).
 
 use crate::error::ApiError;
-use crate::outbox::model::{Integration, MessagePage, MessageQuery, MessageView};
+use crate::outbox::model::{
+    Integration, MessagePage, MessageQuery, MessageView, CURSOR_PATTERN, STATUSES,
+};
 use crate::state::AppState;
 use crate::store::outbox::MessageFilter;
-
-const STATUSES: [&str; 3] = ["pending", "delivered", "parked"];
 
 /// A page of messages; `creator_id` `None` lists every creator's. `only` narrows to one
 /// target of one integration (a webhook endpoint's deliveries).
@@ -64,10 +64,14 @@ pub async fn list(
     })
 }
 
-/// `<created_at>.<id>`, as `list` makes it.
+/// `<created_at>.<id>`, as `list` makes it (and `CURSOR_PATTERN` says).
 fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
-    cursor
-        .split_once('.')
+    static CURSOR: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(CURSOR_PATTERN).expect("a regex"));
+    CURSOR
+        .is_match(cursor)
+        .then(|| cursor.split_once('.'))
+        .flatten()
         .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
         .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))
 }

@@ -3,6 +3,11 @@
 //! usage). An event is written in the same transaction as its cause, keyed by the cause,
 //! so one cause makes one event however often it is retried; its messages are made once,
 //! when it is dispatched, and each moves pending → delivered, or parked.
+//!
+//! The outbox's own loops (dispatch, delivery, pruning, the hourly summaries) work across
+//! creators, as the group commit's fold does: those methods take no creator id, and act on
+//! rows already made for a creator. Everything a creator asks through the API takes its
+//! id first.
 
 use sqlx::Row;
 
@@ -105,6 +110,17 @@ pub struct EndpointRow {
     pub failing_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// What a creator changes of an endpoint; `None` leaves it.
+#[derive(Debug, Default)]
+pub struct EndpointChange {
+    pub url: Option<String>,
+    /// JSON array of event types.
+    pub events: Option<String>,
+    pub description: Option<String>,
+    /// `true` also forgets the endpoint's failures.
+    pub enabled: Option<bool>,
 }
 
 const ENDPOINT_COLUMNS: &str = "id, creator_id, url, events, description, secret_sealed, \
@@ -385,6 +401,32 @@ impl Store {
         .map_err(unavailable)
     }
 
+    /// Deletes up to `limit` delivered or parked messages last tried before `before`, then
+    /// up to `limit` events dispatched before it that have no message left; answers how
+    /// many rows went. Small batches: no long lock.
+    pub async fn prune_outbox(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
+        let messages = sqlx::query(
+            "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages \
+             WHERE status <> 'pending' AND last_attempt_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let events = sqlx::query(
+            "DELETE FROM outbox_events WHERE id IN (SELECT e.id FROM outbox_events e \
+             WHERE e.dispatched_at IS NOT NULL AND e.dispatched_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM outbox_messages m WHERE m.event_id = e.id) LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(messages.rows_affected() + events.rows_affected())
+    }
+
     // --- notices --------------------------------------------------------------------------
 
     pub async fn notice_settings(
@@ -470,26 +512,37 @@ impl Store {
         .map_err(unavailable)
     }
 
-    /// Saves an endpoint's url, events, description and enabled state.
-    pub async fn update_endpoint(&self, row: &EndpointRow) -> Result<(), StoreError> {
+    /// Changes what `change` names of an endpoint, and only that (a delivery may disable
+    /// it meanwhile); answers it as it is now.
+    pub async fn change_endpoint(
+        &self,
+        creator_id: &str,
+        id: &str,
+        change: &EndpointChange,
+        now: i64,
+    ) -> Result<Option<EndpointRow>, StoreError> {
+        // -1: `enabled` left as it is.
+        let enabled = change.enabled.map_or(-1, i64::from);
         sqlx::query(
-            "UPDATE webhook_endpoints SET url = $1, events = $2, description = $3, enabled = $4, \
-             disabled_reason = $5, failing_since = $6, updated_at = $7 \
-             WHERE creator_id = $8 AND id = $9",
+            "UPDATE webhook_endpoints SET url = COALESCE($1, url), \
+             events = COALESCE($2, events), description = COALESCE($3, description), \
+             enabled = CASE WHEN $4 = -1 THEN enabled ELSE $4 END, \
+             disabled_reason = CASE WHEN $4 = 1 THEN NULL \
+                 WHEN $4 = 0 THEN 'disabled by the creator' ELSE disabled_reason END, \
+             failing_since = CASE WHEN $4 = 1 THEN NULL ELSE failing_since END, \
+             updated_at = $5 WHERE creator_id = $6 AND id = $7",
         )
-        .bind(&row.url)
-        .bind(&row.events)
-        .bind(&row.description)
-        .bind(row.enabled)
-        .bind(row.disabled_reason.as_deref())
-        .bind(row.failing_since)
-        .bind(row.updated_at)
-        .bind(&row.creator_id)
-        .bind(&row.id)
+        .bind(change.url.as_deref())
+        .bind(change.events.as_deref())
+        .bind(change.description.as_deref())
+        .bind(enabled)
+        .bind(now)
+        .bind(creator_id)
+        .bind(id)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        self.endpoint(creator_id, id).await
     }
 
     /// Deletes an endpoint; its pending messages are parked with it.
@@ -502,7 +555,8 @@ impl Store {
             .await
             .map_err(unavailable)?;
         sqlx::query(
-            "UPDATE outbox_messages SET status = 'parked', last_error = 'the endpoint was deleted' \
+            "UPDATE outbox_messages SET status = 'parked', last_error = 'the endpoint was deleted', \
+             last_attempt_at = COALESCE(last_attempt_at, created_at) \
              WHERE creator_id = $1 AND integration = 'webhook' AND target = $2 AND status = 'pending'",
         )
         .bind(creator_id)
@@ -523,17 +577,21 @@ impl Store {
         succeeded: bool,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let sql = if succeeded {
-            "UPDATE webhook_endpoints SET failing_since = NULL WHERE creator_id = $1 AND id = $2 \
-             AND $3 = $3"
+        let query = if succeeded {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = NULL \
+                 WHERE creator_id = $1 AND id = $2",
+            )
         } else {
-            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) \
-             WHERE creator_id = $1 AND id = $2"
+            sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) \
+                 WHERE creator_id = $2 AND id = $3",
+            )
+            .bind(now)
         };
-        sqlx::query(sql)
+        query
             .bind(creator_id)
             .bind(id)
-            .bind(now)
             .execute(&self.pool)
             .await
             .map_err(unavailable)?;

@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::customers::model::{Customer, CustomerUpdate};
 use crate::error::ApiError;
 use crate::meters::model::{Meter, MeterId};
-use crate::outbox::model::announcement;
+use crate::outbox::model::{announcement, TIER_CHANGED};
 use crate::store::{CustomerRow, MeterRow, Store, TierRow};
 use crate::tenants::state::{CommitState, Tenant};
 use crate::tiers::model::{NewTier, Tier, TierDefinition, TierPatch};
@@ -345,7 +345,7 @@ impl Handler<UpsertCustomer> for TenantActor {
                     let from = key_of(from);
                     let to = update.tier.as_deref().map(String::from);
                     let cause = format!(
-                        "customer.tier_changed:{}:{}:{}:{now}",
+                        "{TIER_CHANGED}:{}:{}:{}:{now}",
                         update.id,
                         from.as_deref().unwrap_or(""),
                         to.as_deref().unwrap_or("")
@@ -355,7 +355,7 @@ impl Handler<UpsertCustomer> for TenantActor {
                         "from": from,
                         "to": to,
                     });
-                    announcement(&tenant.id, cause, "customer.tier_changed", data, now)
+                    announcement(&tenant.id, cause, TIER_CHANGED, data, now)
                 })
                 .into_iter()
                 .collect();

@@ -117,15 +117,6 @@ impl Threshold {
     pub fn bit(self) -> u8 {
         self as u8
     }
-
-    /// The event type it is told as (SPEC: outgoing webhooks).
-    pub fn event_type(self) -> &'static str {
-        match self {
-            Threshold::Warning => "usage.warning",
-            Threshold::LimitReached => "usage.limit_reached",
-            Threshold::OverageStarted => "usage.overage_started",
-        }
-    }
 }
 
 /// The thresholds (as bits) an event passed, from the usage it was decided against and its

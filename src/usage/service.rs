@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::customers::model::{Entitlement, MeterUsage, Usage};
 use crate::error::ApiError;
-use crate::outbox::model::announcement;
+use crate::outbox::model::{
+    announcement, USAGE_LIMIT_REACHED, USAGE_OVERAGE_STARTED, USAGE_WARNING,
+};
 use crate::store::flusher::SubmitError;
 use crate::store::outbox::Announcement;
 use crate::store::{BucketWrite, FlushHandle, FlushJob, KeyWrite, StoreHealth};
@@ -382,7 +384,11 @@ fn announce_thresholds(
         if applied.thresholds & threshold.bit() == 0 {
             continue;
         }
-        let event_type = threshold.event_type();
+        let event_type = match threshold {
+            Threshold::Warning => USAGE_WARNING,
+            Threshold::LimitReached => USAGE_LIMIT_REACHED,
+            Threshold::OverageStarted => USAGE_OVERAGE_STARTED,
+        };
         let data = serde_json::json!({
             "customer_id": &*result.customer_id,
             "meter": &*result.meter,

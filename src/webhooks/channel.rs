@@ -8,7 +8,6 @@
 //! disabled, and its creator told by a `webhook_endpoint.disabled` notice; what it was
 //! still owed is parked, to be retried once it works again.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -16,8 +15,9 @@ use serde_json::{json, Value};
 
 use crate::clock::SharedClock;
 use crate::config::WebhooksConfig;
+use crate::outbound::{outcome, Sent};
 use crate::outbox::model::{announcement, new_id, Integration, ENDPOINT_DISABLED};
-use crate::outbox::{judge, unreachable, Channel, Sent};
+use crate::outbox::{one_by_one, Channel};
 use crate::sealing::Sealer;
 use crate::store::outbox::{EndpointRow, MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
@@ -36,19 +36,12 @@ pub struct WebhookChannel {
 
 impl WebhookChannel {
     pub fn new(config: &WebhooksConfig, store: Store, clock: SharedClock, sealer: Sealer) -> Self {
-        let mut http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
-            // A redirect could lead inside the network; a receiver must answer itself.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("staryer-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !config.allow_private_targets {
-            http = http.dns_resolver(Arc::new(targets::PublicOnly));
-        }
+        let timeout = Duration::from_millis(config.request_timeout_ms);
         WebhookChannel {
             store,
             clock,
             sealer,
-            http: http.build().expect("an HTTP client builds"),
+            http: targets::client(timeout, config.allow_private_targets),
             allow_private: config.allow_private_targets,
             disable_after_secs: config.disable_after_hours as i64 * 3_600,
         }
@@ -105,20 +98,14 @@ impl WebhookChannel {
             .body(message.body.clone())
             .send()
             .await;
-        let sent = match answer {
-            Ok(response) => {
-                let (status, headers) = (response.status(), response.headers().clone());
-                match judge(status, &headers, &response.text().await.unwrap_or_default()) {
-                    // A receiver's 4xx is as likely to be passing as a 5xx: retried.
-                    Sent::Refused { status, error } => Sent::Failed {
-                        status,
-                        error,
-                        retry_after: None,
-                    },
-                    sent => sent,
-                }
-            }
-            Err(err) => unreachable(&err),
+        let sent = match outcome(answer).await {
+            // A receiver's 4xx is as likely to be passing as a 5xx: retried.
+            Sent::Refused { status, error } => Sent::Failed {
+                status,
+                error,
+                retry_after: None,
+            },
+            sent => sent,
         };
         self.note(&endpoint, matches!(sent, Sent::Delivered { .. }))
             .await;
@@ -207,12 +194,6 @@ impl Channel for WebhookChannel {
     }
 
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
-        Box::pin(async move {
-            let mut sent = Vec::with_capacity(messages.len());
-            for message in messages {
-                sent.push(self.send(message).await);
-            }
-            sent
-        })
+        Box::pin(one_by_one(messages, |message| self.send(message)))
     }
 }

@@ -1,9 +1,11 @@
 //! Webhook endpoints as the API takes and shows them.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, Schema, Type};
 
 use crate::error::ApiError;
 use crate::outbox::model::WEBHOOK_EVENT_TYPES;
+use crate::schema::{or_null, text, url_schema, NO_CONTROL};
 use crate::store::outbox::EndpointRow;
 use crate::usage::period::rfc3339;
 
@@ -16,22 +18,58 @@ pub const MAX_ENDPOINTS: usize = 20;
 pub struct NewEndpoint {
     /// Where deliveries are POSTed: http(s), not on a loopback or private network unless
     /// the operator allows it.
+    #[schema(schema_with = url_schema)]
     pub url: String,
-    /// The event types sent to it: `usage.warning`, `usage.limit_reached`,
-    /// `usage.overage_started`, `customer.tier_changed`, `subscription.updated`,
-    /// `invoice.payment_failed`, `experiment.srm_detected`.
+    /// The event types sent to it.
+    #[schema(schema_with = events_schema)]
     pub events: Vec<String>,
-    /// A note for the creator, up to 200 characters.
     #[serde(default)]
+    #[schema(schema_with = description_schema)]
     pub description: String,
+}
+
+fn events_schema() -> Array {
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(WEBHOOK_EVENT_TYPES.iter().copied())),
+        )
+        .min_items(Some(1))
+        .description(Some("Event types, at least one"))
+        .build()
+}
+
+fn description_schema() -> Object {
+    text(
+        0,
+        200,
+        NO_CONTROL,
+        "A note for the creator, one line, up to 200 characters",
+    )
+}
+
+fn optional_url_schema() -> Schema {
+    or_null(url_schema())
+}
+
+fn optional_events_schema() -> Schema {
+    or_null(events_schema())
+}
+
+fn optional_description_schema() -> Schema {
+    or_null(description_schema())
 }
 
 /// `PATCH /v1/webhook_endpoints/{id}`: what is given changes.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
+    #[schema(schema_with = optional_url_schema)]
     pub url: Option<String>,
+    #[schema(schema_with = optional_events_schema)]
     pub events: Option<Vec<String>>,
+    #[schema(schema_with = optional_description_schema)]
     pub description: Option<String>,
     /// `true` enables a disabled endpoint again (and forgets its failures).
     pub enabled: Option<bool>,
@@ -92,7 +130,7 @@ pub fn parse_events(events: &[String]) -> Result<Vec<String>, ApiError> {
                 "invalid_events",
                 format!(
                     "`{}` is no event type; the types are {}",
-                    crate::notices::model::printable(event),
+                    crate::schema::printable(event),
                     WEBHOOK_EVENT_TYPES.join(", ")
                 ),
             ));

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::outbox::model::{new_id, Integration, MessagePage, MessageQuery, MessageView};
 use crate::outbox::service as outbox;
 use crate::state::AppState;
-use crate::store::outbox::EndpointRow;
+use crate::store::outbox::{EndpointChange, EndpointRow};
 use crate::tenants::registry::Creator;
 use crate::webhooks::model::{
     parse_description, parse_events, CreatedEndpoint, EndpointPatch, EndpointView, NewEndpoint,
@@ -83,32 +83,32 @@ pub async fn update(
     id: &str,
     patch: EndpointPatch,
 ) -> Result<EndpointView, ApiError> {
-    let mut row = find(state, creator, id).await?;
-    if let Some(url) = &patch.url {
-        row.url = targets::check(url, state.integrations.allow_private_targets)
-            .await?
-            .to_string();
-    }
-    if let Some(events) = &patch.events {
-        row.events = serde_json::to_string(&parse_events(events)?).expect("strings serialize");
-    }
-    if let Some(description) = &patch.description {
-        row.description = parse_description(description)?;
-    }
-    match patch.enabled {
-        Some(true) => {
-            row.enabled = 1;
-            row.disabled_reason = None;
-            row.failing_since = None;
+    let allow_private = state.integrations.allow_private_targets;
+    let url = match &patch.url {
+        Some(url) => Some(targets::check(url, allow_private).await?.to_string()),
+        None => None,
+    };
+    let events = match &patch.events {
+        Some(events) => {
+            Some(serde_json::to_string(&parse_events(events)?).expect("strings serialize"))
         }
-        Some(false) => {
-            row.enabled = 0;
-            row.disabled_reason = Some("disabled by the creator".into());
-        }
-        None => {}
-    }
-    row.updated_at = state.usage.now();
-    state.store.update_endpoint(&row).await?;
+        None => None,
+    };
+    let change = EndpointChange {
+        url,
+        events,
+        description: patch
+            .description
+            .as_deref()
+            .map(parse_description)
+            .transpose()?,
+        enabled: patch.enabled,
+    };
+    let row = state
+        .store
+        .change_endpoint(&creator.tenant.id, id, &change, state.usage.now())
+        .await?
+        .ok_or_else(endpoint_not_found)?;
     Ok(EndpointView::of(&row))
 }
 
