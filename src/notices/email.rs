@@ -20,7 +20,7 @@ use crate::notices::model::{effective, escape_html, render, tells_customer, valu
 use crate::notices::service::stored;
 use crate::outbound::{outcome, Sent};
 use crate::outbox::model::{new_id, Integration};
-use crate::outbox::{one_by_one, Channel};
+use crate::outbox::{one_by_one, Batching, Channel};
 use crate::schema::printable;
 use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
@@ -141,5 +141,14 @@ impl Channel for EmailChannel {
 
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
         Box::pin(one_by_one(messages, |message| self.send(message)))
+    }
+
+    /// Each email is its own request (its own idempotency key); a pass hands over a few at
+    /// once so that their records go in one transaction.
+    fn batching(&self) -> Batching {
+        Batching {
+            size: 10,
+            linger_secs: 0,
+        }
     }
 }

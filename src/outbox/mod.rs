@@ -220,7 +220,7 @@ async fn prune(store: &Store, before: i64) {
     }
 }
 
-/// Turns every new event into its messages.
+/// Turns every new event into its messages, a batch of events a transaction.
 async fn dispatch(
     store: &Store,
     now: i64,
@@ -228,14 +228,19 @@ async fn dispatch(
 ) -> Result<(), StoreError> {
     loop {
         let events = store.undispatched_events(DISPATCH_BATCH).await?;
-        for event in &events {
+        let count = events.len() as i64;
+        let mut dispatched = Vec::with_capacity(events.len());
+        for event in events {
             let mut messages = Vec::new();
             for channel in channels {
-                messages.extend(channel.messages_for(event).await?);
+                messages.extend(channel.messages_for(&event).await?);
             }
-            store.dispatch_event(event, &messages, now).await?;
+            dispatched.push((event, messages));
         }
-        if (events.len() as i64) < DISPATCH_BATCH {
+        if !dispatched.is_empty() {
+            store.dispatch_events(&dispatched, now).await?;
+        }
+        if count < DISPATCH_BATCH {
             return Ok(());
         }
     }
@@ -275,21 +280,26 @@ async fn deliver_due(
             return Ok(());
         }
         let batches: Vec<Vec<MessageRow>> = due.chunks(size).map(<[MessageRow]>::to_vec).collect();
-        let results: Vec<Result<(), StoreError>> = futures::stream::iter(batches)
+        let tried: Vec<Vec<(String, AttemptRecord)>> = futures::stream::iter(batches)
             .map(|batch| async move {
                 let sent = channel.deliver(&batch).await;
                 let now = clock.now();
-                for (message, sent) in batch.iter().zip(sent) {
-                    let record = schedule.record(message, &sent, now);
-                    count(integration, record.status);
-                    store.record_attempt(&message.id, &record).await?;
-                }
-                Ok(())
+                batch
+                    .iter()
+                    .zip(sent)
+                    .map(|(message, sent)| {
+                        let record = schedule.record(message, &sent, now);
+                        count(integration, record.status);
+                        (message.id.clone(), record)
+                    })
+                    .collect()
             })
             .buffer_unordered(schedule.concurrency)
             .collect()
             .await;
-        results.into_iter().collect::<Result<(), StoreError>>()?;
+        // One transaction for the pass: on SQLite every write transaction waits its turn
+        // with the group commit.
+        store.record_attempts(&tried.concat()).await?;
         if (due.len() as i64) < limit {
             return Ok(());
         }

@@ -867,9 +867,27 @@ fn multi_row_insert(
     sql
 }
 
+/// `count` placeholders numbered from `first`, comma-separated (`$2, $3` or `?, ?`): the
+/// list of an `IN (…)`.
+fn placeholders(dialect: Dialect, first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| match dialect {
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${n}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{multi_row_insert, Dialect};
+    use super::{multi_row_insert, placeholders, Dialect};
+
+    #[test]
+    fn in_lists_number_placeholders_from_where_they_start() {
+        assert_eq!(placeholders(Dialect::Postgres, 2, 3), "$2, $3, $4");
+        assert_eq!(placeholders(Dialect::Sqlite, 2, 2), "?, ?");
+    }
 
     #[test]
     fn multi_row_inserts_number_placeholders_in_order() {

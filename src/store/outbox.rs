@@ -11,7 +11,9 @@
 
 use sqlx::Row;
 
-use super::{multi_row_insert, unavailable, Dialect, Store, StoreError, ROWS_PER_STATEMENT};
+use super::{
+    multi_row_insert, placeholders, unavailable, Dialect, Store, StoreError, ROWS_PER_STATEMENT,
+};
 
 /// An event to write with its cause (see `outbox_events`).
 #[derive(Debug, Clone)]
@@ -199,38 +201,54 @@ impl Store {
         .map_err(unavailable)
     }
 
-    /// Makes an event's messages and marks it dispatched, in one transaction.
-    pub async fn dispatch_event(
+    /// Makes the events' messages and marks the events dispatched, in one transaction.
+    pub async fn dispatch_events(
         &self,
-        event: &OutboxEventRow,
-        messages: &[NewMessage],
+        dispatched: &[(OutboxEventRow, Vec<NewMessage>)],
         now: i64,
     ) -> Result<(), StoreError> {
+        let rows: Vec<(&OutboxEventRow, &NewMessage)> = dispatched
+            .iter()
+            .flat_map(|(event, messages)| messages.iter().map(move |m| (event, m)))
+            .collect();
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for message in messages {
-            sqlx::query(
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = multi_row_insert(
+                self.dialect,
                 "INSERT INTO outbox_messages (id, event_id, creator_id, integration, target, body, \
-                 status, next_attempt_at, created_at, retry_from) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) \
-                 ON CONFLICT (event_id, integration, target) DO NOTHING",
-            )
-            .bind(&message.id)
-            .bind(&event.id)
-            .bind(&event.creator_id)
-            .bind(message.integration)
-            .bind(&message.target)
-            .bind(&message.body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+                 status, next_attempt_at, created_at, retry_from) VALUES ",
+                10,
+                chunk.len(),
+                "ON CONFLICT (event_id, integration, target) DO NOTHING",
+            );
+            let mut query = sqlx::query(&sql);
+            for (event, message) in chunk {
+                query = query
+                    .bind(&message.id)
+                    .bind(&event.id)
+                    .bind(&event.creator_id)
+                    .bind(message.integration)
+                    .bind(&message.target)
+                    .bind(&message.body)
+                    .bind("pending")
+                    .bind(now)
+                    .bind(now)
+                    .bind(now);
+            }
+            query.execute(&mut *tx).await.map_err(unavailable)?;
         }
-        sqlx::query("UPDATE outbox_events SET dispatched_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&event.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        for chunk in dispatched.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE outbox_events SET dispatched_at = {} WHERE id IN ({})",
+                placeholders(self.dialect, 1, 1),
+                placeholders(self.dialect, 2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for (event, _) in chunk {
+                query = query.bind(&event.id);
+            }
+            query.execute(&mut *tx).await.map_err(unavailable)?;
+        }
         tx.commit().await.map_err(unavailable)
     }
 
@@ -255,27 +273,30 @@ impl Store {
         .map_err(unavailable)
     }
 
-    pub async fn record_attempt(
+    /// Records tries of messages, all in one transaction.
+    pub async fn record_attempts(
         &self,
-        message_id: &str,
-        attempt: &AttemptRecord,
+        attempts: &[(String, AttemptRecord)],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox_messages SET status = $1, attempts = attempts + 1, \
-             last_attempt_at = $2, next_attempt_at = $3, last_status = $4, last_error = $5, \
-             delivered_at = CASE WHEN $1 = 'delivered' THEN $2 ELSE delivered_at END \
-             WHERE id = $6",
-        )
-        .bind(attempt.status)
-        .bind(attempt.at)
-        .bind(attempt.next_attempt_at)
-        .bind(attempt.http_status)
-        .bind(attempt.error.as_deref())
-        .bind(message_id)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for (message_id, attempt) in attempts {
+            sqlx::query(
+                "UPDATE outbox_messages SET status = $1, attempts = attempts + 1, \
+                 last_attempt_at = $2, next_attempt_at = $3, last_status = $4, last_error = $5, \
+                 delivered_at = CASE WHEN $1 = 'delivered' THEN $2 ELSE delivered_at END \
+                 WHERE id = $6",
+            )
+            .bind(attempt.status)
+            .bind(attempt.at)
+            .bind(attempt.next_attempt_at)
+            .bind(attempt.http_status)
+            .bind(attempt.error.as_deref())
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
     }
 
     /// Pending messages of each integration: how many, and when the oldest was made.

@@ -260,6 +260,8 @@ async fn watch_postgres(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Pings in a row that got no answer in time.
+    let mut unanswered = 0;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -273,10 +275,22 @@ async fn watch_postgres(
             }
         }
         let ping = tokio::time::timeout(interval.max(Duration::from_secs(1)), connection.ping());
-        if let Ok(Ok(())) = ping.await {
-            continue;
+        match ping.await {
+            Ok(Ok(())) => {
+                unanswered = 0;
+                continue;
+            }
+            // A slow answer on a busy machine: the session, and the lock, are still ours.
+            Err(_) if unanswered + 1 < UNANSWERED_PINGS => {
+                unanswered += 1;
+                continue;
+            }
+            _ => {}
         }
         health.hold_lost("the connection holding the database's writer lock was lost");
+        // Let the session go first: while it lives, it holds the lock a new one would take.
+        drop(connection);
+        unanswered = 0;
         connection = loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -291,6 +305,10 @@ async fn watch_postgres(
         health.hold_regained();
     }
 }
+
+/// Pings in a row without an answer in time before the hold's connection is taken for
+/// lost (a failed ping is lost at once).
+const UNANSWERED_PINGS: u32 = 5;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! disabled, and its creator told by a `webhook_endpoint.disabled` notice; what it was
 //! still owed is parked, to be retried once it works again.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -17,13 +18,16 @@ use crate::clock::SharedClock;
 use crate::config::WebhooksConfig;
 use crate::outbound::{outcome, Sent};
 use crate::outbox::model::{announcement, new_id, Integration, ENDPOINT_DISABLED};
-use crate::outbox::{one_by_one, Channel};
+use crate::outbox::{Batching, Channel};
 use crate::sealing::Sealer;
 use crate::store::outbox::{EndpointRow, MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
 use crate::usage::period::rfc3339;
 use crate::webhooks::service::secret_owner;
 use crate::webhooks::{signing, targets};
+
+/// Messages one delivery pass hands over at once (each still its own request).
+const BATCH: usize = 20;
 
 pub struct WebhookChannel {
     store: Store,
@@ -68,26 +72,42 @@ impl WebhookChannel {
             .collect())
     }
 
-    async fn send(&self, message: &MessageRow) -> Sent {
-        let endpoint = match self
-            .store
-            .endpoint(&message.creator_id, &message.target)
-            .await
-        {
+    /// Delivers one endpoint's messages, one request each, and notes how it went: the
+    /// endpoint is read, checked and its secret opened once for them all.
+    async fn send_to(
+        &self,
+        creator_id: &str,
+        endpoint_id: &str,
+        messages: &[&MessageRow],
+    ) -> Vec<Sent> {
+        let endpoint = match self.store.endpoint(creator_id, endpoint_id).await {
             Ok(Some(endpoint)) if endpoint.enabled != 0 => endpoint,
-            Ok(_) => return refused("the endpoint is disabled or deleted"),
-            Err(err) => return failed(format!("reading the endpoint: {err}")),
+            Ok(_) => return vec![refused("the endpoint is disabled or deleted"); messages.len()],
+            Err(err) => {
+                return vec![failed(format!("reading the endpoint: {err}")); messages.len()]
+            }
         };
         if let Err(err) = targets::check(&endpoint.url, self.allow_private).await {
-            return refused(err.message);
+            return vec![refused(err.message); messages.len()];
         }
         let owner = secret_owner(&endpoint.creator_id, &endpoint.id);
         let secret = match self.sealer.open(&owner, &endpoint.secret_sealed) {
             Ok(secret) => secret,
-            Err(err) => return refused(err.to_string()),
+            Err(err) => return vec![refused(err.to_string()); messages.len()],
         };
+        let mut sent = Vec::with_capacity(messages.len());
+        for message in messages {
+            sent.push(self.post(&endpoint, &secret, message).await);
+        }
+        let succeeded = sent.iter().any(|s| matches!(s, Sent::Delivered { .. }));
+        self.note(&endpoint, succeeded).await;
+        sent
+    }
+
+    /// One signed delivery.
+    async fn post(&self, endpoint: &EndpointRow, secret: &str, message: &MessageRow) -> Sent {
         let timestamp = self.clock.now();
-        let signature = signing::sign(&secret, &message.id, timestamp, &message.body);
+        let signature = signing::sign(secret, &message.id, timestamp, &message.body);
         let answer = self
             .http
             .post(&endpoint.url)
@@ -98,7 +118,7 @@ impl WebhookChannel {
             .body(message.body.clone())
             .send()
             .await;
-        let sent = match outcome(answer).await {
+        match outcome(answer).await {
             // A receiver's 4xx is as likely to be passing as a 5xx: retried.
             Sent::Refused { status, error } => Sent::Failed {
                 status,
@@ -106,25 +126,27 @@ impl WebhookChannel {
                 retry_after: None,
             },
             sent => sent,
-        };
-        self.note(&endpoint, matches!(sent, Sent::Delivered { .. }))
-            .await;
-        sent
+        }
     }
 
-    /// Keeps the endpoint's failure streak; disables it once the streak is too long.
+    /// Keeps the endpoint's failure streak (written only when it starts or ends);
+    /// disables the endpoint once the streak is too long.
     async fn note(&self, endpoint: &EndpointRow, succeeded: bool) {
         let now = self.clock.now();
-        let failing_since = match self
-            .store
-            .note_endpoint_result(&endpoint.creator_id, &endpoint.id, succeeded, now)
-            .await
-        {
-            Ok(failing_since) => failing_since,
-            Err(err) => {
-                tracing::debug!(error = %err, "noting a webhook delivery's result failed");
-                return;
-            }
+        let failing_since = match (succeeded, endpoint.failing_since) {
+            (true, None) => return,
+            (false, Some(since)) => Some(since),
+            _ => match self
+                .store
+                .note_endpoint_result(&endpoint.creator_id, &endpoint.id, succeeded, now)
+                .await
+            {
+                Ok(failing_since) => failing_since,
+                Err(err) => {
+                    tracing::debug!(error = %err, "noting a webhook delivery's result failed");
+                    return;
+                }
+            },
         };
         let Some(since) = failing_since.filter(|since| now - since >= self.disable_after_secs)
         else {
@@ -194,6 +216,33 @@ impl Channel for WebhookChannel {
     }
 
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
-        Box::pin(one_by_one(messages, |message| self.send(message)))
+        Box::pin(async move {
+            // One endpoint at a time (a batch comes in order of when it is due).
+            let mut by_endpoint: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+            for (at, message) in messages.iter().enumerate() {
+                by_endpoint
+                    .entry((message.creator_id.as_str(), message.target.as_str()))
+                    .or_default()
+                    .push(at);
+            }
+            let mut sent = vec![None; messages.len()];
+            for ((creator_id, endpoint_id), members) in by_endpoint {
+                let batch: Vec<&MessageRow> = members.iter().map(|&at| &messages[at]).collect();
+                let outcomes = self.send_to(creator_id, endpoint_id, &batch).await;
+                for (at, outcome) in members.into_iter().zip(outcomes) {
+                    sent[at] = Some(outcome);
+                }
+            }
+            sent.into_iter()
+                .map(|s| s.expect("every message is sent"))
+                .collect()
+        })
+    }
+
+    fn batching(&self) -> Batching {
+        Batching {
+            size: BATCH,
+            linger_secs: 0,
+        }
     }
 }

@@ -32,7 +32,7 @@ fn resend_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}))
 }
 
-/// A fake Resend that answers every email.
+/// A fake Resend that answers every email, and a webhook receiver beside it (`/hook`).
 async fn fake_resend() -> MockServer {
     let resend = MockServer::start().await;
     Mock::given(method("POST"))
@@ -40,7 +40,49 @@ async fn fake_resend() -> MockServer {
         .respond_with(resend_ok())
         .mount(&resend)
         .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&resend)
+        .await;
     resend
+}
+
+/// The webhooks of `event_type` the receiver took, one per `webhook-id` (a receiver drops
+/// a repeat by its id).
+async fn webhooks(server: &MockServer, event_type: &str) -> Vec<Value> {
+    let mut ids = BTreeSet::new();
+    let mut hooks = Vec::new();
+    for request in server.received_requests().await.unwrap_or_default() {
+        if request.url.path() != "/hook" {
+            continue;
+        }
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let id = request
+            .headers
+            .get("webhook-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        if body["type"] == event_type && ids.insert(id) {
+            hooks.push(body);
+        }
+    }
+    hooks
+}
+
+async fn add_endpoint(app: &TestApp, creator: &TestCreator, base: &str) {
+    ok_json(
+        app.post(
+            "/v1/webhook_endpoints",
+            &creator.secret_key,
+            json!({"url": format!("{base}/hook"), "events": ["usage.warning", "usage.limit_reached"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
 }
 
 /// The emails Resend took, by recipient, one per idempotency key (as Resend sends one
@@ -49,6 +91,9 @@ async fn emails(resend: &MockServer) -> Vec<Value> {
     let mut keys = BTreeSet::new();
     let mut emails = Vec::new();
     for request in resend.received_requests().await.unwrap_or_default() {
+        if request.url.path() != "/emails" {
+            continue;
+        }
         let key = request
             .headers
             .get("idempotency-key")
@@ -125,6 +170,7 @@ async fn crossing_warn_at_emails_once_per_customer_meter_period_and_kind(backend
     let resend = fake_resend().await;
     let app = spawn_app_with(backend, with_resend(&resend)).await;
     let creator = creator_with_notices(&app).await;
+    add_endpoint(&app, &creator, &resend.uri()).await;
     assert_eq!(calls(&app, &creator, 8, None).await["decision"], "allow");
     let crossing = calls(&app, &creator, 1, Some("cross-1")).await;
     assert_eq!(crossing["decision"], "warn");
@@ -183,6 +229,8 @@ async fn crossing_warn_at_emails_once_per_customer_meter_period_and_kind(backend
             .len(),
         2
     );
+    assert_eq!(webhooks(&resend, "usage.warning").await.len(), 1);
+    assert_eq!(webhooks(&resend, "usage.limit_reached").await.len(), 1);
     let messages = app.outbox(&creator, "?integration=email").await;
     assert_eq!(messages.len(), 4, "{messages:?}");
     assert!(messages
@@ -193,7 +241,9 @@ async fn crossing_warn_at_emails_once_per_customer_meter_period_and_kind(backend
     app.clock.advance(31 * 86_400);
     calls(&app, &creator, 9, None).await;
     eventually("the next period's warning", || async {
-        (emails_of_kind(&resend, "has used").await.len() == 4).then_some(())
+        (emails_of_kind(&resend, "has used").await.len() == 4
+            && webhooks(&resend, "usage.warning").await.len() == 2)
+            .then_some(())
     })
     .await;
 }
@@ -201,10 +251,10 @@ async fn crossing_warn_at_emails_once_per_customer_meter_period_and_kind(backend
 async fn a_crossing_is_emailed_once_after_a_sigkill_between_the_count_and_the_send(
     backend: Backend,
 ) {
-    // Resend is down while the crossing is counted: the email cannot go before the kill.
+    // Resend and the webhook receiver are down while the crossing is counted: nothing can
+    // go before the kill.
     let resend = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/emails"))
         .respond_with(ResponseTemplate::new(503))
         .mount(&resend)
         .await;
@@ -217,6 +267,10 @@ async fn a_crossing_is_emailed_once_after_a_sigkill_between_the_count_and_the_se
         ("STARYER__OUTBOX__POLL_INTERVAL_MS", "50".to_string()),
         ("STARYER__OUTBOX__RETRY_BASE_SECS", "1".to_string()),
         ("STARYER__OUTBOX__RETRY_MAX_SECS", "1".to_string()),
+        (
+            "STARYER__WEBHOOKS__ALLOW_PRIVATE_TARGETS",
+            "true".to_string(),
+        ),
     ];
     let daemon = Daemon::start(data_dir.path(), &database_url, port, &env).await;
     let client = reqwest::Client::new();
@@ -277,6 +331,17 @@ async fn a_crossing_is_emailed_once_after_a_sigkill_between_the_count_and_the_se
         200,
     )
     .await;
+    ok_json(
+        call(
+            "/v1/webhook_endpoints",
+            &key,
+            json!({"url": format!("{}/hook", resend.uri()), "events": ["usage.warning"]}),
+        )
+        .await
+        .unwrap(),
+        201,
+    )
+    .await;
     let crossing = ok_json(
         call(
             "/v1/events",
@@ -291,22 +356,33 @@ async fn a_crossing_is_emailed_once_after_a_sigkill_between_the_count_and_the_se
     assert_eq!(crossing["decision"], "warn");
     daemon.sigkill();
 
-    // Resend is back; the restarted daemon sends what the killed one owed, once.
+    // Both are back; the restarted daemon sends what the killed one owed, once.
+    let tried = resend.received_requests().await.unwrap().len();
     resend.reset().await;
     Mock::given(method("POST"))
         .and(path("/emails"))
         .respond_with(resend_ok())
         .mount(&resend)
         .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&resend)
+        .await;
     let daemon = Daemon::start(data_dir.path(), &database_url, port, &env).await;
-    eventually("the email owed", || async {
-        (!emails(&resend).await.is_empty()).then_some(())
+    eventually("the email and the webhook owed", || async {
+        let (sent, hooks) = (
+            emails(&resend).await,
+            webhooks(&resend, "usage.warning").await,
+        );
+        (!sent.is_empty() && !hooks.is_empty()).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = emails(&resend).await;
-    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent.len(), 1, "{sent:?} (tried {tried} times while down)");
     assert_eq!(sent[0]["to"][0], "ops@acme.test");
+    assert_eq!(webhooks(&resend, "usage.warning").await.len(), 1);
     drop(daemon);
 }
 
