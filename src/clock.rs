@@ -51,8 +51,13 @@ pub type SharedClock = Arc<dyn Clock>;
 /// Told `true` when the daemon stops: background loops end.
 pub type Stopping = tokio::sync::watch::Receiver<bool>;
 
-/// Runs `work` now and then every `interval` (real time), until `stopping` turns true.
-pub fn every<F, Fut>(interval: std::time::Duration, mut stopping: Stopping, mut work: F)
+/// Runs `work` now and then every `interval` (real time), until `stopping` turns true;
+/// the handle ends once the round under way when told has finished.
+pub fn every<F, Fut>(
+    interval: std::time::Duration,
+    mut stopping: Stopping,
+    mut work: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -70,5 +75,5 @@ where
                 }
             }
         }
-    });
+    })
 }

@@ -98,6 +98,8 @@ pub struct ResendConfig {
     pub base_url: String,
     /// Sender of every notice.
     pub from: String,
+    /// Emails per second at most.
+    pub requests_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -109,6 +111,8 @@ pub struct WebhooksConfig {
     pub request_timeout_ms: u64,
     /// Failing this long without a success disables an endpoint, hours.
     pub disable_after_hours: u64,
+    /// Deliveries per second at most, all endpoints together.
+    pub requests_per_second: u32,
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -121,6 +125,8 @@ pub struct PosthogConfig {
     pub batch_size: usize,
     /// Longest wait for a batch to fill, milliseconds.
     pub batch_linger_ms: u64,
+    /// Batch requests per second at most.
+    pub requests_per_second: u32,
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -151,8 +157,8 @@ macro_rules! debug_without_secrets {
 }
 
 debug_without_secrets!(SecretsConfig {} secret { sealing_key });
-debug_without_secrets!(ResendConfig { base_url, from } secret { api_key });
-debug_without_secrets!(PosthogConfig { host, batch_size, batch_linger_ms } secret { api_key });
+debug_without_secrets!(ResendConfig { base_url, from, requests_per_second } secret { api_key });
+debug_without_secrets!(PosthogConfig { host, batch_size, batch_linger_ms, requests_per_second } secret { api_key });
 debug_without_secrets!(OpenAiConfig { base_url, model, timeout_ms, suggestions_per_hour } secret { api_key });
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -386,6 +392,18 @@ impl Config {
                 self.webhooks.disable_after_hours,
             ),
             ("posthog.batch_size", self.posthog.batch_size as u64),
+            (
+                "resend.requests_per_second",
+                u64::from(self.resend.requests_per_second),
+            ),
+            (
+                "webhooks.requests_per_second",
+                u64::from(self.webhooks.requests_per_second),
+            ),
+            (
+                "posthog.requests_per_second",
+                u64::from(self.posthog.requests_per_second),
+            ),
             ("openai.timeout_ms", self.openai.timeout_ms),
             (
                 "openai.suggestions_per_hour",
@@ -616,7 +634,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 50, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 53, "{:?}", known_settings());
     }
 
     #[test]

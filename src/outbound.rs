@@ -1,7 +1,25 @@
 //! Talking to services outside the daemon over HTTP (Resend, PostHog, a creator's webhook
 //! endpoints, OpenAI): what one try came to, read off an answer the same way everywhere,
 //! with errors described without the URL (which may carry a key) and answers read only
-//! as far as the record needs (a creator's endpoint could stream without end).
+//! as far as the record needs (a creator's endpoint could stream without end); and the
+//! pace each service is sent at (its rate limit, and CPU left to ingest in a burst).
+
+/// A service's pace: requests a second at most, waited for (not refused) when exceeded.
+pub struct Pace(governor::DefaultDirectRateLimiter);
+
+impl Pace {
+    pub fn per_second(requests: u32) -> Pace {
+        let requests = std::num::NonZeroU32::new(requests).unwrap_or(std::num::NonZeroU32::MIN);
+        Pace(governor::RateLimiter::direct(governor::Quota::per_second(
+            requests,
+        )))
+    }
+
+    /// Waits until one more request may go.
+    pub async fn turn(&self) {
+        self.0.until_ready().await;
+    }
+}
 
 /// Bytes of an answer kept for the record.
 const ANSWER_BYTES: usize = 4_096;

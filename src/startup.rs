@@ -39,6 +39,9 @@ use crate::tenants::registry::Registry;
 use crate::usage::service::UsageService;
 use crate::webhooks::channel::WebhookChannel;
 
+/// How long a stopping daemon waits for its background loops' last round.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(10);
+
 pub struct App {
     server: Server,
     port: u16,
@@ -48,8 +51,9 @@ pub struct App {
     reconciler: Option<actix::Addr<Reconciler>>,
     /// Let go when the daemon has stopped (after the store is closed).
     hold: WriterHold,
-    /// Tells the background loops (outbox, summaries, watchers) to end.
+    /// Tells the background loops (outbox, summaries, watchers) to end, and their handles.
     stop_background: tokio::sync::watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -109,15 +113,15 @@ impl App {
         let embeds = Arc::new(EmbedRegistry::default());
         let sealer = Sealer::from_config(&config.secrets.sealing_key, &config.data_dir)?;
         let (stop_background, stopping) = tokio::sync::watch::channel(false);
-        let integrations =
+        let (integrations, mut background) =
             start_integrations(&config, &store, &clock, &registry, &sealer, &stopping).await?;
-        crate::experiments::watch::spawn(
+        background.push(crate::experiments::watch::spawn(
             store.clone(),
             clock.clone(),
             embeds.clone(),
             Duration::from_millis(config.outbox.poll_interval_ms),
             stopping,
-        );
+        ));
         let ready = Arc::new(AtomicBool::new(false));
         tracing::info!(
             version = %env!("CARGO_PKG_VERSION"),
@@ -192,6 +196,7 @@ impl App {
             reconciler,
             hold,
             stop_background,
+            background,
         })
     }
 
@@ -214,7 +219,11 @@ impl App {
         if let Some(reconciler) = &self.reconciler {
             reconciler.do_send(reconcile::Stop);
         }
+        // The background loops finish the round under way (a delivery in flight, say)
+        // before the store closes; one that hangs is not waited for long.
         let _ = self.stop_background.send(true);
+        let loops = futures::future::join_all(self.background);
+        let _ = tokio::time::timeout(BACKGROUND_GRACE, loops).await;
         tracing::info!("stopping: draining the commit queue");
         self.flusher.drain().await;
         if let Err(err) = self.store.fold_all().await {
@@ -374,7 +383,8 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 }
 
 /// The outbox with a channel per integration that is on (each that is off says so once in
-/// the log), the hourly usage summaries for analytics, and what handlers need of them.
+/// the log), the hourly usage summaries for analytics; answers what handlers need of them
+/// and the loops' handles.
 async fn start_integrations(
     config: &Config,
     store: &Store,
@@ -382,7 +392,7 @@ async fn start_integrations(
     registry: &Arc<Registry>,
     sealer: &Sealer,
     stopping: &Stopping,
-) -> anyhow::Result<Integrations> {
+) -> anyhow::Result<(Integrations, Vec<tokio::task::JoinHandle<()>>)> {
     let platform_project = (!config.posthog.api_key.is_empty()).then(|| Project {
         host: config.posthog.host.clone(),
         api_key: config.posthog.api_key.clone(),
@@ -415,25 +425,27 @@ async fn start_integrations(
         channels.push(Arc::new(email));
     }
     let schedule = Schedule::from_config(&config.outbox);
-    summaries::spawn(
+    let summarizing = summaries::spawn(
         store.clone(),
         clock.clone(),
         analytics.clone(),
         schedule.poll_interval,
         stopping.clone(),
     );
-    outbox::spawn(
+    let mut background = outbox::spawn(
         store.clone(),
         clock.clone(),
         schedule,
         channels,
         stopping.clone(),
     );
-    Ok(Integrations {
+    background.push(summarizing);
+    let integrations = Integrations {
         email_enabled,
         allow_private_targets: config.webhooks.allow_private_targets,
         analytics,
         posthog_host: config.posthog.host.clone(),
         suggester: Suggester::from_config(&config.openai),
-    })
+    };
+    Ok((integrations, background))
 }

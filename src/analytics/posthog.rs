@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::analytics::projects::{Projects, CREATOR_TARGET};
 use crate::config::{PosthogConfig, WebhooksConfig};
-use crate::outbound::{outcome, Sent};
+use crate::outbound::{outcome, Pace, Sent};
 use crate::outbox::model::{
     new_id, Integration, EMBED_CHECKOUT_STARTED, EMBED_CLICKED, EMBED_EXPOSED,
     EXPERIMENT_CONVERTED, TIER_CHANGED, USAGE_LIMIT_REACHED, USAGE_OVERAGE_STARTED, USAGE_SUMMARY,
@@ -56,6 +56,7 @@ pub struct PosthogChannel {
     /// webhook endpoints (no internal addresses unless the operator allows them).
     creator_http: reqwest::Client,
     batching: Batching,
+    pace: Pace,
 }
 
 impl PosthogChannel {
@@ -78,6 +79,7 @@ impl PosthogChannel {
                 // The outbox's clock counts seconds: a linger under one is one.
                 linger_secs: config.batch_linger_ms.div_ceil(1_000) as i64,
             },
+            pace: Pace::per_second(config.requests_per_second),
         }
     }
 
@@ -133,6 +135,7 @@ impl PosthogChannel {
                 error: "the PostHog project was removed".into(),
             };
         };
+        self.pace.turn().await;
         let url = format!("{}/batch/", project.host.trim_end_matches('/'));
         let body = json!({"api_key": project.api_key, "batch": events});
         let http = if target == CREATOR_TARGET {

@@ -65,6 +65,11 @@ impl Projects {
         self.creators.remove(creator_id);
     }
 
+    /// Whether any creator's analytics go anywhere.
+    pub fn any(&self) -> bool {
+        self.platform.is_some() || !self.creators.is_empty()
+    }
+
     /// Whether the creator's analytics go anywhere.
     pub fn wants(&self, creator_id: &str) -> bool {
         self.platform.is_some() || self.creators.contains_key(creator_id)

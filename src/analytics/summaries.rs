@@ -2,7 +2,8 @@
 //! durable hourly buckets once the hour is over (and `SETTLE_SECS` more; what the group
 //! commit's log still holds is folded first), never one event per usage event. A cursor kept
 //! with the events it made (one transaction) says which hour is next, so a restart neither
-//! skips nor repeats an hour; the first start begins with the hour then under way. Usage
+//! skips nor repeats an hour; the first start begins with the hour then under way, and
+//! hours that pass while no analytics go anywhere are skipped unread. Usage
 //! counted later into an hour already summarized (an event with a past timestamp) is not
 //! summarized again.
 
@@ -17,6 +18,7 @@ use crate::outbox::model::{announcement, USAGE_SUMMARY};
 use crate::store::{Store, StoreError};
 use crate::usage::period::rfc3339;
 use crate::usage::quantity::Quantity;
+use tokio::task::JoinHandle;
 
 const CURSOR: &str = "usage_summaries";
 const HOUR: i64 = 3_600;
@@ -34,7 +36,7 @@ pub fn spawn(
     projects: Arc<Projects>,
     interval: Duration,
     stopping: Stopping,
-) {
+) -> JoinHandle<()> {
     every(interval, stopping, move || {
         let (store, clock, projects) = (store.clone(), clock.clone(), projects.clone());
         async move {
@@ -42,7 +44,7 @@ pub fn spawn(
                 tracing::debug!(error = %err, "summarizing usage for analytics failed; will retry");
             }
         }
-    });
+    })
 }
 
 /// Folds the log into the buckets until it is empty, or for `MAX_FOLDS` passes (under
@@ -66,6 +68,10 @@ pub async fn summarize(store: &Store, now: i64, projects: &Projects) -> Result<(
     let mut hour = done + HOUR;
     if hour > last_settled {
         return Ok(());
+    }
+    if !projects.any() {
+        // Nobody's analytics go anywhere: the hours pass unread.
+        return store.announce_and_advance(&[], CURSOR, last_settled).await;
     }
     // What the group commit holds unfolded may belong to the hours about to be read.
     fold_what_is_logged(store).await?;

@@ -21,14 +21,14 @@ pub fn spawn(
     embeds: Arc<EmbedRegistry>,
     interval: Duration,
     stopping: Stopping,
-) {
+) -> tokio::task::JoinHandle<()> {
     // Experiments already told, so a lasting mismatch is not written every pass.
     let told = Arc::new(Mutex::new(HashSet::new()));
     every(interval, stopping, move || {
         let (store, clock, embeds, told) =
             (store.clone(), clock.clone(), embeds.clone(), told.clone());
         async move { watch(&store, clock.now(), &embeds, &told).await }
-    });
+    })
 }
 
 type Told = Mutex<HashSet<(Arc<str>, Arc<str>)>>;

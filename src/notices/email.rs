@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::config::ResendConfig;
 use crate::notices::model::{effective, escape_html, render, tells_customer, values_of};
 use crate::notices::service::stored;
-use crate::outbound::{outcome, Sent};
+use crate::outbound::{outcome, Pace, Sent};
 use crate::outbox::model::{new_id, Integration};
 use crate::outbox::{one_by_one, Batching, Channel};
 use crate::schema::printable;
@@ -33,6 +33,7 @@ pub struct EmailChannel {
     endpoint: String,
     api_key: String,
     from: String,
+    pace: Pace,
 }
 
 impl EmailChannel {
@@ -56,6 +57,7 @@ impl EmailChannel {
             endpoint: format!("{}/emails", config.base_url.trim_end_matches('/')),
             api_key: config.api_key.clone(),
             from: config.from.clone(),
+            pace: Pace::per_second(config.requests_per_second),
         })
     }
 
@@ -107,6 +109,7 @@ impl EmailChannel {
     }
 
     async fn send(&self, message: &MessageRow) -> Sent {
+        self.pace.turn().await;
         let request = self
             .http
             .post(&self.endpoint)

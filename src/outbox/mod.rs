@@ -27,6 +27,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use rand::Rng;
+use tokio::task::JoinHandle;
 
 use crate::clock::{every, SharedClock, Stopping};
 use crate::config::OutboxConfig;
@@ -161,18 +162,19 @@ impl Schedule {
 static STORE_FAILURES: LogLimiter = LogLimiter::every(60);
 
 /// Starts dispatch (with the hourly pruning) and one delivery loop per channel; they run
-/// until the daemon stops.
+/// until the daemon stops. Answers their handles.
 pub fn spawn(
     store: Store,
     clock: SharedClock,
     schedule: Schedule,
     channels: Vec<Arc<dyn Channel>>,
     stopping: Stopping,
-) {
+) -> Vec<JoinHandle<()>> {
     let schedule = Arc::new(schedule);
+    let mut loops = Vec::new();
     {
         let (store, clock, channels) = (store.clone(), clock.clone(), channels.clone());
-        every(schedule.poll_interval, stopping.clone(), move || {
+        loops.push(every(schedule.poll_interval, stopping.clone(), move || {
             let (store, clock, channels) = (store.clone(), clock.clone(), channels.clone());
             async move {
                 if let Err(err) = dispatch(&store, clock.now(), &channels).await {
@@ -182,18 +184,18 @@ pub fn spawn(
                     log_store_failure("measuring the outbox backlog", &err);
                 }
             }
-        });
+        }));
     }
     {
         let (store, clock, retention) = (store.clone(), clock.clone(), schedule.retention_secs);
-        every(PRUNE_INTERVAL, stopping.clone(), move || {
+        loops.push(every(PRUNE_INTERVAL, stopping.clone(), move || {
             let (store, clock) = (store.clone(), clock.clone());
             async move { prune(&store, clock.now() - retention).await }
-        });
+        }));
     }
     for channel in channels {
         let (store, clock, schedule) = (store.clone(), clock.clone(), schedule.clone());
-        every(schedule.poll_interval, stopping.clone(), move || {
+        loops.push(every(schedule.poll_interval, stopping.clone(), move || {
             let (store, clock, schedule, channel) = (
                 store.clone(),
                 clock.clone(),
@@ -205,8 +207,9 @@ pub fn spawn(
                     log_store_failure("delivering outbox messages", &err);
                 }
             }
-        });
+        }));
     }
+    loops
 }
 
 /// Deletes what is past its retention, a batch at a time.

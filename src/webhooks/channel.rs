@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::clock::SharedClock;
 use crate::config::WebhooksConfig;
-use crate::outbound::{outcome, Sent};
+use crate::outbound::{outcome, Pace, Sent};
 use crate::outbox::model::{announcement, new_id, Integration, ENDPOINT_DISABLED};
 use crate::outbox::{Batching, Channel};
 use crate::sealing::Sealer;
@@ -36,6 +36,7 @@ pub struct WebhookChannel {
     http: reqwest::Client,
     allow_private: bool,
     disable_after_secs: i64,
+    pace: Pace,
 }
 
 impl WebhookChannel {
@@ -48,6 +49,7 @@ impl WebhookChannel {
             http: targets::client(timeout, config.allow_private_targets),
             allow_private: config.allow_private_targets,
             disable_after_secs: config.disable_after_hours as i64 * 3_600,
+            pace: Pace::per_second(config.requests_per_second),
         }
     }
 
@@ -106,6 +108,7 @@ impl WebhookChannel {
 
     /// One signed delivery.
     async fn post(&self, endpoint: &EndpointRow, secret: &str, message: &MessageRow) -> Sent {
+        self.pace.turn().await;
         let timestamp = self.clock.now();
         let signature = signing::sign(secret, &message.id, timestamp, &message.body);
         let answer = self
