@@ -190,9 +190,14 @@ impl Channel for PosthogChannel {
 
     fn messages_for<'a>(
         &'a self,
-        event: &'a OutboxEventRow,
-    ) -> BoxFuture<'a, Result<Vec<NewMessage>, StoreError>> {
-        Box::pin(async move { Ok(self.message(event).into_iter().collect()) })
+        events: &'a [OutboxEventRow],
+    ) -> BoxFuture<'a, Result<Vec<Vec<NewMessage>>, StoreError>> {
+        Box::pin(async move {
+            Ok(events
+                .iter()
+                .map(|event| self.message(event).into_iter().collect())
+                .collect())
+        })
     }
 
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {

@@ -9,6 +9,7 @@
 //! the crate's client retries and rate-limits on its own and folds answers into its error
 //! type.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,9 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::config::ResendConfig;
-use crate::notices::model::{effective, escape_html, render, tells_customer, values_of};
+use crate::notices::model::{
+    effective, escape_html, render, tells_customer, values_of, Template, KINDS,
+};
 use crate::notices::service::stored;
 use crate::outbound::{outcome, Pace, Sent};
 use crate::outbox::model::{new_id, Integration};
@@ -25,6 +28,16 @@ use crate::schema::printable;
 use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
 use crate::tenants::registry::Registry;
+
+/// One creator's notice settings in force, for a batch of its events.
+struct Settings {
+    notice_email: Option<String>,
+    templates: BTreeMap<String, Template>,
+    /// Customer id → email, for the customers the batch concerns.
+    customer_emails: HashMap<String, String>,
+    /// The creator's slug (`{{creator}}`).
+    creator: String,
+}
 
 pub struct EmailChannel {
     store: Store,
@@ -61,36 +74,29 @@ impl EmailChannel {
         })
     }
 
-    async fn messages(&self, event: &OutboxEventRow) -> Result<Vec<NewMessage>, StoreError> {
+    /// The emails of one event, given its creator's settings and customers' addresses.
+    fn messages(&self, event: &OutboxEventRow, settings: &Settings) -> Vec<NewMessage> {
         let kind = event.event_type.as_str();
-        let (notice_email, templates) = stored(&self.store, &event.creator_id).await?;
-        let Some(template) = effective(&templates).remove(kind).filter(|t| t.enabled) else {
-            return Ok(Vec::new());
+        let Some(template) = settings.templates.get(kind).filter(|t| t.enabled) else {
+            return Vec::new();
         };
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         let mut recipients = Vec::new();
         if tells_customer(kind) {
-            if let Some(customer) = data["customer_id"].as_str() {
-                if let Some(email) = self
-                    .store
-                    .customer_email(&event.creator_id, customer)
-                    .await?
-                {
-                    recipients.push(email);
-                }
+            if let Some(email) = data["customer_id"]
+                .as_str()
+                .and_then(|customer| settings.customer_emails.get(customer))
+            {
+                recipients.push(email.clone());
             }
         }
-        recipients.extend(notice_email);
+        recipients.extend(settings.notice_email.clone());
         recipients.dedup();
-        let creator = self
-            .registry
-            .creator(&event.creator_id)
-            .map_or_else(String::new, |c| c.tenant.slug.to_string());
-        let values = values_of(&data, &creator);
+        let values = values_of(&data, &settings.creator);
         let subject = render(&template.subject, &values, printable);
         let text = render(&template.text, &values, printable);
         let html = render(&template.html, &values, escape_html);
-        Ok(recipients
+        recipients
             .into_iter()
             .map(|to| NewMessage {
                 id: new_id("msg"),
@@ -105,7 +111,33 @@ impl EmailChannel {
                 .to_string(),
                 target: to,
             })
-            .collect())
+            .collect()
+    }
+
+    /// What one creator's notices of a batch need, read once: its templates and notice
+    /// address, and the emails of the customers they concern.
+    async fn settings(
+        &self,
+        creator_id: &str,
+        events: &[&OutboxEventRow],
+    ) -> Result<Settings, StoreError> {
+        let (notice_email, templates) = stored(&self.store, creator_id).await?;
+        let customers: Vec<String> = events
+            .iter()
+            .filter_map(|event| {
+                let data: Value = serde_json::from_str(&event.data).ok()?;
+                data["customer_id"].as_str().map(String::from)
+            })
+            .collect();
+        Ok(Settings {
+            notice_email,
+            templates: effective(&templates),
+            customer_emails: self.store.customer_emails(creator_id, &customers).await?,
+            creator: self
+                .registry
+                .creator(creator_id)
+                .map_or_else(String::new, |c| c.tenant.slug.to_string()),
+        })
     }
 
     async fn send(&self, message: &MessageRow) -> Sent {
@@ -128,17 +160,27 @@ impl Channel for EmailChannel {
 
     fn messages_for<'a>(
         &'a self,
-        event: &'a OutboxEventRow,
-    ) -> BoxFuture<'a, Result<Vec<NewMessage>, StoreError>> {
+        events: &'a [OutboxEventRow],
+    ) -> BoxFuture<'a, Result<Vec<Vec<NewMessage>>, StoreError>> {
         Box::pin(async move {
-            if crate::notices::model::KINDS
-                .iter()
-                .any(|(kind, _, _)| *kind == event.event_type)
-            {
-                self.messages(event).await
-            } else {
-                Ok(Vec::new())
+            let is_notice = |event: &&OutboxEventRow| {
+                KINDS.iter().any(|(kind, _, _)| *kind == event.event_type)
+            };
+            let mut by_creator: HashMap<&str, Vec<&OutboxEventRow>> = HashMap::new();
+            for event in events.iter().filter(is_notice) {
+                by_creator.entry(&event.creator_id).or_default().push(event);
             }
+            let mut settings = HashMap::new();
+            for (creator_id, theirs) in &by_creator {
+                settings.insert(*creator_id, self.settings(creator_id, theirs).await?);
+            }
+            Ok(events
+                .iter()
+                .map(|event| match settings.get(event.creator_id.as_str()) {
+                    Some(theirs) if is_notice(&event) => self.messages(event, theirs),
+                    _ => Vec::new(),
+                })
+                .collect())
         })
     }
 

@@ -54,11 +54,12 @@ pub struct Batching {
 pub trait Channel: Send + Sync + 'static {
     fn integration(&self) -> Integration;
 
-    /// The messages this channel sends for `event`; none when it has nothing to say.
+    /// The messages this channel sends for each of `events` (a pass's batch, so that what
+    /// they share is read once), in order; none for an event it has nothing to say about.
     fn messages_for<'a>(
         &'a self,
-        event: &'a OutboxEventRow,
-    ) -> BoxFuture<'a, Result<Vec<NewMessage>, StoreError>>;
+        events: &'a [OutboxEventRow],
+    ) -> BoxFuture<'a, Result<Vec<Vec<NewMessage>>, StoreError>>;
 
     /// Sends due messages (at most `batching().size`); answers one result each, in order.
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>>;
@@ -232,14 +233,17 @@ async fn dispatch(
     loop {
         let events = store.undispatched_events(DISPATCH_BATCH).await?;
         let count = events.len() as i64;
-        let mut dispatched = Vec::with_capacity(events.len());
-        for event in events {
-            let mut messages = Vec::new();
-            for channel in channels {
-                messages.extend(channel.messages_for(&event).await?);
+        let mut messages: Vec<Vec<NewMessage>> = vec![Vec::new(); events.len()];
+        for channel in channels {
+            for (all, more) in messages
+                .iter_mut()
+                .zip(channel.messages_for(&events).await?)
+            {
+                all.extend(more);
             }
-            dispatched.push((event, messages));
         }
+        let dispatched: Vec<(OutboxEventRow, Vec<NewMessage>)> =
+            events.into_iter().zip(messages).collect();
         if !dispatched.is_empty() {
             store.dispatch_events(&dispatched, now).await?;
         }

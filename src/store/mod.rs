@@ -568,19 +568,27 @@ impl Store {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// The customer's email, when the creator gave one.
-    pub async fn customer_email(
+    /// The emails the creator gave of these customers (those without one left out).
+    pub async fn customer_emails(
         &self,
         creator_id: &str,
-        customer_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT email FROM customers WHERE creator_id = $1 AND id = $2")
-            .bind(creator_id)
-            .bind(customer_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(row.and_then(|row| row.get::<Option<String>, _>("email")))
+        customer_ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut emails = HashMap::new();
+        for chunk in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, email FROM customers WHERE creator_id = {} AND email IS NOT NULL \
+                 AND id IN ({})",
+                placeholders(self.dialect, 1, 1),
+                placeholders(self.dialect, 2, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(creator_id);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            emails.extend(query.fetch_all(&self.pool).await.map_err(unavailable)?);
+        }
+        Ok(emails)
     }
 
     pub async fn load_customers(&self, creator_id: &str) -> Result<Vec<CustomerRow>, StoreError> {

@@ -8,7 +8,7 @@
 //! disabled, and its creator told by a `webhook_endpoint.disabled` notice; what it was
 //! still owed is parked, to be retried once it works again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use crate::clock::SharedClock;
 use crate::config::WebhooksConfig;
 use crate::outbound::{outcome, Pace, Sent};
-use crate::outbox::model::{announcement, new_id, Integration, ENDPOINT_DISABLED};
+use crate::outbox::model::{
+    announcement, new_id, Integration, ENDPOINT_DISABLED, WEBHOOK_EVENT_TYPES,
+};
 use crate::outbox::{Batching, Channel};
 use crate::sealing::Sealer;
 use crate::store::outbox::{EndpointRow, MessageRow, NewMessage, OutboxEventRow};
@@ -53,8 +55,7 @@ impl WebhookChannel {
         }
     }
 
-    async fn messages(&self, event: &OutboxEventRow) -> Result<Vec<NewMessage>, StoreError> {
-        let endpoints = self.store.endpoints(&event.creator_id).await?;
+    fn messages(&self, event: &OutboxEventRow, endpoints: &[EndpointRow]) -> Vec<NewMessage> {
         let payload = json!({
             "id": event.id,
             "type": event.event_type,
@@ -62,16 +63,16 @@ impl WebhookChannel {
             "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
         })
         .to_string();
-        Ok(endpoints
-            .into_iter()
+        endpoints
+            .iter()
             .filter(|endpoint| endpoint.enabled != 0 && subscribes(endpoint, &event.event_type))
             .map(|endpoint| NewMessage {
                 id: new_id("msg"),
                 integration: Integration::Webhook.as_str(),
-                target: endpoint.id,
+                target: endpoint.id.clone(),
                 body: payload.clone(),
             })
-            .collect())
+            .collect()
     }
 
     /// Delivers one endpoint's messages, one request each, and notes how it went: the
@@ -207,14 +208,24 @@ impl Channel for WebhookChannel {
 
     fn messages_for<'a>(
         &'a self,
-        event: &'a OutboxEventRow,
-    ) -> BoxFuture<'a, Result<Vec<NewMessage>, StoreError>> {
+        events: &'a [OutboxEventRow],
+    ) -> BoxFuture<'a, Result<Vec<Vec<NewMessage>>, StoreError>> {
         Box::pin(async move {
-            if crate::outbox::model::WEBHOOK_EVENT_TYPES.contains(&event.event_type.as_str()) {
-                self.messages(event).await
-            } else {
-                Ok(Vec::new())
+            // Each creator's endpoints, read once for the batch.
+            let mut endpoints: HashMap<&str, Vec<EndpointRow>> = HashMap::new();
+            let mut all = Vec::with_capacity(events.len());
+            for event in events {
+                if !WEBHOOK_EVENT_TYPES.contains(&event.event_type.as_str()) {
+                    all.push(Vec::new());
+                    continue;
+                }
+                let creator = event.creator_id.as_str();
+                if !endpoints.contains_key(creator) {
+                    endpoints.insert(creator, self.store.endpoints(creator).await?);
+                }
+                all.push(self.messages(event, &endpoints[creator]));
             }
+            Ok(all)
         })
     }
 
