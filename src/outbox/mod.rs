@@ -42,6 +42,8 @@ const DISPATCH_BATCH: i64 = 100;
 /// How often what is past its retention is deleted, and how many rows a statement takes.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3_600);
 const PRUNE_BATCH: i64 = 1_000;
+/// How often the backlog metrics are measured.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(15);
 
 /// How many messages a channel sends in one request, and how long a partial batch waits.
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +183,15 @@ pub fn spawn(
                 if let Err(err) = dispatch(&store, clock.now(), &channels).await {
                     log_store_failure("dispatching outbox events", &err);
                 }
+            }
+        }));
+    }
+    {
+        // Counting the backlog reads every pending message: now and then, not every poll.
+        let (store, clock) = (store.clone(), clock.clone());
+        loops.push(every(BACKLOG_INTERVAL, stopping.clone(), move || {
+            let (store, clock) = (store.clone(), clock.clone());
+            async move {
                 if let Err(err) = observe_backlog(&store, clock.now()).await {
                     log_store_failure("measuring the outbox backlog", &err);
                 }
