@@ -26,13 +26,15 @@ pub struct SuggestionPath {
     params(SuggestionPath), request_body = SuggestionRequest,
     responses((status = 201, body = Suggestion),
         (status = 404, description = "`embed_not_found`", body = ErrorBody),
-        (status = 409, description = "`too_many_versions`", body = ErrorBody),
+        (status = 409, description = "`too_many_versions`; `ai_disabled`: the platform set no \
+            OpenAI key", body = ErrorBody),
         (status = 422, description = "`invalid_prompt`, `ai_refused`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the creator's hourly allowance is spent",
             body = ErrorBody),
         (status = 502, description = "`invalid_suggestion` (the model's config did not pass \
             the checks), `ai_failed`", body = ErrorBody),
-        (status = 503, description = "`ai_disabled` (no OpenAI key), `ai_busy`", body = ErrorBody),
+        (status = 503, description = "`ai_busy`: the model service is rate limited or down",
+            body = ErrorBody),
         (status = 504, description = "`ai_timeout`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/embeds/{key}/suggestions")]

@@ -29,7 +29,7 @@ pub async fn suggest(
     request: SuggestionRequest,
 ) -> Result<Suggestion, ApiError> {
     let suggester = state.integrations.suggester.as_ref().ok_or_else(|| {
-        ApiError::unavailable(
+        ApiError::conflict(
             "ai_disabled",
             "AI suggestions are off: the platform set no OpenAI key",
         )

@@ -15,7 +15,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
 use crate::meters::model::{parse_slug, slug_schema};
-use crate::schema::{integer, parse_url, text, url_schema, NO_CONTROL};
+use crate::schema::{integer, or_null, parse_url, text, url_schema, NO_CONTROL};
 use crate::tenants::config::TenantConfig;
 use crate::usage::period::rfc3339;
 
@@ -143,11 +143,28 @@ pub struct Theme {
     pub radius_px: Option<i64>,
 }
 
-fn color_schema() -> Object {
+/// A field that may be left out or sent as `null` (the same thing).
+fn optional_slug_schema() -> Schema {
+    or_null(slug_schema())
+}
+
+fn optional_meter_list_schema() -> Schema {
+    or_null(meter_list_schema())
+}
+
+fn color_schema() -> Schema {
+    or_null(color_schema_not_null())
+}
+
+fn color_schema_not_null() -> Object {
     text(4, 7, COLOR_PATTERN, "A CSS hex colour: `#rgb` or `#rrggbb`")
 }
 
-fn font_schema() -> Object {
+fn font_schema() -> Schema {
+    or_null(font_schema_not_null())
+}
+
+fn font_schema_not_null() -> Object {
     text(
         1,
         100,
@@ -156,11 +173,19 @@ fn font_schema() -> Object {
     )
 }
 
-fn radius_schema() -> Object {
+fn radius_schema() -> Schema {
+    or_null(radius_schema_not_null())
+}
+
+fn radius_schema_not_null() -> Object {
     integer(0, MAX_RADIUS_PX, "Corner radius in CSS pixels, 0 to 32")
 }
 
-fn locale_schema() -> Object {
+fn locale_schema() -> Schema {
+    or_null(locale_schema_not_null())
+}
+
+fn locale_schema_not_null() -> Object {
     text(
         2,
         35,
@@ -169,7 +194,11 @@ fn locale_schema() -> Object {
     )
 }
 
-fn widget_text_schema() -> Object {
+fn widget_text_schema() -> Schema {
+    or_null(widget_text_schema_not_null())
+}
+
+fn widget_text_schema_not_null() -> Object {
     text(
         0,
         MAX_TEXT_CHARS,
@@ -206,7 +235,7 @@ pub struct PricingTableConfig {
     pub tiers: Vec<String>,
     /// One of `tiers`, marked as the one to pick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = slug_schema)]
+    #[schema(schema_with = optional_slug_schema)]
     pub highlight: Option<String>,
     #[serde(default)]
     pub texts: PricingTexts,
@@ -262,7 +291,7 @@ pub struct UsageTexts {
 #[serde(deny_unknown_fields)]
 pub struct UsageMeterConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = meter_list_schema)]
+    #[schema(schema_with = optional_meter_list_schema)]
     pub meters: Option<Vec<String>>,
     #[serde(default)]
     pub texts: UsageTexts,
@@ -308,7 +337,7 @@ pub struct PromptTexts {
 pub struct UpgradePromptConfig {
     /// The meter watched; default: any meter the customer's tier caps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = slug_schema)]
+    #[schema(schema_with = optional_slug_schema)]
     pub meter: Option<String>,
     #[serde(default)]
     pub show_at: ShowAt,

@@ -107,15 +107,17 @@ fn part_schema(description: &str) -> Object {
         .build()
 }
 
-fn text_part_schema() -> Object {
-    part_schema("The plain-text part, up to 20,000 characters, with placeholders")
+fn text_part_schema() -> Schema {
+    or_null(part_schema(
+        "The plain-text part, up to 20,000 characters, with placeholders",
+    ))
 }
 
-fn html_part_schema() -> Object {
-    part_schema(
+fn html_part_schema() -> Schema {
+    or_null(part_schema(
         "The HTML part, up to 20,000 characters, with placeholders (their values escaped); \
          empty: the text part, escaped, in a `<p>`",
-    )
+    ))
 }
 
 fn notice_email_schema() -> Schema {

@@ -676,7 +676,7 @@ async fn integrations_without_keys_are_off_and_say_so_once(backend: Backend) {
             json!({"prompt": "bolder"}),
         )
         .await,
-        503,
+        409,
         "ai_disabled",
     )
     .await;
