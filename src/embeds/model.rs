@@ -474,6 +474,17 @@ impl EmbedConfig {
         if !value.is_object() {
             return Err(invalid_config("config must be a JSON object"));
         }
+        // serde would take an array for a struct (its fields in order): only objects here.
+        for part in ["theme", "texts"] {
+            if value
+                .get(part)
+                .is_some_and(|v| !v.is_object() && !v.is_null())
+            {
+                return Err(invalid_config(format!(
+                    "config.{part} must be a JSON object"
+                )));
+            }
+        }
         match kind {
             EmbedKind::PricingTable => {
                 let config: PricingTableConfig = read(value)?;

@@ -90,13 +90,13 @@ pub struct TemplateUpdate {
 /// An email address as `parse_email` takes it.
 const EMAIL_PATTERN: &str = r#"^[^\s\x00-\x1F\x7F-\x9F<>,;"@]+@[^\s\x00-\x1F\x7F-\x9F<>,;"@]*\.[^\s\x00-\x1F\x7F-\x9F<>,;"@]*$"#;
 
-fn subject_schema() -> Object {
-    text(
+fn subject_schema() -> Schema {
+    or_null(text(
         1,
         200,
         NO_CONTROL,
         "The subject, one line, 1 to 200 characters, with placeholders",
-    )
+    ))
 }
 
 fn part_schema(description: &str) -> Object {

@@ -1,16 +1,18 @@
 //! The durable outbox every integration shares (notices by email, outgoing webhooks,
 //! analytics). Work to send is an event written in the same transaction as its cause (the
 //! group commit that counted a threshold crossing, a tier change, a Stripe webhook),
-//! keyed by the cause, so a cause retried or replayed makes one event. Two loops move it:
+//! keyed by the cause, so a cause retried or replayed makes one event. Loops move it:
 //!
-//! - **dispatch** turns each new event into messages, one per integration and target
-//!   (an email address, a webhook endpoint, a PostHog project), rendered then and written
-//!   with the event's `dispatched_at` in one transaction;
-//! - **delivery**, one loop per integration, sends the messages that are due, a few at a
-//!   time, and records each try: delivered; tried again later, with exponential backoff,
-//!   jitter and never sooner than a `Retry-After`; or parked, when the service refuses it
-//!   for good or it has failed for `outbox.give_up_after_hours`. A parked message is
-//!   listed and can be retried by hand; it never holds up the rest.
+//! - **dispatch** turns a batch of new events into messages, one per integration and
+//!   target (an email address, a webhook endpoint, a PostHog project), rendered then and
+//!   written with the events' `dispatched_at` in one transaction;
+//! - **delivery**, one loop per integration, sends the messages that are due, a few
+//!   batches at a time and at the service's pace (`requests_per_second`), and records a
+//!   pass's tries in one transaction: delivered; tried again later, with exponential
+//!   backoff, jitter and never sooner than a `Retry-After`; or parked, when the service
+//!   refuses it for good or it has failed for `outbox.give_up_after_hours`. A parked
+//!   message is listed and can be retried by hand; it never holds up the rest;
+//! - **pruning** (hourly) and the **backlog metrics** (every 15 s).
 //!
 //! Sending is at least once; each message carries its id to the service as an idempotency
 //! key (Resend's `Idempotency-Key`, the `webhook-id`, PostHog's event `uuid`), so a
