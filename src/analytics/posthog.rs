@@ -8,7 +8,6 @@
 //! (the outbox must batch what is durable and record each request's status and
 //! `Retry-After`), and does not let an event carry our `uuid`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use crate::outbox::model::{
     EXPERIMENT_CONVERTED, TIER_CHANGED, USAGE_LIMIT_REACHED, USAGE_OVERAGE_STARTED, USAGE_SUMMARY,
     USAGE_WARNING,
 };
-use crate::outbox::{Batching, Channel};
+use crate::outbox::{in_groups, Batching, Channel};
 use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
 use crate::store::StoreError;
 use crate::tenants::registry::Registry;
@@ -203,30 +202,18 @@ impl Channel for PosthogChannel {
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
         Box::pin(async move {
             // One request per project: the platform's, or each creator's own.
-            let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-            for (at, message) in messages.iter().enumerate() {
+            let project = |message: &'a MessageRow| {
                 let creator = if message.target == CREATOR_TARGET {
                     message.creator_id.as_str()
                 } else {
                     ""
                 };
-                groups
-                    .entry((creator, message.target.as_str()))
-                    .or_default()
-                    .push(at);
-            }
-            let mut sent = vec![None; messages.len()];
-            for ((_, target), members) in groups {
-                let creator_id = &messages[members[0]].creator_id;
-                let batch: Vec<&MessageRow> = members.iter().map(|&at| &messages[at]).collect();
-                let outcomes = self.send_batch(creator_id, target, &batch).await;
-                for (at, outcome) in members.into_iter().zip(outcomes) {
-                    sent[at] = Some(outcome);
-                }
-            }
-            sent.into_iter()
-                .map(|s| s.expect("every message is in a group"))
-                .collect()
+                (creator, message.target.as_str())
+            };
+            in_groups(messages, project, |(_, target), batch| async move {
+                self.send_batch(&batch[0].creator_id, target, &batch).await
+            })
+            .await
         })
     }
 

@@ -90,6 +90,34 @@ where
     sent
 }
 
+/// Sends `messages` a group at a time: those `key` puts together (one endpoint's, one
+/// PostHog project's) go to `send` in one call. Answers one result each, in the messages'
+/// order.
+pub async fn in_groups<'a, K, Fut>(
+    messages: &'a [MessageRow],
+    key: impl Fn(&'a MessageRow) -> K,
+    send: impl Fn(K, Vec<&'a MessageRow>) -> Fut,
+) -> Vec<Sent>
+where
+    K: Ord,
+    Fut: std::future::Future<Output = Vec<Sent>>,
+{
+    let mut groups: std::collections::BTreeMap<K, Vec<usize>> = Default::default();
+    for (at, message) in messages.iter().enumerate() {
+        groups.entry(key(message)).or_default().push(at);
+    }
+    let mut sent = vec![None; messages.len()];
+    for (group, members) in groups {
+        let batch = members.iter().map(|&at| &messages[at]).collect();
+        for (at, outcome) in members.into_iter().zip(send(group, batch).await) {
+            sent[at] = Some(outcome);
+        }
+    }
+    sent.into_iter()
+        .map(|s| s.expect("a send answers each message of its group"))
+        .collect()
+}
+
 /// The outbox's settings, from `[outbox]`.
 #[derive(Debug, Clone)]
 pub struct Schedule {

@@ -8,7 +8,7 @@
 //! disabled, and its creator told by a `webhook_endpoint.disabled` notice; what it was
 //! still owed is parked, to be retried once it works again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -20,7 +20,7 @@ use crate::outbound::{outcome, Pace, Sent};
 use crate::outbox::model::{
     announcement, new_id, Integration, ENDPOINT_DISABLED, WEBHOOK_EVENT_TYPES,
 };
-use crate::outbox::{Batching, Channel};
+use crate::outbox::{in_groups, Batching, Channel};
 use crate::sealing::Sealer;
 use crate::store::outbox::{EndpointRow, MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
@@ -90,7 +90,7 @@ impl WebhookChannel {
                 return vec![failed(format!("reading the endpoint: {err}")); messages.len()]
             }
         };
-        if let Err(err) = targets::check(&endpoint.url, self.allow_private).await {
+        if let Err(err) = targets::check_without_lookup(&endpoint.url, self.allow_private) {
             return vec![refused(err.message); messages.len()];
         }
         let owner = secret_owner(&endpoint.creator_id, &endpoint.id);
@@ -232,24 +232,15 @@ impl Channel for WebhookChannel {
     fn deliver<'a>(&'a self, messages: &'a [MessageRow]) -> BoxFuture<'a, Vec<Sent>> {
         Box::pin(async move {
             // One endpoint at a time (a batch comes in order of when it is due).
-            let mut by_endpoint: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-            for (at, message) in messages.iter().enumerate() {
-                by_endpoint
-                    .entry((message.creator_id.as_str(), message.target.as_str()))
-                    .or_default()
-                    .push(at);
-            }
-            let mut sent = vec![None; messages.len()];
-            for ((creator_id, endpoint_id), members) in by_endpoint {
-                let batch: Vec<&MessageRow> = members.iter().map(|&at| &messages[at]).collect();
-                let outcomes = self.send_to(creator_id, endpoint_id, &batch).await;
-                for (at, outcome) in members.into_iter().zip(outcomes) {
-                    sent[at] = Some(outcome);
-                }
-            }
-            sent.into_iter()
-                .map(|s| s.expect("every message is sent"))
-                .collect()
+            let endpoint = |m: &'a MessageRow| (m.creator_id.as_str(), m.target.as_str());
+            in_groups(
+                messages,
+                endpoint,
+                |(creator_id, endpoint_id), batch| async move {
+                    self.send_to(creator_id, endpoint_id, &batch).await
+                },
+            )
+            .await
         })
     }
 

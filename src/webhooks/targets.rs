@@ -71,8 +71,32 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A webhook URL: what `schema::parse_url` takes (http(s), a host name, RFC 3986
 /// characters, at most 2,048), no credentials, and (unless `allow_private`) a host that is
-/// no internal address, nor a name resolving to one.
+/// no internal address, nor a name resolving to one (asked of the resolver once, when the
+/// URL is saved).
 pub async fn check(url: &str, allow_private: bool) -> Result<Url, ApiError> {
+    let (parsed, name) = check_without_lookup(url, allow_private)?;
+    let Some(name) = name else {
+        return Ok(parsed);
+    };
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    // A name that does not resolve now may later: the resolver checks at each delivery.
+    let lookup = tokio::net::lookup_host((name.as_str(), port));
+    if let Ok(Ok(addresses)) = tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        if addresses.into_iter().any(|a| is_internal(a.ip())) {
+            return Err(internal());
+        }
+    }
+    Ok(parsed)
+}
+
+/// `check` but for the lookup: at a delivery, where the client's resolver (`PublicOnly`)
+/// checks names at the connection, and only an address written in the URL is left to
+/// check. Answers the URL and, unless private targets are allowed, the host name to look
+/// up (none for an address).
+pub fn check_without_lookup(
+    url: &str,
+    allow_private: bool,
+) -> Result<(Url, Option<String>), ApiError> {
     crate::schema::parse_url("url", url)?;
     let parsed = Url::parse(url).map_err(|_| refused("url is not an absolute URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -86,31 +110,26 @@ pub async fn check(url: &str, allow_private: bool) -> Result<Url, ApiError> {
         .ok_or_else(|| refused("url has no host"))?
         .to_string();
     if allow_private {
-        return Ok(parsed);
+        return Ok((parsed, None));
     }
-    let internal = refused(
-        "url points at a loopback, private or otherwise internal address; the operator can \
-         allow that with webhooks.allow_private_targets",
-    );
     if let Ok(ip) = host.parse::<IpAddr>() {
         return if is_internal(ip) {
-            Err(internal)
+            Err(internal())
         } else {
-            Ok(parsed)
+            Ok((parsed, None))
         };
     }
     if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
-        return Err(internal);
+        return Err(internal());
     }
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    // A name that does not resolve now may later: the resolver checks at each delivery.
-    let lookup = tokio::net::lookup_host((host.as_str(), port));
-    if let Ok(Ok(addresses)) = tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-        if addresses.into_iter().any(|a| is_internal(a.ip())) {
-            return Err(internal);
-        }
-    }
-    Ok(parsed)
+    Ok((parsed, Some(host)))
+}
+
+fn internal() -> ApiError {
+    refused(
+        "url points at a loopback, private or otherwise internal address; the operator can \
+         allow that with webhooks.allow_private_targets",
+    )
 }
 
 /// A client for URLs a creator names: no redirects (one could lead inside), no proxy from
