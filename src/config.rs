@@ -186,6 +186,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// A request body must arrive within this many milliseconds of its headers (408).
+    pub body_timeout_ms: u64,
+    /// Bytes all request bodies being read may hold together (503 `busy` beyond).
+    pub max_body_bytes_in_flight: usize,
     /// The daemon's address as browsers reach it (snippets, portal links); empty: the
     /// scheme and host of the request that asks.
     pub public_url: String,
@@ -341,6 +345,11 @@ impl Config {
         let fail = |msg: String| Err(ConfigError::Invalid(msg));
         let at_least_one = [
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+            (
+                "server.max_body_bytes_in_flight",
+                self.server.max_body_bytes_in_flight as u64,
+            ),
             (
                 "database.max_connections",
                 self.database.max_connections as u64,
@@ -634,7 +643,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 53, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 55, "{:?}", known_settings());
     }
 
     #[test]

@@ -10,6 +10,10 @@ use serde::Serialize;
 /// Seconds a client should wait before retrying a 503 (store down or queue full).
 pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
 
+/// Characters of an error message kept: messages may quote what a client sent (a field
+/// name, an id), and a megabyte of it must not come back, or reach the log, whole.
+const MAX_MESSAGE_CHARS: usize = 300;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -53,7 +57,7 @@ impl ApiError {
         ApiError {
             status,
             code,
-            message: message.into(),
+            message: bounded(message.into()),
             index: None,
             retry_after_secs: None,
         }
@@ -81,6 +85,12 @@ impl ApiError {
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
+    }
+    pub fn request_timeout(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, code, message)
+    }
+    pub fn unsupported_media_type(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
     }
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
@@ -138,6 +148,15 @@ impl ApiError {
         self.message = format!("events[{index}]: {}", self.message);
         self.index = Some(index);
         self
+    }
+}
+
+/// `message` with control characters escaped and cut to `MAX_MESSAGE_CHARS`.
+fn bounded(message: String) -> String {
+    let escaped = crate::telemetry::escape_controls(&message);
+    match escaped.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &escaped[..cut]),
+        None => escaped.into_owned(),
     }
 }
 

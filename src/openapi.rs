@@ -284,7 +284,16 @@ fn common_answers(operation: &Operation) -> Vec<(&'static str, &'static str)> {
     if let Some(body) = &operation.request_body {
         answers.extend([
             ("400", "`unreadable_body`"),
+            ("408", "`body_timeout`: past `server.body_timeout_ms`"),
             ("413", "`payload_too_large`: past `server.max_body_bytes`"),
+            (
+                "415",
+                "`unsupported_encoding`: a body with a `Content-Encoding`",
+            ),
+            (
+                "503",
+                "`busy`: bodies being read hold `server.max_body_bytes_in_flight` bytes",
+            ),
         ]);
         if body.content.contains_key("application/json") {
             answers.extend([
@@ -292,7 +301,7 @@ fn common_answers(operation: &Operation) -> Vec<(&'static str, &'static str)> {
                 (
                     "422",
                     "`invalid_body` (not an object), `unknown_field`, `missing_field`, \
-                     `invalid_value` (the message names the field)",
+                     `invalid_value` (the message names the field), `duplicate_key`",
                 ),
             ]);
         }

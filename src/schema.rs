@@ -15,6 +15,19 @@ use crate::error::ApiError;
 /// Text without control characters (`char::is_control`: Unicode category Cc).
 pub const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 
+/// An id: no control characters, and none of the invisible ones that make two different
+/// ids look the same (zero-width spaces and joiners, direction marks and overrides such
+/// as U+202E, the byte order mark). They are refused, not removed: an id is compared
+/// byte for byte, and quietly changing it would merge two customers.
+pub const ID_TEXT: &str = r"^[^\x00-\x1F\x7F-\x9F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFB]*$";
+
+/// The characters `ID_TEXT` refuses besides control characters.
+pub fn is_invisible(ch: char) -> bool {
+    matches!(ch,
+        '\u{AD}' | '\u{61C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 /// Text without control characters: what is echoed of someone else's text where a line
 /// break could be smuggled (an email subject, a log line, an error message).
 pub fn printable(text: &str) -> String {

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::creators::keys;
 use crate::embeds::catalog::EmbedRegistry;
 use crate::error::ApiError;
+use crate::http::body::BodyLimits;
 use crate::notices::email::EmailChannel;
 use crate::outbox::{self, Channel, Schedule};
 use crate::sealing::Sealer;
@@ -146,7 +147,11 @@ impl App {
             admin_token_hash,
             ready: ready.clone(),
             metrics,
-            max_body_bytes: config.server.max_body_bytes,
+            body_limits: Arc::new(BodyLimits::new(
+                config.server.max_body_bytes,
+                Duration::from_millis(config.server.body_timeout_ms),
+                config.server.max_body_bytes_in_flight,
+            )),
             billing,
             embeds: embeds.clone(),
             sessions,

@@ -29,7 +29,8 @@ pub struct AppState {
     pub admin_token_hash: KeyHash,
     pub ready: Arc<AtomicBool>,
     pub metrics: PrometheusHandle,
-    pub max_body_bytes: usize,
+    /// How request bodies are read (size, deadline, bytes in flight).
+    pub body_limits: Arc<crate::http::body::BodyLimits>,
     /// `None` while billing is off (no Stripe key).
     pub billing: Option<Billing>,
     /// Every creator's embeds and experiments.

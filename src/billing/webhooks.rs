@@ -200,38 +200,17 @@ pub struct WebhookReceipt {
 #[post("/v1/webhooks/stripe")]
 pub async fn receive(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    StripeSignature(header): StripeSignature,
     Body(payload): Body,
 ) -> Result<HttpResponse, ApiError> {
     let billing = state.billing.as_ref().ok_or_else(billing_off)?;
-    state.ensure_ready()?;
-    let rejected = |err: ApiError| {
-        metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "rejected").increment(1);
-        err
-    };
-    if billing.config.webhook_secret.is_empty() {
-        return Err(rejected(ApiError::conflict(
-            "webhooks_off",
-            "the daemon has no stripe.webhook_secret to verify webhooks with",
-        )));
-    }
-    let header = req
-        .headers()
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            rejected(ApiError::bad_request(
-                "missing_signature",
-                "the Stripe-Signature header is missing",
-            ))
-        })?;
     // Snapshot and thin events may come through two destinations, each with its secret.
     let now = billing.clock.now();
     let config = &billing.config;
-    verify_signature(header, &payload, &config.webhook_secret, now)
+    verify_signature(&header, &payload, &config.webhook_secret, now)
         .or_else(|err| match config.thin_webhook_secret.as_str() {
             "" => Err(err),
-            thin => verify_signature(header, &payload, thin, now),
+            thin => verify_signature(&header, &payload, thin, now),
         })
         .map_err(rejected)?;
     let event = Event::parse(&payload).map_err(|err| {
@@ -294,6 +273,51 @@ pub async fn receive(
         handled: Some(handled || converted),
         duplicate: None,
     }))
+}
+
+/// The `Stripe-Signature` of a webhook, taken before its body is read: a request the
+/// daemon would refuse anyway (billing off, no secret to verify with, no signature) is
+/// answered without reading what it sends.
+pub struct StripeSignature(String);
+
+impl actix_web::FromRequest for StripeSignature {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(signature_header(req).map_err(rejected))
+    }
+}
+
+fn signature_header(req: &HttpRequest) -> Result<StripeSignature, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered by startup");
+    let billing = state.billing.as_ref().ok_or_else(billing_off)?;
+    state.ensure_ready()?;
+    if billing.config.webhook_secret.is_empty() {
+        return Err(ApiError::conflict(
+            "webhooks_off",
+            "the daemon has no stripe.webhook_secret to verify webhooks with",
+        ));
+    }
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_signature",
+                "the Stripe-Signature header is missing",
+            )
+        })?;
+    Ok(StripeSignature(header.to_owned()))
+}
+
+/// Counts a refused webhook.
+fn rejected(err: ApiError) -> ApiError {
+    metrics::counter!(metric_names::STRIPE_WEBHOOKS, "outcome" => "rejected").increment(1);
+    err
 }
 
 /// What the creator's world is told of a Stripe event about one of its customers: a

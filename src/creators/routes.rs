@@ -17,7 +17,7 @@ use crate::state::AppState;
 #[utoipa::path(post, path = "/v1/admin/creators", tag = "admin", request_body = NewCreator,
     responses((status = 201, body = CreatedCreator),
         (status = 409, description = "`already_exists`: the slug is taken", body = ErrorBody),
-        (status = 422, description = "`invalid_key`, `invalid_domain`, `invalid_branding`, \
+        (status = 422, description = "`invalid_slug`, `invalid_domain`, `invalid_branding`, \
             `invalid_rate_limit`, `invalid_value`", body = ErrorBody)),
     security(("admin_token" = [])))]
 #[post("/v1/admin/creators")]

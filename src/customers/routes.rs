@@ -13,6 +13,7 @@ use crate::customers::model::{CustomerUpdate, Entitlement, PutCustomer, Usage};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
+use crate::meters::model::parse_slug;
 use crate::state::AppState;
 use crate::usage::model::{id_schema, parse_id};
 
@@ -32,7 +33,8 @@ pub struct EntitlementPath {
     /// The creator's id for the customer.
     #[param(schema_with = id_schema)]
     customer_id: String,
-    /// Feature name.
+    /// Feature name (a slug, as in a tier's `features`).
+    #[param(schema_with = crate::meters::model::slug_schema)]
     feature: String,
 }
 
@@ -101,7 +103,7 @@ pub async fn get_usage(
     params(EntitlementPath),
     responses((status = 200, body = Entitlement),
         (status = 404, description = "`customer_not_found`: never seen", body = ErrorBody),
-        (status = 422, description = "`invalid_id`", body = ErrorBody)),
+        (status = 422, description = "`invalid_id`, `invalid_slug`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/customers/{customer_id}/entitlements/{feature}")]
 pub async fn get_entitlement(
@@ -109,10 +111,10 @@ pub async fn get_entitlement(
     CreatorAuth(creator): CreatorAuth,
     path: web::Path<EntitlementPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let entitlement = state.usage.entitlement(
-        &creator.tenant,
-        customer_id(&path.customer_id)?,
-        &path.feature,
-    )?;
+    let customer = customer_id(&path.customer_id)?;
+    let feature = parse_slug("feature", &path.feature)?;
+    let entitlement = state
+        .usage
+        .entitlement(&creator.tenant, customer, &feature)?;
     Ok(HttpResponse::Ok().json(entitlement))
 }

@@ -25,7 +25,7 @@ pub struct EmbedPath {
 #[utoipa::path(post, path = "/v1/embeds", tag = "embeds", request_body = NewEmbed,
     responses((status = 201, body = EmbedView),
         (status = 409, description = "`already_exists`", body = ErrorBody),
-        (status = 422, description = "`invalid_key`, `invalid_config` (the path of the \
+        (status = 422, description = "`invalid_slug`, `invalid_config` (the path of the \
             offending field), `unknown_tier`, `unknown_meter`, `invalid_url`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/embeds")]
@@ -104,7 +104,7 @@ pub async fn publish(
     params(EmbedPath, SnippetQuery),
     responses((status = 200, body = Snippet),
         (status = 404, description = "`embed_not_found`", body = ErrorBody),
-        (status = 422, description = "`invalid_key`: not this creator's publishable key",
+        (status = 422, description = "`invalid_publishable_key`: not this creator's publishable key",
             body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/embeds/{key}/snippet")]

@@ -212,7 +212,7 @@ pub fn snippet(
             });
             if !mine {
                 return Err(ApiError::invalid(
-                    "invalid_key",
+                    "invalid_publishable_key",
                     "publishable_key is not this creator's publishable key",
                 ));
             }

@@ -17,7 +17,7 @@ use crate::state::AppState;
     responses((status = 201, body = ExperimentView),
         (status = 404, description = "`embed_not_found`", body = ErrorBody),
         (status = 409, description = "`already_exists`", body = ErrorBody),
-        (status = 422, description = "`invalid_key`, `invalid_variants`, `invalid_weights` \
+        (status = 422, description = "`invalid_slug`, `invalid_variants`, `invalid_weights` \
             (not each in (0, 1], or not summing to 1), `unknown_version`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/experiments")]

@@ -30,21 +30,31 @@ fn state(req: &HttpRequest) -> &web::Data<AppState> {
         .expect("AppState is registered by startup")
 }
 
+/// The key of `Authorization: Bearer <key>` (the scheme in any case, as RFC 9110 has it).
+/// Two `Authorization` headers are refused: which one a proxy or the daemon would honour
+/// must not be a question.
 fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
-    let header = req
+    let mut headers = req
         .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_key",
-                "send the key as `Authorization: Bearer <key>`",
-            )
-        })?;
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let header = headers.next().ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_key",
+            "send the key as `Authorization: Bearer <key>`",
+        )
+    })?;
+    if headers.next().is_some() {
+        return Err(ApiError::unauthorized(
+            "invalid_key",
+            "send one Authorization header, not several",
+        ));
+    }
     header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
         .filter(|key| !key.is_empty())
         .ok_or_else(|| {
             ApiError::unauthorized(

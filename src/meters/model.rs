@@ -90,7 +90,7 @@ pub fn parse_slug(what: &str, text: &str) -> Result<Arc<str>, ApiError> {
         Ok(Arc::from(text))
     } else {
         Err(ApiError::invalid(
-            "invalid_key",
+            "invalid_slug",
             format!(
                 "{what} must be 1–64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit"
             ),

@@ -18,7 +18,7 @@ use crate::tenants::actor::meter_not_found;
 #[utoipa::path(post, path = "/v1/meters", tag = "meters", request_body = NewMeter,
     responses((status = 201, body = MeterView),
         (status = 409, description = "`already_exists`", body = ErrorBody),
-        (status = 422, description = "`invalid_key`: not a slug; `invalid_value`: a name or unit too long",
+        (status = 422, description = "`invalid_slug`: not a slug; `invalid_value`: a name or unit too long",
             body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/meters")]

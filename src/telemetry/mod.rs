@@ -25,9 +25,43 @@ pub fn init_tracing(config: &LogConfig) {
     let _ = match config.format {
         LogFormat::Json => builder.json().with_current_span(false).try_init(),
         LogFormat::Text => builder
+            .fmt_fields(escaped_fields())
             .with_ansi(std::io::stdout().is_terminal())
             .try_init(),
     };
+}
+
+/// Text-log fields with every control character escaped: a value that came from a client
+/// (a path, a field name in an error) cannot forge a log line with a newline or drive a
+/// terminal with an escape sequence. JSON logs are escaped by JSON itself.
+fn escaped_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'writer> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let raw = format!("{value:?}");
+        let text = escape_controls(&raw);
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with each control character written as its escape (`\n`, `\u{1b}`).
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        if ch.is_control() {
+            escaped.extend(ch.escape_default());
+        } else {
+            escaped.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// Lets one line through per `every_secs`, and says how many were held back meanwhile: for

@@ -26,7 +26,7 @@ use crate::tiers::model::{NewTier, TierPatch, TierView};
     responses((status = 201, body = ChangedTier),
         (status = 404, description = "`meter_not_found`: a cap names no meter", body = ErrorBody),
         (status = 409, description = "`already_exists`", body = ErrorBody),
-        (status = 422, description = "`invalid_key`, `invalid_price`, `invalid_cap`, `invalid_value`",
+        (status = 422, description = "`invalid_slug`, `invalid_price`, `invalid_cap`, `invalid_value`",
             body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/tiers")]
@@ -93,7 +93,7 @@ pub async fn get_tier(
     responses((status = 200, body = ChangedTier),
         (status = 404, description = "`tier_not_found`; `meter_not_found`: a cap names no meter",
             body = ErrorBody),
-        (status = 422, description = "`invalid_key`, `invalid_price`, `invalid_cap`, `invalid_value`",
+        (status = 422, description = "`invalid_slug`, `invalid_price`, `invalid_cap`, `invalid_value`",
             body = ErrorBody)),
     security(("secret_key" = [])))]
 #[patch("/v1/tiers/{key}")]

@@ -14,7 +14,7 @@ use utoipa::openapi::{Ref, RefOr};
 
 use crate::error::ApiError;
 use crate::meters::model::MeterId;
-use crate::schema::{or_null, text, NO_CONTROL};
+use crate::schema::{is_invisible, or_null, text, ID_TEXT};
 use crate::tenants::config::TenantConfig;
 use crate::usage::decide::Decision;
 use crate::usage::quantity::{Quantity, QuantityError};
@@ -224,19 +224,29 @@ impl<'a> CheckQuery<'a> {
 }
 
 /// Checks a 1–128 character id (customer ids, idempotency keys). Control characters are
-/// refused: PostgreSQL cannot store NUL, and one such id must not fail a group commit.
+/// refused (PostgreSQL cannot store NUL, and one such id must not fail a group commit), and
+/// so are the invisible ones of `schema::ID_TEXT`. Ids are usually ASCII: they are checked
+/// byte by byte then.
 pub fn parse_id<'a>(field: &str, id: Cow<'a, str>) -> Result<Cow<'a, str>, ApiError> {
-    let chars = id.chars().count();
+    let (chars, refused) = if id.is_ascii() {
+        (id.len(), id.bytes().any(|b| b.is_ascii_control()))
+    } else {
+        let refused = id.chars().any(|c| c.is_control() || is_invisible(c));
+        (id.chars().count(), refused)
+    };
     if chars == 0 || chars > MAX_ID_CHARS {
         return Err(ApiError::invalid(
             "invalid_id",
             format!("{field} must be 1–{MAX_ID_CHARS} characters, got {chars}"),
         ));
     }
-    if id.chars().any(char::is_control) {
+    if refused {
         return Err(ApiError::invalid(
             "invalid_id",
-            format!("{field} must not contain control characters"),
+            format!(
+                "{field} must not contain control characters or invisible ones \
+                 (zero-width, direction marks, byte order mark)"
+            ),
         ));
     }
     Ok(id)
@@ -247,8 +257,8 @@ pub fn id_schema() -> Object {
     text(
         1,
         MAX_ID_CHARS,
-        NO_CONTROL,
-        "1–128 characters, no control characters",
+        ID_TEXT,
+        "1–128 characters, no control or invisible characters (zero-width, direction marks, BOM)",
     )
 }
 

@@ -355,7 +355,7 @@ async fn configs_are_checked_strictly(backend: Backend) {
         )
         .await,
         422,
-        "invalid_key",
+        "invalid_slug",
     )
     .await;
     // A version must be of the embed's kind.
@@ -968,7 +968,7 @@ async fn embed_js_is_served_small_gzipped_and_cacheable(backend: Backend) {
         )
         .await,
         422,
-        "invalid_key",
+        "invalid_publishable_key",
     )
     .await;
 }

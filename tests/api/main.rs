@@ -13,6 +13,7 @@ mod durability;
 mod embeds;
 mod experiments;
 mod fold;
+mod hostile;
 mod idempotency;
 mod isolation;
 mod notices;

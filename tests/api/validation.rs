@@ -349,7 +349,7 @@ async fn invalid_meters_tiers_and_creators_are_refused(backend: Backend) {
     assert_error(
         meter(json!({"key": "Bad Key", "aggregation": "sum", "reset": "month"})).await,
         422,
-        "invalid_key",
+        "invalid_slug",
     )
     .await;
     assert_error(
@@ -506,7 +506,7 @@ async fn invalid_meters_tiers_and_creators_are_refused(backend: Backend) {
     let admin =
         |body: serde_json::Value| app.post("/v1/admin/creators", crate::helpers::ADMIN_TOKEN, body);
     assert_error(admin(json!({"slug": "acme"})).await, 409, "already_exists").await;
-    assert_error(admin(json!({"slug": ""})).await, 422, "invalid_key").await;
+    assert_error(admin(json!({"slug": ""})).await, 422, "invalid_slug").await;
     assert_error(
         admin(json!({"slug": "ok", "branding": [1]})).await,
         422,
