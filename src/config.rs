@@ -234,7 +234,7 @@ pub struct IngestConfig {
     pub fold_interval_ms: u64,
     /// Idempotency keys are remembered this long.
     pub idempotency_retention_hours: u64,
-    /// Period of key pruning and counter eviction.
+    /// Period of key pruning, counter eviction and writing API keys' last use.
     pub maintenance_interval_secs: u64,
 }
 

@@ -37,6 +37,7 @@
 
 pub mod ai;
 pub mod analytics;
+pub mod audit;
 pub mod billing;
 pub mod clock;
 pub mod config;
@@ -50,6 +51,7 @@ pub mod experiments;
 pub mod hashing;
 pub mod health;
 pub mod http;
+pub mod keys;
 pub mod meters;
 pub mod notices;
 pub mod openapi;

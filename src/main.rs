@@ -34,12 +34,24 @@ enum Command {
     /// Exit 0 when the daemon at server.bind answers /readyz with 200, else 1 (for
     /// container health checks).
     Health,
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Print the configuration in force (secrets redacted), or the settings' reference.
     Config {
         /// Print the reference of every setting (docs/configuration.md) instead.
         #[arg(long)]
         reference: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walk the audit log's hash chain from its start (or retention's anchor) to its end;
+    /// exit 0 when every record chains, else name the first broken one and exit 1.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +68,9 @@ fn main() -> ExitCode {
         None | Some(Command::Serve) => serve(config),
         Some(Command::Demo) => block_on(staryer::demo::run(&config)),
         Some(Command::Health) => block_on(staryer::health::run(&config)),
+        Some(Command::Audit {
+            action: AuditAction::Verify,
+        }) => block_on(verify_audit(&config)),
         Some(Command::Config { .. }) => {
             print!("{}", config.redacted_toml());
             Ok(())
@@ -74,6 +89,35 @@ fn serve(config: Config) -> anyhow::Result<()> {
         app.run_until_stopped().await?;
         Ok(())
     })
+}
+
+/// `staryer audit verify`: reads the database the daemon uses (the daemon may be running).
+async fn verify_audit(config: &Config) -> anyhow::Result<()> {
+    use staryer::audit::service::{verify, Verdict};
+    let store = staryer::store::Store::connect(
+        &config.database_url(),
+        1,
+        std::time::Duration::from_millis(config.database.write_timeout_ms),
+    )
+    .await?;
+    let verdict = verify(&store).await;
+    store.close().await;
+    match verdict? {
+        Verdict::Intact {
+            records,
+            pruned_through,
+        } => {
+            let anchor = match pruned_through {
+                0 => String::new(),
+                seq => format!(" (records up to {seq} were removed by retention)"),
+            };
+            println!("the audit log is intact: {records} records chain{anchor}");
+            Ok(())
+        }
+        Verdict::Broken { seq, reason } => {
+            anyhow::bail!("the audit log is broken at record {seq}: {reason}")
+        }
+    }
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<()> {

@@ -19,8 +19,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    ai, analytics, billing, creators, customers, docs, embeds, error, experiments, http, meters,
-    notices, outbox, sessions, tenants, tiers, usage, webhooks,
+    ai, analytics, audit, billing, creators, customers, docs, embeds, error, experiments, http,
+    keys, meters, notices, outbox, sessions, tenants, tiers, usage, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -68,6 +68,9 @@ use crate::{
         analytics::routes::delete_posthog,
         outbox::routes::list_messages, outbox::routes::retry_message,
         outbox::routes::admin_list_messages, outbox::routes::admin_retry_message,
+        keys::routes::list, keys::routes::create, keys::routes::revoke,
+        keys::routes::roll_publishable, keys::routes::mint,
+        audit::routes::list, audit::routes::list_platform,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit)),
     modifiers(&SecuritySchemes, &CommonResponses, &PathParametersRequired, &Preflights),

@@ -22,10 +22,10 @@ use crate::billing::reporter::{self, Reporter};
 use crate::billing::Billing;
 use crate::clock::{SharedClock, Stopping};
 use crate::config::Config;
-use crate::creators::keys;
 use crate::embeds::catalog::EmbedRegistry;
 use crate::error::ApiError;
 use crate::http::body::BodyLimits;
+use crate::keys::material as keys;
 use crate::notices::email::EmailChannel;
 use crate::outbox::{self, Channel, Schedule};
 use crate::sealing::Sealer;
@@ -121,6 +121,12 @@ impl App {
             clock.clone(),
             embeds.clone(),
             Duration::from_millis(config.outbox.poll_interval_ms),
+            stopping.clone(),
+        ));
+        background.push(crate::keys::service::spawn_use_writer(
+            registry.clone(),
+            store.clone(),
+            Duration::from_secs(config.ingest.maintenance_interval_secs.max(1)),
             stopping,
         ));
         let ready = Arc::new(AtomicBool::new(false));

@@ -15,6 +15,7 @@ use stripe_checkout::checkout_session::{
 };
 use stripe_shared::CheckoutSessionMode;
 
+use crate::audit::model::Who;
 use crate::billing::client::Redirect;
 use crate::billing::subscriptions::PlanChange;
 use crate::billing::{request_key, Billing, RETRY_WINDOW_SECS};
@@ -79,6 +80,7 @@ impl Billing {
     pub async fn checkout(
         &self,
         creator: &Creator,
+        who: &Who,
         order: &NewCheckout,
         caller_key: Option<&str>,
     ) -> Result<CheckoutView, ApiError> {
@@ -89,13 +91,14 @@ impl Billing {
             cancel_url: &order.cancel_url,
             tags: Vec::new(),
         };
-        self.sell(creator, &sale, caller_key).await
+        self.sell(creator, who, &sale, caller_key).await
     }
 
     /// Sells a tier, to a known customer or an anonymous buyer.
     pub async fn sell(
         &self,
         creator: &Creator,
+        who: &Who,
         sale: &Sale<'_>,
         caller_key: Option<&str>,
     ) -> Result<CheckoutView, ApiError> {
@@ -133,7 +136,7 @@ impl Billing {
                     )
                     .await?;
                 if change.applies_now() {
-                    self.assign_tier(creator, customer_id, Some(&tier.key), None)
+                    self.assign_tier(creator, who, customer_id, Some(&tier.key), None)
                         .await?;
                 }
                 return Ok(CheckoutView {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use stripe_core::customer::{CreateCustomer, SearchCustomer};
 
+use crate::audit::model::Who;
 use crate::billing::client::Created;
 use crate::billing::{request_key, Billing};
 use crate::customers::model::CustomerUpdate;
@@ -92,7 +93,13 @@ impl Billing {
                     email: None,
                     stripe_customer_id: Some(stripe_id.clone()),
                 };
-                creator.actor.upsert_customer(update).await?;
+                let record = Who::system("billing").customer_change(
+                    &creator.tenant.id,
+                    self.clock.now(),
+                    "link_stripe_customer",
+                    customer_id,
+                );
+                creator.actor.upsert_customer(update, record).await?;
             }
         }
         Ok(stripe_id)

@@ -14,6 +14,7 @@
 
 use serde_json::Value;
 
+use crate::audit::model::Who;
 use crate::billing::{request_key, Billing};
 use crate::error::ApiError;
 use crate::outbox::model::{announcement, GRACE_ENDED as GRACE_ENDED_EVENT};
@@ -134,8 +135,14 @@ impl Billing {
                 .as_deref()
                 .filter(|key| config.tier_id(key).is_some())
             {
-                self.assign_tier(creator, customer_id, Some(tier), None)
-                    .await?;
+                self.assign_tier(
+                    creator,
+                    &Who::system("dunning"),
+                    customer_id,
+                    Some(tier),
+                    None,
+                )
+                .await?;
             }
         }
         let row = SubscriptionRow {
@@ -225,7 +232,8 @@ impl Billing {
             now,
         );
         self.store.record_billing_event(&event, &[notice]).await?;
-        self.assign_tier(creator, customer_id, None, None).await?;
+        self.assign_tier(creator, &Who::system("dunning"), customer_id, None, None)
+            .await?;
         let row = SubscriptionRow {
             billing_status: Some(GRACE_ENDED.into()),
             ..known

@@ -8,6 +8,7 @@ use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::Object;
 
+use crate::audit::model::Who;
 use crate::billing::accounts::{AccountView, NewOnboarding, OnboardingView, PutAccount};
 use crate::billing::checkout::{CheckoutView, NewCheckout};
 use crate::billing::settings::BillingSettings;
@@ -249,6 +250,7 @@ pub async fn create_checkout_session(
     request: HttpRequest,
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewCheckout>,
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
@@ -256,7 +258,7 @@ pub async fn create_checkout_session(
     parse_url("success_url", &body.success_url)?;
     parse_url("cancel_url", &body.cancel_url)?;
     let view = billing
-        .checkout(&creator, &body, caller_key(&request)?)
+        .checkout(&creator, &who, &body, caller_key(&request)?)
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -416,6 +418,7 @@ pub async fn cancel_subscription(
     request: HttpRequest,
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<SubscriberPath>,
     Body(bytes): Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -432,6 +435,7 @@ pub async fn cancel_subscription(
     let view = billing(&state)?
         .cancel_subscription(
             &creator,
+            &who,
             path.customer_id()?,
             body.at_period_end,
             caller_key(&request)?,

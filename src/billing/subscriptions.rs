@@ -40,11 +40,13 @@ use stripe_billing::subscription_schedule::{
 };
 use stripe_shared::SubscriptionScheduleEndBehavior;
 
+use crate::audit::model::Who;
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::settings::{DowngradeTiming, Proration};
 use crate::billing::{change_key, request_key, Billing};
 use crate::customers::model::{Customer, CustomerUpdate};
 use crate::error::ApiError;
+use crate::store::audit::AuditEntry;
 use crate::store::billing::SubscriptionRow;
 use crate::tenants::registry::Creator;
 use crate::tiers::model::{Interval, Tier};
@@ -283,9 +285,10 @@ impl Billing {
         &self,
         creator: &Creator,
         mut update: CustomerUpdate,
+        record: AuditEntry,
     ) -> Result<AssignedCustomer, ApiError> {
         let Some(account) = self.store.stripe_account(&creator.tenant.id).await? else {
-            let customer = creator.actor.upsert_customer(update).await?;
+            let customer = creator.actor.upsert_customer(update, record).await?;
             return Ok(AssignedCustomer {
                 customer,
                 plan_change: None,
@@ -330,7 +333,7 @@ impl Billing {
                 plan_change = Some(change);
             }
         }
-        let mut customer = creator.actor.upsert_customer(update).await?;
+        let mut customer = creator.actor.upsert_customer(update, record).await?;
         let wants_stripe_customer = plan_change.is_none()
             && customer.stripe_customer_id.is_none()
             && customer.email.is_some()
@@ -769,6 +772,7 @@ impl Billing {
     pub async fn cancel_subscription(
         &self,
         creator: &Creator,
+        who: &Who,
         customer_id: &str,
         at_period_end: bool,
         caller_key: Option<&str>,
@@ -806,7 +810,8 @@ impl Billing {
             .store
             .subscription(&creator.tenant.id, customer_id)
             .await?;
-        self.assign_tier(creator, customer_id, None, None).await?;
+        self.assign_tier(creator, who, customer_id, None, None)
+            .await?;
         let row = SubscriptionRow {
             stripe_subscription_id: None,
             subscribed_tier: None,
@@ -886,6 +891,7 @@ impl Billing {
     pub async fn assign_tier(
         &self,
         creator: &Creator,
+        who: &Who,
         customer_id: &str,
         tier: Option<&str>,
         stripe_customer_id: Option<String>,
@@ -900,6 +906,8 @@ impl Billing {
             email,
             stripe_customer_id: stripe_customer_id.or(known_stripe_id),
         };
-        creator.actor.upsert_customer(update).await
+        let record =
+            who.customer_change(&creator.tenant.id, self.clock.now(), "assign", customer_id);
+        creator.actor.upsert_customer(update, record).await
     }
 }

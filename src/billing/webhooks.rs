@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::audit::model::{Actor, Who};
 use crate::billing::catalog::overage_prices;
 use crate::billing::checkout::ANONYMOUS_BUYER_TAG;
 use crate::billing::dunning::GRACE_ENDED;
@@ -608,6 +609,7 @@ async fn handle(
     billing
         .assign_tier(
             creator,
+            &Who::acting(Actor::Stripe),
             customer_id,
             tier.as_deref(),
             id_field(object, "customer"),

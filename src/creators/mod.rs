@@ -1,6 +1,5 @@
 //! Creators (tenants) as the platform owner sees them: creation with keys shown once,
 //! listing, per-key rate limits and platform figures.
-pub mod keys;
 pub mod model;
 pub mod routes;
 pub mod service;

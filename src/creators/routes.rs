@@ -3,6 +3,7 @@
 
 use actix_web::{get, patch, post, web, HttpResponse};
 
+use crate::audit::model::Who;
 use crate::creators::model::{
     CreatedCreator, CreatorPatch, CreatorProfile, CreatorView, NewCreator, PlatformStats,
     ProfilePatch,
@@ -24,10 +25,11 @@ use crate::state::AppState;
 pub async fn create_creator(
     state: web::Data<AppState>,
     _: AdminAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewCreator>,
 ) -> Result<HttpResponse, ApiError> {
     state.ensure_ready()?;
-    let created = service::create(&state, body).await?;
+    let created = service::create(&state, &who, body).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -53,11 +55,12 @@ pub async fn list_creators(
 pub async fn update_creator(
     state: web::Data<AppState>,
     _: AdminAuth,
+    who: Who,
     slug: web::Path<String>,
     ApiJson(body): ApiJson<CreatorPatch>,
 ) -> Result<HttpResponse, ApiError> {
     state.ensure_ready()?;
-    Ok(HttpResponse::Ok().json(service::update(&state, &slug, body).await?))
+    Ok(HttpResponse::Ok().json(service::update(&state, &who, &slug, body).await?))
 }
 
 /// Platform-wide figures.

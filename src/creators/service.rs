@@ -6,37 +6,48 @@ use std::sync::Arc;
 
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::creators::keys::{self, KeyKind};
+use crate::audit::model::Who;
 use crate::creators::model::{
     CreatedCreator, CreatorPatch, CreatorProfile, CreatorView, NewCreator, PlatformStats,
     ProfilePatch,
 };
 use crate::error::ApiError;
+use crate::keys;
+use crate::keys::material::KeyKind;
+use crate::keys::model::KeyView;
 use crate::state::AppState;
-use crate::store::KeyRow;
 use crate::tenants::actor::TenantHandle;
 use crate::tenants::config::TenantConfig;
 use crate::tenants::registry::{Creator, RateLimit};
 use crate::tenants::state::Tenant;
 
-pub async fn create(state: &AppState, body: NewCreator) -> Result<CreatedCreator, ApiError> {
+pub async fn create(
+    state: &AppState,
+    who: &Who,
+    body: NewCreator,
+) -> Result<CreatedCreator, ApiError> {
     let id = format!("cr_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
-    let (row, rate_limit) = body.parse(id, state.usage.now())?;
-    let secret_key = keys::generate(KeyKind::Secret);
-    let publishable_key = keys::generate(KeyKind::Publishable);
-    let key_rows: Vec<KeyRow> = [
-        (&secret_key, KeyKind::Secret),
-        (&publishable_key, KeyKind::Publishable),
-    ]
-    .into_iter()
-    .map(|(key, kind)| KeyRow {
-        key_hash: keys::hash_hex(key),
-        creator_id: row.id.clone(),
-        kind: kind.as_str().into(),
-        prefix: keys::display_prefix(key),
-    })
-    .collect();
-    state.store.insert_creator(&row, &key_rows).await?;
+    let now = state.usage.now();
+    let (row, rate_limit) = body.parse(id, now)?;
+    let (secret_key, secret_row) = keys::service::make(&row.id, KeyKind::Secret, "default", now);
+    let (publishable_key, publishable_row) =
+        keys::service::make(&row.id, KeyKind::Publishable, "publishable", now);
+    let view = CreatorView::from_row(&row, rate_limit);
+    let mut records = vec![who
+        .change("", now, "creator", "create", &row.id)
+        .after(&view)];
+    for key in [&secret_row, &publishable_row] {
+        let record = who.change(&row.id, now, "key", "create", &key.id);
+        records.push(record.after(&KeyView::of(key)));
+    }
+    state
+        .store
+        .insert_creator(
+            &row,
+            &[secret_row.clone(), publishable_row.clone()],
+            &records,
+        )
+        .await?;
     let tenant = Arc::new(Tenant::new(
         Arc::from(row.id.as_str()),
         Arc::from(row.slug.as_str()),
@@ -47,15 +58,16 @@ pub async fn create(state: &AppState, body: NewCreator) -> Result<CreatedCreator
         tenant,
     };
     state.registry.add_creator(creator, rate_limit);
-    for (key, kind) in [
-        (&secret_key, KeyKind::Secret),
-        (&publishable_key, KeyKind::Publishable),
-    ] {
-        state.registry.add_key(&row.id, keys::hash(key), kind);
-    }
+    keys::service::go_live(&state.registry, &secret_key, &secret_row, KeyKind::Secret);
+    keys::service::go_live(
+        &state.registry,
+        &publishable_key,
+        &publishable_row,
+        KeyKind::Publishable,
+    );
     tracing::info!(creator = %row.slug, "creator created");
     Ok(CreatedCreator {
-        creator: CreatorView::from_row(&row, rate_limit),
+        creator: view,
         secret_key,
         publishable_key,
     })
@@ -71,6 +83,7 @@ pub async fn list(state: &AppState) -> Result<Vec<CreatorView>, ApiError> {
 
 pub async fn update(
     state: &AppState,
+    who: &Who,
     slug: &str,
     patch: CreatorPatch,
 ) -> Result<CreatorView, ApiError> {
@@ -80,12 +93,17 @@ pub async fn update(
         .ok_or_else(|| ApiError::not_found("creator_not_found", format!("no creator `{slug}`")))?;
     let id = &creator.tenant.id;
     let rate_limit = patch.rate_limit.map(RateLimit::parse).transpose()?;
+    let record = who
+        .change("", state.usage.now(), "creator", "update", &**id)
+        .before(&serde_json::json!({"rate_limit": state.registry.rate_limit(id)}))
+        .after(&serde_json::json!({"rate_limit": rate_limit}));
     state
         .store
         .update_creator_rate_limit(
             id,
             rate_limit.map(|r| i64::from(r.per_second)),
             rate_limit.and_then(|r| r.burst).map(i64::from),
+            &record,
         )
         .await?;
     state.registry.set_rate_limit(id, rate_limit);

@@ -8,6 +8,7 @@ use actix_web::{get, put, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::audit::model::Who;
 use crate::billing::subscriptions::AssignedCustomer;
 use crate::customers::model::{CustomerUpdate, Entitlement, PutCustomer, Usage};
 use crate::error::{ApiError, ErrorBody};
@@ -61,15 +62,17 @@ fn customer_id(raw: &str) -> Result<&str, ApiError> {
 pub async fn put_customer(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<CustomerPath>,
     ApiJson(body): ApiJson<PutCustomer>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Arc::from(customer_id(&path.customer_id)?);
     let update = CustomerUpdate::parse(id, body)?;
+    let record = who.customer_change(&creator.tenant.id, state.usage.now(), "put", &update.id);
     let assigned = match &state.billing {
-        Some(billing) => billing.put_customer(&creator, update).await?,
+        Some(billing) => billing.put_customer(&creator, update, record).await?,
         None => AssignedCustomer {
-            customer: creator.actor.upsert_customer(update).await?,
+            customer: creator.actor.upsert_customer(update, record).await?,
             plan_change: None,
         },
     };

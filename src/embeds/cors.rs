@@ -12,9 +12,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::creators::keys;
 use crate::embeds::origins::origin_not_allowed;
 use crate::http::auth::publishable_key;
+use crate::keys::material as keys;
 use crate::state::AppState;
 
 /// How long a browser may keep a preflight's answer, in seconds.

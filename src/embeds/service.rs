@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::creators::keys::{self, KeyKind};
 use crate::embeds::model::{
     CreatedVersion, Embed, EmbedConfig, EmbedView, NewEmbed, NewVersion, Publish, Snippet, Version,
 };
 use crate::embeds::origins;
 use crate::error::ApiError;
+use crate::keys::material::{self as keys, KeyKind};
 use crate::meters::model::parse_slug;
 use crate::state::AppState;
 use crate::store::embeds::{EmbedRow, EmbedVersionRow};

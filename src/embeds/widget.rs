@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::audit::model::{Actor, Who};
 use crate::billing::billing_off;
 use crate::billing::checkout::{CheckoutView, Sale};
 use crate::customers::model::{MeterUsage, Usage};
@@ -542,5 +543,6 @@ pub async fn checkout(
         cancel_url,
         tags: sale_tags,
     };
-    billing.sell(creator, &sale, None).await
+    let who = Who::acting(Actor::Browser);
+    billing.sell(creator, &who, &sale, None).await
 }

@@ -9,8 +9,10 @@ use std::future::{ready, Ready};
 use actix_web::{web, FromRequest, HttpRequest};
 use governor::clock::{Clock, DefaultClock};
 
-use crate::creators::keys::{self, KeyKind};
+use crate::audit::model::{Actor, Who};
 use crate::error::ApiError;
+use crate::keys::material::KeyHash;
+use crate::keys::material::{self as keys, KeyKind};
 use crate::state::AppState;
 use crate::telemetry::metric_names;
 use crate::tenants::registry::{Creator, KeyEntry};
@@ -85,16 +87,25 @@ fn authenticate_admin(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
     Err(invalid_key())
 }
 
+/// The live key with this hash: revoked keys are gone from the registry, and a rolled
+/// publishable key answers until its overlap ends. Its use is noted.
+fn live_key(state: &AppState, hash: &KeyHash) -> Option<KeyEntry> {
+    let now = state.usage.now();
+    let entry = state
+        .registry
+        .key(hash)
+        .filter(|e| keys::same(&e.hash, hash))
+        .filter(|e| e.expires_at.is_none_or(|end| now < end))?;
+    entry.used.note(now);
+    Some(entry)
+}
+
 fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
     let state = state(req);
     let key = bearer(req)?;
     state.ensure_ready()?;
     let hash = keys::hash(key);
-    let Some(entry) = state
-        .registry
-        .key(&hash)
-        .filter(|e| keys::same(&e.hash, &hash))
-    else {
+    let Some(entry) = live_key(state, &hash) else {
         if keys::same(&hash, &state.admin_token_hash) {
             return Err(wrong_kind("a creator's secret key"));
         }
@@ -147,11 +158,7 @@ fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
     })?;
     state.ensure_ready()?;
     let hash = keys::hash(&key);
-    let entry = state
-        .registry
-        .key(&hash)
-        .filter(|e| keys::same(&e.hash, &hash))
-        .ok_or_else(invalid_key)?;
+    let entry = live_key(state, &hash).ok_or_else(invalid_key)?;
     if entry.kind != KeyKind::Publishable {
         return Err(wrong_kind(
             "the publishable key (pk_…); a secret key must never reach a browser",
@@ -195,5 +202,30 @@ impl FromRequest for CreatorAuth {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         ready(authenticate_creator(req))
+    }
+}
+
+/// Who makes a change: taken after the request's authentication (an extractor before
+/// this one refused a bad key), by finding its key again, so that requests which change
+/// nothing (ingest) pay nothing for it.
+impl FromRequest for Who {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = state(req);
+        let actor = match bearer(req).map(keys::hash) {
+            Ok(hash) if keys::same(&hash, &state.admin_token_hash) => Actor::Admin,
+            Ok(hash) => match state.registry.key(&hash) {
+                Some(entry) if entry.kind == KeyKind::Secret => Actor::Key(entry.id.to_string()),
+                _ => Actor::Browser,
+            },
+            Err(_) => Actor::Browser,
+        };
+        ready(Ok(Who {
+            actor,
+            client_addr: req.peer_addr().map(|peer| peer.ip().to_string()),
+            request_id: Some(crate::http::observe::request_id(req)),
+        }))
     }
 }

@@ -11,8 +11,8 @@ pub mod unrouted;
 use actix_web::web;
 
 use crate::{
-    ai, analytics, billing, creators, customers, docs, embeds, experiments, meters, notices,
-    outbox, sessions, tiers, usage, webhooks,
+    ai, analytics, audit, billing, creators, customers, docs, embeds, experiments, keys, meters,
+    notices, outbox, sessions, tiers, usage, webhooks,
 };
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
@@ -78,6 +78,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sessions::routes::rotate_key)
         .service(ai::routes::suggest)
         .service(ai::routes::usage)
+        .service(keys::routes::list)
+        .service(keys::routes::create)
+        .service(keys::routes::roll_publishable)
+        .service(keys::routes::revoke)
+        .service(keys::routes::mint)
+        .service(audit::routes::list)
+        .service(audit::routes::list_platform)
         .service(notices::routes::get_notices)
         .service(notices::routes::put_notices)
         .service(webhooks::routes::create_endpoint)

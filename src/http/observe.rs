@@ -4,12 +4,18 @@
 //! not logged at warn per request (3 s of rate-limited traffic once wrote 18 MB of logs).
 //! Failures worth an operator's eye are logged where their cause is known (internal
 //! errors, a store that refuses writes), once per incident.
+//!
+//! A request's id (`X-Request-Id`) is the client's when it sends a plain token, else made
+//! when something needs it (an audit record); the answer carries it back either way.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
+use rand::distr::{Alphanumeric, SampleString};
 
 use crate::telemetry::metric_names;
 
@@ -19,7 +25,20 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().clone();
-    let response = next.call(request).await?;
+    let mut response = next.call(request).await?;
+    let id = response.request().extensions().get::<RequestId>().cloned();
+    let echoed = match id {
+        Some(RequestId(id)) => HeaderValue::from_str(&id).ok(),
+        None => response
+            .request()
+            .headers()
+            .get(REQUEST_ID)
+            .filter(|v| plain(v.as_bytes()))
+            .cloned(),
+    };
+    if let Some(value) = echoed {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let elapsed = started.elapsed();
     let route = response
         .request()
@@ -48,4 +67,36 @@ pub async fn observe(
         "request"
     );
     Ok(response)
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone)]
+struct RequestId(String);
+
+/// A request id a client may choose: 1–64 of `A-Z a-z 0-9 . _ -`.
+fn plain(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The request's id: the client's `X-Request-Id` when plain, else `req_` and 20 random
+/// characters, made once per request.
+pub fn request_id(req: &HttpRequest) -> String {
+    if let Some(RequestId(id)) = req.extensions().get::<RequestId>() {
+        return id.clone();
+    }
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| plain(v.as_bytes()))
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || format!("req_{}", Alphanumeric.sample_string(&mut rand::rng(), 20)),
+            str::to_owned,
+        );
+    req.extensions_mut().insert(RequestId(id.clone()));
+    id
 }

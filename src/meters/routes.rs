@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{delete, get, post, web, HttpResponse};
 
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
@@ -25,10 +26,13 @@ use crate::tenants::actor::meter_not_found;
 pub async fn create_meter(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewMeter>,
 ) -> Result<HttpResponse, ApiError> {
-    let meter = body.parse(state.usage.now())?;
-    let created = creator.actor.create_meter(meter).await?;
+    let now = state.usage.now();
+    let meter = body.parse(now)?;
+    let record = who.change(&creator.tenant.id, now, "meter", "create", &*meter.key);
+    let created = creator.actor.create_meter(meter, record).await?;
     Ok(HttpResponse::Created().json(MeterView::from(&*created)))
 }
 
@@ -74,9 +78,20 @@ pub async fn get_meter(
 pub async fn delete_meter(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    creator.actor.delete_meter(Arc::from(key.as_str())).await?;
+    let record = who.change(
+        &creator.tenant.id,
+        state.usage.now(),
+        "meter",
+        "delete",
+        key.as_str(),
+    );
+    creator
+        .actor
+        .delete_meter(Arc::from(key.as_str()), record)
+        .await?;
     if let Some(billing) = &state.billing {
         billing.tidy_up(&creator.tenant.id).await;
     }

@@ -192,7 +192,7 @@ fn cursor_schema() -> utoipa::openapi::schema::Object {
     crate::schema::text(3, 83, CURSOR_PATTERN, "The previous page's `next_cursor`")
 }
 
-fn page_limit_schema() -> utoipa::openapi::schema::Object {
+pub fn page_limit_schema() -> utoipa::openapi::schema::Object {
     let mut schema = crate::schema::integer(1, 100, "At most this many, newest first");
     schema.default = Some(20.into());
     schema

@@ -6,6 +6,7 @@
 //! placeholders (which both accept, numbered in order of appearance); the one dialect
 //! difference is the two-argument maximum (`MAX` vs `GREATEST`).
 
+pub mod audit;
 pub mod billing;
 pub mod embeds;
 pub mod flusher;
@@ -24,7 +25,10 @@ pub use flusher::{
     ActivityWrite, BucketWrite, ConversionWrite, ExposureWrite, FlushHandle, FlushJob, KeyWrite,
 };
 
+use audit::AuditEntry;
 use flusher::MergedWrites;
+
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub use health::StoreHealth;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -100,12 +104,23 @@ pub struct CreatorRow {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
+    /// `key_…`: how the API and the audit log name the key.
+    pub id: String,
     pub key_hash: String,
     pub creator_id: String,
     pub kind: String,
+    pub name: String,
     /// The key's first characters, to tell keys apart without revealing them.
     pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// A rolled publishable key answers until then.
+    pub expires_at: Option<i64>,
 }
+
+const KEY_COLUMNS: &str = "id, key_hash, creator_id, kind, name, prefix, created_at, \
+     last_used_at, revoked_at, expires_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MeterRow {
@@ -287,6 +302,7 @@ impl Store {
         &self,
         creator: &CreatorRow,
         keys: &[KeyRow],
+        audit: &[AuditEntry],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
@@ -307,19 +323,141 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "a creator with this slug"))?;
+        Self::insert_keys(&mut tx, keys)
+            .await
+            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, audit)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn insert_keys(tx: &mut Tx, keys: &[KeyRow]) -> Result<(), sqlx::Error> {
         for key in keys {
             sqlx::query(
-                "INSERT INTO api_keys (key_hash, creator_id, kind, prefix, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO api_keys (id, key_hash, creator_id, kind, name, prefix, created_at, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
+            .bind(&key.id)
             .bind(&key.key_hash)
             .bind(&key.creator_id)
             .bind(&key.kind)
+            .bind(&key.name)
             .bind(&key.prefix)
-            .bind(creator.created_at)
-            .execute(&mut *tx)
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds keys to a creator (a new secret key, a key minted by the admin).
+    pub async fn add_keys(&self, keys: &[KeyRow], audit: &[AuditEntry]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        Self::insert_keys(&mut tx, keys)
             .await
             .map_err(unavailable)?;
+        Self::append_audit(&mut tx, audit)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Every key of a creator, revoked ones included, oldest first.
+    pub async fn creator_keys(&self, creator_id: &str) -> Result<Vec<KeyRow>, StoreError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE creator_id = $1 ORDER BY created_at, id"
+        );
+        sqlx::query_as(&sql)
+            .bind(creator_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Revokes a live key; `None` when the creator has no such live key. The last live
+    /// secret key is not revoked (`Err(Conflict)`): a creator would lock itself out.
+    pub async fn revoke_key(
+        &self,
+        creator_id: &str,
+        key_id: &str,
+        now: i64,
+        audit: impl FnOnce(&KeyRow) -> AuditEntry,
+    ) -> Result<Option<KeyRow>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let sql = format!(
+            "UPDATE api_keys SET revoked_at = $1 WHERE creator_id = $2 AND id = $3 \
+             AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+        );
+        let revoked: Option<KeyRow> = sqlx::query_as(&sql)
+            .bind(now)
+            .bind(creator_id)
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let Some(revoked) = revoked else {
+            return Ok(None);
+        };
+        let secrets_left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_keys WHERE creator_id = $1 AND kind = 'secret' \
+             AND revoked_at IS NULL",
+        )
+        .bind(creator_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if revoked.kind == "secret" && secrets_left == 0 {
+            return Err(StoreError::Conflict("the last secret key"));
+        }
+        Self::append_audit(&mut tx, &[audit(&revoked)])
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some(revoked))
+    }
+
+    /// Makes `new` the creator's publishable key; the ones before it answer until
+    /// `old_until`.
+    pub async fn roll_publishable_key(
+        &self,
+        new: &KeyRow,
+        old_until: i64,
+        audit: &[AuditEntry],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query(
+            "UPDATE api_keys SET expires_at = $1 WHERE creator_id = $2 AND kind = 'publishable' \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",
+        )
+        .bind(old_until)
+        .bind(&new.creator_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::insert_keys(&mut tx, std::slice::from_ref(new))
+            .await
+            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, audit)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Writes when keys were last used (background, every creator's keys).
+    pub async fn note_key_uses(
+        &self,
+        uses: &[(std::sync::Arc<str>, i64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for (id, at) in uses {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(*at)
+                .bind(&**id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }
@@ -329,17 +467,22 @@ impl Store {
         creator_id: &str,
         per_second: Option<i64>,
         burst: Option<i64>,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "UPDATE creators SET rate_limit_per_second = $1, rate_limit_burst = $2 WHERE id = $3",
         )
         .bind(per_second)
         .bind(burst)
         .bind(creator_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit))
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn load_creators(&self) -> Result<Vec<CreatorRow>, StoreError> {
@@ -353,8 +496,14 @@ impl Store {
         .map_err(unavailable)
     }
 
-    pub async fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        sqlx::query_as::<_, KeyRow>("SELECT key_hash, creator_id, kind, prefix FROM api_keys")
+    /// Every key that still answers (not revoked, not past its overlap) at `now`.
+    pub async fn load_keys(&self, now: i64) -> Result<Vec<KeyRow>, StoreError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $1)"
+        );
+        sqlx::query_as(&sql)
+            .bind(now)
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)
@@ -386,7 +535,13 @@ impl Store {
     // --- meters and tiers -----------------------------------------------------------------
 
     /// Inserts a meter after the creator's last one (`position` orders the list).
-    pub async fn insert_meter(&self, creator_id: &str, meter: &MeterRow) -> Result<(), StoreError> {
+    pub async fn insert_meter(
+        &self,
+        creator_id: &str,
+        meter: &MeterRow,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO meters (creator_id, key, position, name, unit, aggregation, reset, \
              created_at, serial) \
@@ -402,10 +557,13 @@ impl Store {
         .bind(meter.created_at)
         .bind(meter.serial)
         .bind(creator_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "a meter with this key"))?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit))
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn load_meters(&self, creator_id: &str) -> Result<Vec<MeterRow>, StoreError> {
@@ -425,6 +583,7 @@ impl Store {
         creator_id: &str,
         tier: &TierRow,
         is_new: bool,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         if tier.is_default != 0 {
@@ -461,6 +620,9 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a tier with this key"))?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit))
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -483,6 +645,7 @@ impl Store {
         creator_id: &str,
         key: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let deleted = sqlx::query("DELETE FROM meters WHERE creator_id = $1 AND key = $2")
@@ -505,6 +668,9 @@ impl Store {
         billing::retire_stripe_meter(&mut tx, creator_id, key, now)
             .await
             .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit))
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(deleted > 0)
     }
@@ -516,6 +682,7 @@ impl Store {
         creator_id: &str,
         key: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let deleted = sqlx::query("DELETE FROM tiers WHERE creator_id = $1 AND key = $2")
@@ -526,6 +693,9 @@ impl Store {
             .map_err(unavailable)?
             .rows_affected();
         billing::retire_stripe_tier(&mut tx, creator_id, key, now)
+            .await
+            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit))
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
@@ -542,6 +712,7 @@ impl Store {
         customer: &CustomerRow,
         now: i64,
         announcements: &[outbox::Announcement],
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
@@ -563,6 +734,9 @@ impl Store {
         .await
         .map_err(unavailable)?;
         Self::insert_announcements(self.dialect, &mut tx, announcements)
+            .await
+            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit))
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)

@@ -12,7 +12,7 @@
 use sqlx::Row;
 
 use super::{
-    multi_row_insert, placeholders, unavailable, Dialect, Store, StoreError, ROWS_PER_STATEMENT,
+    multi_row_insert, placeholders, unavailable, Dialect, Store, StoreError, Tx, ROWS_PER_STATEMENT,
 };
 
 /// An event to write with its cause (see `outbox_events`).
@@ -143,8 +143,6 @@ pub struct HourTotalRow {
     pub meter_key: String,
     pub value: i64,
 }
-
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 impl Store {
     // --- events ---------------------------------------------------------------------------

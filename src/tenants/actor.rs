@@ -20,11 +20,12 @@ use actix::prelude::*;
 use crate::clock::SharedClock;
 use crate::customers::model::{Customer, CustomerUpdate};
 use crate::error::ApiError;
-use crate::meters::model::{Meter, MeterId};
+use crate::meters::model::{Meter, MeterId, MeterView};
 use crate::outbox::model::{announcement, TIER_CHANGED};
+use crate::store::audit::AuditEntry;
 use crate::store::{CustomerRow, MeterRow, Store, TierRow};
 use crate::tenants::state::{CommitState, Tenant};
-use crate::tiers::model::{NewTier, Tier, TierDefinition, TierPatch};
+use crate::tiers::model::{NewTier, Tier, TierDefinition, TierPatch, TierView};
 use crate::usage::model::MAX_PAST_SECS;
 
 /// How long a caller waits for the tenant actor before answering 503.
@@ -88,7 +89,7 @@ impl Actor for TenantActor {
 
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Meter>, ApiError>")]
-struct CreateMeter(Meter);
+struct CreateMeter(Meter, AuditEntry);
 
 /// Starts the roll-over actor of a meter just created.
 #[derive(Message)]
@@ -106,7 +107,11 @@ impl Handler<StartMeterActor> for TenantActor {
 impl Handler<CreateMeter> for TenantActor {
     type Result = AtomicResponse<Self, Result<Arc<Meter>, ApiError>>;
 
-    fn handle(&mut self, CreateMeter(meter): CreateMeter, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        CreateMeter(meter, record): CreateMeter,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
         let me = ctx.address();
         self.in_turn(move |tenant, store| async move {
             let config = tenant.config();
@@ -125,7 +130,8 @@ impl Handler<CreateMeter> for TenantActor {
                 created_at: meter.created_at,
                 serial: meter.serial,
             };
-            store.insert_meter(&tenant.id, &row).await?;
+            let record = record.after(&MeterView::from(&meter));
+            store.insert_meter(&tenant.id, &row, &record).await?;
             let next = config.with_meter(meter);
             let id = (next.meter_slots() - 1) as MeterId;
             let created = next.meter(id).clone();
@@ -143,15 +149,20 @@ enum TierChange {
 
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Tier>, ApiError>")]
-struct SaveTier(TierChange);
+struct SaveTier(TierChange, AuditEntry);
 
 impl Handler<SaveTier> for TenantActor {
     type Result = AtomicResponse<Self, Result<Arc<Tier>, ApiError>>;
 
-    fn handle(&mut self, SaveTier(change): SaveTier, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        SaveTier(change, record): SaveTier,
+        _: &mut Self::Context,
+    ) -> Self::Result {
         let now = self.settings.clock.now();
         self.in_turn(move |tenant, store| async move {
             let config = tenant.config();
+            let mut record = record;
             let (key, definition, is_default, created_at, serial) = match change {
                 TierChange::Create(new) => {
                     let key = crate::meters::model::parse_slug("key", &new.key)?;
@@ -175,6 +186,7 @@ impl Handler<SaveTier> for TenantActor {
                         .tier_id(&key)
                         .map(|id| config.tier(id).clone())
                         .ok_or_else(|| tier_not_found(&key))?;
+                    record = record.before(&TierView::from(&*current));
                     let old = &current.definition;
                     let definition = TierDefinition::parse(
                         patch.name.as_deref().unwrap_or(&old.name),
@@ -207,7 +219,8 @@ impl Handler<SaveTier> for TenantActor {
                 updated_at: tier.updated_at,
                 serial: tier.serial,
             };
-            store.save_tier(&tenant.id, &row, is_new).await?;
+            let record = record.after(&TierView::from(&tier));
+            store.save_tier(&tenant.id, &row, is_new, &record).await?;
             let next = config.with_tier(tier);
             let saved = next
                 .tier(next.tier_id(&row.key).expect("just saved"))
@@ -229,12 +242,16 @@ pub fn meter_not_found(key: &str) -> ApiError {
 /// Deletes a meter no tier caps: its usage with it (`Store::delete_meter`).
 #[derive(Message)]
 #[rtype(result = "Result<(), ApiError>")]
-struct DeleteMeter(Arc<str>);
+struct DeleteMeter(Arc<str>, AuditEntry);
 
 impl Handler<DeleteMeter> for TenantActor {
     type Result = AtomicResponse<Self, Result<(), ApiError>>;
 
-    fn handle(&mut self, DeleteMeter(key): DeleteMeter, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        DeleteMeter(key, record): DeleteMeter,
+        _: &mut Self::Context,
+    ) -> Self::Result {
         let now = self.settings.clock.now();
         self.in_turn(move |tenant, store| async move {
             let config = tenant.config();
@@ -253,7 +270,8 @@ impl Handler<DeleteMeter> for TenantActor {
                     ),
                 ));
             }
-            store.delete_meter(&tenant.id, &key, now).await?;
+            let record = record.before(&MeterView::from(&**config.meter(id)));
+            store.delete_meter(&tenant.id, &key, now, &record).await?;
             tenant.set_config(config.without_meter(id));
             tenant.drop_meter_counters(id);
             Ok(())
@@ -264,12 +282,16 @@ impl Handler<DeleteMeter> for TenantActor {
 /// Deletes a tier no customer is on.
 #[derive(Message)]
 #[rtype(result = "Result<(), ApiError>")]
-struct DeleteTier(Arc<str>);
+struct DeleteTier(Arc<str>, AuditEntry);
 
 impl Handler<DeleteTier> for TenantActor {
     type Result = AtomicResponse<Self, Result<(), ApiError>>;
 
-    fn handle(&mut self, DeleteTier(key): DeleteTier, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        DeleteTier(key, record): DeleteTier,
+        _: &mut Self::Context,
+    ) -> Self::Result {
         let now = self.settings.clock.now();
         self.in_turn(move |tenant, store| async move {
             let config = tenant.config();
@@ -297,7 +319,8 @@ impl Handler<DeleteTier> for TenantActor {
                     ),
                 ));
             }
-            store.delete_tier(&tenant.id, &key, now).await?;
+            let record = record.before(&TierView::from(&**config.tier(id)));
+            store.delete_tier(&tenant.id, &key, now, &record).await?;
             tenant.set_config(config.without_tier(id));
             Ok(())
         })
@@ -306,14 +329,14 @@ impl Handler<DeleteTier> for TenantActor {
 
 #[derive(Message)]
 #[rtype(result = "Result<Customer, ApiError>")]
-struct UpsertCustomer(CustomerUpdate);
+struct UpsertCustomer(CustomerUpdate, AuditEntry);
 
 impl Handler<UpsertCustomer> for TenantActor {
     type Result = AtomicResponse<Self, Result<Customer, ApiError>>;
 
     fn handle(
         &mut self,
-        UpsertCustomer(update): UpsertCustomer,
+        UpsertCustomer(update, record): UpsertCustomer,
         _: &mut Self::Context,
     ) -> Self::Result {
         let now = self.settings.clock.now();
@@ -323,6 +346,10 @@ impl Handler<UpsertCustomer> for TenantActor {
                 Some(key) => Some(config.tier_id(key).ok_or_else(|| tier_not_found(key))?),
                 None => None,
             };
+            let known = tenant.customers.get(&*update.id).map(|state| {
+                let tier = state.tier.map(|id| config.tier(id).key.to_string());
+                (state.declared, tier)
+            });
             // A new tier starts a new billing cycle; the same tier keeps its anchor.
             let (anchor, previous) = match tenant.customers.get(&*update.id) {
                 Some(state) if state.declared && state.tier == tier => (state.anchor, None),
@@ -359,8 +386,21 @@ impl Handler<UpsertCustomer> for TenantActor {
                 })
                 .into_iter()
                 .collect();
+            // The record names no person: its tier and Stripe customer, and whether an
+            // email is known (the email itself is personal data the log must not keep).
+            let audited = |tier: Option<&str>, email: bool, stripe: Option<&str>| {
+                serde_json::json!({"tier": tier, "email_known": email, "stripe_customer_id": stripe})
+            };
+            let mut record = record.after(&audited(
+                row.tier_key.as_deref(),
+                row.email.is_some(),
+                row.stripe_customer_id.as_deref(),
+            ));
+            if let Some((true, tier)) = &known {
+                record = record.before(&serde_json::json!({"tier": tier}));
+            }
             store
-                .upsert_customer(&tenant.id, &row, now, &announcements)
+                .upsert_customer(&tenant.id, &row, now, &announcements, &record)
                 .await?;
             let mut state = tenant.customers.entry(update.id.clone()).or_default();
             state.tier = tier;
@@ -468,31 +508,48 @@ impl TenantHandle {
             .map_err(|_| ApiError::unavailable("busy", "the creator's actor is busy; retry later"))
     }
 
-    pub async fn create_meter(&self, meter: Meter) -> Result<Arc<Meter>, ApiError> {
-        self.ask(CreateMeter(meter)).await?
+    // Each change takes its audit record, made by the caller (who, what, from where) and
+    // completed here with the object's states; it is written with the change.
+
+    pub async fn create_meter(
+        &self,
+        meter: Meter,
+        record: AuditEntry,
+    ) -> Result<Arc<Meter>, ApiError> {
+        self.ask(CreateMeter(meter, record)).await?
     }
 
-    pub async fn create_tier(&self, tier: NewTier) -> Result<Arc<Tier>, ApiError> {
-        self.ask(SaveTier(TierChange::Create(tier))).await?
+    pub async fn create_tier(
+        &self,
+        tier: NewTier,
+        record: AuditEntry,
+    ) -> Result<Arc<Tier>, ApiError> {
+        self.ask(SaveTier(TierChange::Create(tier), record)).await?
     }
 
     pub async fn update_tier(
         &self,
         key: Arc<str>,
         patch: TierPatch,
+        record: AuditEntry,
     ) -> Result<Arc<Tier>, ApiError> {
-        self.ask(SaveTier(TierChange::Patch(key, patch))).await?
+        self.ask(SaveTier(TierChange::Patch(key, patch), record))
+            .await?
     }
 
-    pub async fn delete_meter(&self, key: Arc<str>) -> Result<(), ApiError> {
-        self.ask(DeleteMeter(key)).await?
+    pub async fn delete_meter(&self, key: Arc<str>, record: AuditEntry) -> Result<(), ApiError> {
+        self.ask(DeleteMeter(key, record)).await?
     }
 
-    pub async fn delete_tier(&self, key: Arc<str>) -> Result<(), ApiError> {
-        self.ask(DeleteTier(key)).await?
+    pub async fn delete_tier(&self, key: Arc<str>, record: AuditEntry) -> Result<(), ApiError> {
+        self.ask(DeleteTier(key, record)).await?
     }
 
-    pub async fn upsert_customer(&self, update: CustomerUpdate) -> Result<Customer, ApiError> {
-        self.ask(UpsertCustomer(update)).await?
+    pub async fn upsert_customer(
+        &self,
+        update: CustomerUpdate,
+        record: AuditEntry,
+    ) -> Result<Customer, ApiError> {
+        self.ask(UpsertCustomer(update, record)).await?
     }
 }

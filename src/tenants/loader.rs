@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::creators::keys::{parse_hash_hex, KeyKind};
 use crate::error::ApiError;
+use crate::keys::material::{parse_hash_hex, KeyKind};
 use crate::meters::model::Meter;
 use crate::store::{CreatorRow, Store, StoreError};
 use crate::tenants::actor::{ActorSettings, TenantHandle};
 use crate::tenants::config::TenantConfig;
-use crate::tenants::registry::{Creator, RateLimit, Registry};
+use crate::tenants::registry::{Creator, LiveKey, RateLimit, Registry};
 use crate::tenants::state::{KeyRecord, Tenant};
 use crate::tiers::model::{Tier, TierDefinition};
 use crate::usage::decide::Aggregation;
@@ -40,12 +40,18 @@ pub async fn load_all(registry: &Registry, settings: &ActorSettings) -> Result<u
         };
         registry.add_creator(creator, rate_limit_of(&row));
     }
-    for key in store.load_keys().await? {
+    for key in store.load_keys(settings.clock.now()).await? {
         let hash = parse_hash_hex(&key.key_hash)
             .ok_or_else(|| LoadError::Corrupt(format!("key hash of {}", key.prefix)))?;
         let kind = KeyKind::parse(&key.kind)
             .ok_or_else(|| LoadError::Corrupt(format!("key kind {}", key.kind)))?;
-        registry.add_key(&key.creator_id, hash, kind);
+        registry.add_key(LiveKey {
+            creator_id: &key.creator_id,
+            hash,
+            id: &key.id,
+            kind,
+            expires_at: key.expires_at,
+        });
     }
     Ok(counters)
 }

@@ -3,13 +3,14 @@
 //! configured, so that load tests measure the daemon).
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::creators::keys::{KeyHash, KeyKind};
 use crate::error::ApiError;
+use crate::keys::material::{KeyHash, KeyKind};
 use crate::schema::{integer, or_null};
 use crate::tenants::actor::TenantHandle;
 use crate::tenants::state::Tenant;
@@ -81,9 +82,39 @@ impl RateLimit {
 #[derive(Clone)]
 pub struct KeyEntry {
     pub hash: KeyHash,
+    /// `key_…`: how the API and the audit log name the key.
+    pub id: Arc<str>,
     pub kind: KeyKind,
     pub creator: Creator,
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// A rolled publishable key answers until then (Unix seconds).
+    pub expires_at: Option<i64>,
+    pub used: Arc<KeyUse>,
+}
+
+/// When a key was last used, kept in memory on each request (one relaxed store, and only
+/// when the second changed) and written to the store about once a minute.
+#[derive(Default)]
+pub struct KeyUse {
+    last: AtomicI64,
+    written: AtomicI64,
+}
+
+impl KeyUse {
+    pub fn note(&self, now: i64) {
+        if self.last.load(Ordering::Relaxed) != now {
+            self.last.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A key joining the registry.
+pub struct LiveKey<'a> {
+    pub creator_id: &'a str,
+    pub hash: KeyHash,
+    pub id: &'a str,
+    pub kind: KeyKind,
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Default)]
@@ -98,19 +129,52 @@ impl Registry {
             .insert(creator.tenant.id.clone(), (creator, rate_limit));
     }
 
-    pub fn add_key(&self, creator_id: &str, hash: KeyHash, kind: KeyKind) {
-        if let Some(entry) = self.creators.get(creator_id) {
+    pub fn add_key(&self, key: LiveKey) {
+        if let Some(entry) = self.creators.get(key.creator_id) {
             let (creator, rate_limit) = entry.value();
             self.keys.insert(
-                hash,
+                key.hash,
                 KeyEntry {
-                    hash,
-                    kind,
+                    hash: key.hash,
+                    id: Arc::from(key.id),
+                    kind: key.kind,
                     creator: creator.clone(),
                     limiter: rate_limit.and_then(RateLimit::limiter),
+                    expires_at: key.expires_at,
+                    used: Arc::default(),
                 },
             );
         }
+    }
+
+    /// Refuses a key from now on.
+    pub fn remove_key(&self, creator_id: &str, key_id: &str) {
+        self.keys
+            .retain(|_, key| !(&*key.id == key_id && &*key.creator.tenant.id == creator_id));
+    }
+
+    /// Gives a creator's publishable keys an end (a roll's overlap).
+    pub fn expire_publishable(&self, creator_id: &str, expires_at: i64) {
+        for mut key in self.keys.iter_mut() {
+            if key.kind == KeyKind::Publishable
+                && &*key.creator.tenant.id == creator_id
+                && key.expires_at.is_none()
+            {
+                key.expires_at = Some(expires_at);
+            }
+        }
+    }
+
+    /// Keys used since their use was last written, with when: marked written.
+    pub fn take_key_uses(&self) -> Vec<(Arc<str>, i64)> {
+        let mut uses = Vec::new();
+        for key in self.keys.iter() {
+            let last = key.used.last.load(Ordering::Relaxed);
+            if last > key.used.written.swap(last, Ordering::Relaxed) {
+                uses.push((key.id.clone(), last));
+            }
+        }
+        uses
     }
 
     pub fn creator(&self, creator_id: &str) -> Option<Creator> {

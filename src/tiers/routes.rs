@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::Serialize;
 
+use crate::audit::model::Who;
 use crate::billing::catalog::TierSyncView;
 
 use crate::error::{ApiError, ErrorBody};
@@ -33,9 +34,17 @@ use crate::tiers::model::{NewTier, TierPatch, TierView};
 pub async fn create_tier(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewTier>,
 ) -> Result<HttpResponse, ApiError> {
-    let tier = creator.actor.create_tier(body).await?;
+    let record = who.change(
+        &creator.tenant.id,
+        state.usage.now(),
+        "tier",
+        "create",
+        &body.key,
+    );
+    let tier = creator.actor.create_tier(body, record).await?;
     Ok(HttpResponse::Created().json(synced_view(&state, &creator, &tier).await))
 }
 
@@ -100,12 +109,20 @@ pub async fn get_tier(
 pub async fn update_tier(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     key: web::Path<String>,
     ApiJson(body): ApiJson<TierPatch>,
 ) -> Result<HttpResponse, ApiError> {
+    let record = who.change(
+        &creator.tenant.id,
+        state.usage.now(),
+        "tier",
+        "update",
+        key.as_str(),
+    );
     let tier = creator
         .actor
-        .update_tier(Arc::from(key.as_str()), body)
+        .update_tier(Arc::from(key.as_str()), body, record)
         .await?;
     Ok(HttpResponse::Ok().json(synced_view(&state, &creator, &tier).await))
 }
@@ -123,9 +140,20 @@ pub async fn update_tier(
 pub async fn delete_tier(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    creator.actor.delete_tier(Arc::from(key.as_str())).await?;
+    let record = who.change(
+        &creator.tenant.id,
+        state.usage.now(),
+        "tier",
+        "delete",
+        key.as_str(),
+    );
+    creator
+        .actor
+        .delete_tier(Arc::from(key.as_str()), record)
+        .await?;
     if let Some(billing) = &state.billing {
         billing.tidy_up(&creator.tenant.id).await;
     }

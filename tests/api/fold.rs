@@ -40,8 +40,11 @@ async fn with_meter(store: &Store) {
         created_at: 0,
         allowed_origins: "[]".into(),
     };
-    store.insert_creator(&creator, &[]).await.unwrap();
-    store.insert_meter(CREATOR, &meter(0)).await.unwrap();
+    store.insert_creator(&creator, &[], &[]).await.unwrap();
+    store
+        .insert_meter(CREATOR, &meter(0), &audited())
+        .await
+        .unwrap();
 }
 
 fn meter(serial: i64) -> MeterRow {
@@ -123,13 +126,19 @@ async fn a_record_of_a_deleted_meter_lands_on_no_meter_made_since(backend: Backe
     store.fold_all().await.unwrap();
     // Committed for the meter (serial 0), not folded before it is deleted and made again.
     store.append_log(&record(1)).await.unwrap();
-    assert!(store.delete_meter(CREATOR, "calls", 0).await.unwrap());
+    assert!(store
+        .delete_meter(CREATOR, "calls", 0, &audited())
+        .await
+        .unwrap());
     assert!(store
         .load_period_totals(CREATOR, 0)
         .await
         .unwrap()
         .is_empty());
-    store.insert_meter(CREATOR, &meter(42)).await.unwrap();
+    store
+        .insert_meter(CREATOR, &meter(42), &audited())
+        .await
+        .unwrap();
     store.fold_all().await.unwrap();
     assert!(
         store
@@ -151,4 +160,9 @@ async fn a_record_of_a_deleted_meter_lands_on_no_meter_made_since(backend: Backe
         store.load_idempotency_keys(CREATOR, 0).await.unwrap().len(),
         3
     );
+}
+
+/// The audit record the store writes with a change.
+fn audited() -> staryer::store::audit::AuditEntry {
+    staryer::audit::model::Who::system("test").change(CREATOR, 0, "meter", "change", "calls")
 }

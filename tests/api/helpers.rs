@@ -187,6 +187,29 @@ impl TestApp {
         panic!("the daemon never became ready");
     }
 
+    /// Runs one SQL statement on the daemon's database over a connection of its own (what
+    /// someone with access to the database could do behind the daemon's back).
+    pub async fn sql(&self, statement: &str) -> Result<u64, String> {
+        let outcome = if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+        };
+        outcome.map_err(|e| e.to_string())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

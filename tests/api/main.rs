@@ -26,4 +26,5 @@ mod periods;
 mod sessions;
 mod stripe_fake;
 mod subscriptions;
+mod trust;
 mod validation;

@@ -1,7 +1,7 @@
-//! API keys. A key is shown once when made; only its SHA-256 is stored. A presented key is
-//! hashed and looked up by hash, and the stored hash is compared again in constant time.
-//! Secret keys (`sk_…`) open the creator API; publishable keys (`pk_…`) are for browser
-//! embeds and are refused there (403).
+//! Key material. A key is shown once when made; only its SHA-256 is stored. A presented
+//! key is hashed and looked up by hash, and the stored hash is compared again in constant
+//! time. Secret keys (`sk_…`) open the creator API; publishable keys (`pk_…`) are for
+//! browser embeds and are refused there (403).
 
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
@@ -72,6 +72,12 @@ pub fn parse_hash_hex(text: &str) -> Option<KeyHash> {
 /// Constant-time equality of two key hashes.
 pub fn same(a: &KeyHash, b: &KeyHash) -> bool {
     a.ct_eq(b).into()
+}
+
+/// A key's id (`key_` and 20 random characters): what the API and the audit log name it
+/// by, which unlike its prefix says nothing of the key.
+pub fn generate_id() -> String {
+    format!("key_{}", Alphanumeric.sample_string(&mut rand::rng(), 20))
 }
 
 /// The first characters of a key, safe to show and log.
