@@ -10,7 +10,7 @@ ALTER TABLE api_keys ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN revoked_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
-UPDATE api_keys SET id = 'key_' || substr(key_hash, 1, 20),
+UPDATE api_keys SET id = 'key_' || substr(md5(random()::text || key_hash), 1, 20),
     name = CASE kind WHEN 'secret' THEN 'default' ELSE 'publishable' END;
 ALTER TABLE api_keys ALTER COLUMN id SET NOT NULL;
 CREATE UNIQUE INDEX api_keys_id ON api_keys (id);

@@ -10,7 +10,7 @@ ALTER TABLE api_keys ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
 ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
 ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
-UPDATE api_keys SET id = 'key_' || substr(key_hash, 1, 20),
+UPDATE api_keys SET id = 'key_' || lower(hex(randomblob(10))),
     name = CASE kind WHEN 'secret' THEN 'default' ELSE 'publishable' END;
 CREATE UNIQUE INDEX api_keys_id ON api_keys (id);
 CREATE INDEX api_keys_by_creator ON api_keys (creator_id);

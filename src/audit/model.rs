@@ -227,5 +227,10 @@ fn actor_schema() -> utoipa::openapi::schema::Object {
 }
 
 fn cursor_schema() -> utoipa::openapi::schema::Object {
-    crate::schema::text(1, 18, "^[0-9]{1,18}$", "The previous page's `next_cursor`")
+    crate::schema::text(
+        1,
+        18,
+        "^[1-9][0-9]{0,17}$",
+        "The previous page's `next_cursor`",
+    )
 }

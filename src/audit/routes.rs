@@ -16,7 +16,7 @@ use crate::state::AppState;
         (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/audit_logs")]
-pub async fn list(
+pub async fn list_audit_logs(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     query: web::Query<AuditQuery>,
@@ -32,7 +32,7 @@ pub async fn list(
         (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)),
     security(("admin_token" = [])))]
 #[get("/v1/admin/audit_logs")]
-pub async fn list_platform(
+pub async fn list_platform_audit_logs(
     state: web::Data<AppState>,
     _: AdminAuth,
     query: web::Query<AuditQuery>,

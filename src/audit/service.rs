@@ -79,20 +79,21 @@ pub enum Verdict {
 /// Records read per page while verifying.
 const VERIFY_PAGE: i64 = 1_000;
 
-/// Walks the whole chain from its anchor: each record must follow the one before it
-/// without a gap, and hash to what it carries over its content and the previous hash;
-/// the last one must be the chain's recorded end.
+/// Walks the chain from its anchor to its end as read when the walk starts (records
+/// appended meanwhile, by a running daemon, wait for the next walk): each record must
+/// follow the one before it without a gap, and hash to what it carries over its content
+/// and the previous hash; the last one must be the chain's recorded end.
 pub async fn verify(store: &Store) -> Result<Verdict, StoreError> {
     let chain = store.audit_chain_state().await?;
     let mut previous_seq = chain.pruned_through;
     let mut previous_hash = chain.pruned_hash.clone();
     let mut records = 0;
-    loop {
+    while previous_seq < chain.last_seq {
         let page = store.audit_chain_page(previous_seq, VERIFY_PAGE).await?;
         if page.is_empty() {
             break;
         }
-        for row in page {
+        for row in page.into_iter().take_while(|row| row.seq <= chain.last_seq) {
             if row.seq != previous_seq + 1 {
                 return Ok(Verdict::Broken {
                     seq: previous_seq + 1,

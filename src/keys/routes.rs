@@ -15,7 +15,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/v1/keys", tag = "keys",
     responses((status = 200, body = KeyList)), security(("secret_key" = [])))]
 #[get("/v1/keys")]
-pub async fn list(
+pub async fn list_keys(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
 ) -> Result<HttpResponse, ApiError> {
@@ -29,7 +29,7 @@ pub async fn list(
         (status = 422, description = "`invalid_value`: a name over 200 characters", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/keys")]
-pub async fn create(
+pub async fn create_key(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     who: Who,
@@ -46,7 +46,7 @@ pub async fn create(
         (status = 409, description = "`last_secret_key`: make another secret key first", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[delete("/v1/keys/{id}")]
-pub async fn revoke(
+pub async fn revoke_key(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     who: Who,
@@ -62,7 +62,7 @@ pub async fn revoke(
         (status = 422, description = "`invalid_value`: an overlap past 30 days", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[post("/v1/keys/publishable/roll")]
-pub async fn roll_publishable(
+pub async fn roll_publishable_key(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
     who: Who,
@@ -86,7 +86,7 @@ pub async fn roll_publishable(
         (status = 409, description = "`too_many_keys`", body = ErrorBody)),
     security(("admin_token" = [])))]
 #[post("/v1/admin/creators/{slug}/keys")]
-pub async fn mint(
+pub async fn mint_key(
     state: web::Data<AppState>,
     _: AdminAuth,
     who: Who,

@@ -386,6 +386,15 @@ impl Store {
         audit: impl FnOnce(&KeyRow) -> AuditEntry,
     ) -> Result<Option<KeyRow>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        if self.dialect == Dialect::Postgres {
+            // Two revokes of a creator's last two secret keys must not both see one left:
+            // they take turns on the creator's row (SQLite has one writer anyway).
+            sqlx::query("SELECT id FROM creators WHERE id = $1 FOR UPDATE")
+                .bind(creator_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
         let sql = format!(
             "UPDATE api_keys SET revoked_at = $1 WHERE creator_id = $2 AND id = $3 \
              AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"

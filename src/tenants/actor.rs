@@ -386,16 +386,13 @@ impl Handler<UpsertCustomer> for TenantActor {
                 })
                 .into_iter()
                 .collect();
-            // The record names no person: its tier and Stripe customer, and whether an
-            // email is known (the email itself is personal data the log must not keep).
-            let audited = |tier: Option<&str>, email: bool, stripe: Option<&str>| {
-                serde_json::json!({"tier": tier, "email_known": email, "stripe_customer_id": stripe})
-            };
-            let mut record = record.after(&audited(
-                row.tier_key.as_deref(),
-                row.email.is_some(),
-                row.stripe_customer_id.as_deref(),
-            ));
+            // The record names no person: its tier, and whether an email and a Stripe
+            // customer are known (both identify the person; the log must not keep them).
+            let mut record = record.after(&serde_json::json!({
+                "tier": row.tier_key,
+                "email_known": row.email.is_some(),
+                "stripe_customer_known": row.stripe_customer_id.is_some(),
+            }));
             if let Some((true, tier)) = &known {
                 record = record.before(&serde_json::json!({"tier": tier}));
             }

@@ -153,14 +153,12 @@ impl Registry {
             .retain(|_, key| !(&*key.id == key_id && &*key.creator.tenant.id == creator_id));
     }
 
-    /// Gives a creator's publishable keys an end (a roll's overlap).
+    /// Ends a creator's publishable keys at `expires_at` at the latest (a roll's overlap;
+    /// a later roll may shorten an earlier one's, as the store does).
     pub fn expire_publishable(&self, creator_id: &str, expires_at: i64) {
         for mut key in self.keys.iter_mut() {
-            if key.kind == KeyKind::Publishable
-                && &*key.creator.tenant.id == creator_id
-                && key.expires_at.is_none()
-            {
-                key.expires_at = Some(expires_at);
+            if key.kind == KeyKind::Publishable && &*key.creator.tenant.id == creator_id {
+                key.expires_at = Some(key.expires_at.map_or(expires_at, |end| end.min(expires_at)));
             }
         }
     }
