@@ -13,7 +13,8 @@ use crate::state::AppState;
 /// The creator's audit log, newest first.
 #[utoipa::path(get, path = "/v1/audit_logs", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage),
-        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`: an `object_id` that is no id", body = ErrorBody)),
     security(("secret_key" = [])))]
 #[get("/v1/audit_logs")]
 pub async fn list_audit_logs(
@@ -29,7 +30,8 @@ pub async fn list_audit_logs(
 /// newest first.
 #[utoipa::path(get, path = "/v1/admin/audit_logs", tag = "admin", params(AuditQuery),
     responses((status = 200, body = AuditPage),
-        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 422, description = "`invalid_id`: an `object_id` that is no id", body = ErrorBody)),
     security(("admin_token" = [])))]
 #[get("/v1/admin/audit_logs")]
 pub async fn list_platform_audit_logs(

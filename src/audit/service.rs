@@ -1,9 +1,12 @@
 //! Reading the audit log (a creator's records, the platform's) and verifying its chain.
 
-use crate::audit::model::{customer_ref, AuditPage, AuditQuery, AuditRecord, OBJECT_TYPES};
+use crate::audit::model::{
+    customer_ref, AuditPage, AuditQuery, AuditRecord, ACTOR_PATTERN, OBJECT_TYPES,
+};
 use crate::error::ApiError;
 use crate::store::audit::{chain_hash, AuditFilter};
 use crate::store::{Store, StoreError};
+use crate::usage::model::parse_id;
 
 /// One page of `creator_id`'s records (`None`: the platform's own), newest first.
 pub async fn list(
@@ -20,6 +23,20 @@ pub async fn list(
         if !OBJECT_TYPES.contains(&kind.as_str()) {
             return Err(bad("object_type is not a kind of object the log names"));
         }
+    }
+    if let Some(id) = &query.object_id {
+        parse_id("object_id", std::borrow::Cow::Borrowed(id))?;
+    }
+    static ACTOR: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(ACTOR_PATTERN).expect("a regex"));
+    if query
+        .actor
+        .as_deref()
+        .is_some_and(|actor| !ACTOR.is_match(actor))
+    {
+        return Err(bad(
+            "actor is `admin`, `stripe`, `browser`, `key:<key id>` or `system:<job>`",
+        ));
     }
     let time = |text: &Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
         text.as_deref()
