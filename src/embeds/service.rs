@@ -208,7 +208,9 @@ pub fn snippet(
         Some(given) => {
             let hash = keys::hash(given);
             let mine = state.registry.key(&hash).is_some_and(|entry| {
-                entry.kind == KeyKind::Publishable && entry.creator.tenant.id == creator.tenant.id
+                entry.kind == KeyKind::Publishable
+                    && entry.creator.tenant.id == creator.tenant.id
+                    && entry.answers_at(state.usage.now())
             });
             if !mine {
                 return Err(ApiError::invalid(

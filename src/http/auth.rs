@@ -95,7 +95,7 @@ fn live_key(state: &AppState, hash: &KeyHash) -> Option<KeyEntry> {
         .registry
         .key(hash)
         .filter(|e| keys::same(&e.hash, hash))
-        .filter(|e| e.expires_at.is_none_or(|end| now < end))?;
+        .filter(|e| e.answers_at(now))?;
     entry.used.note(now);
     Some(entry)
 }

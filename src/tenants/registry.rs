@@ -92,6 +92,13 @@ pub struct KeyEntry {
     pub used: Arc<KeyUse>,
 }
 
+impl KeyEntry {
+    /// Whether the key answers at `now`: a rolled publishable key stops at its overlap's end.
+    pub fn answers_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|end| now < end)
+    }
+}
+
 /// When a key was last used, kept in memory on each request (one relaxed store, and only
 /// when the second changed) and written to the store about once a minute.
 #[derive(Default)]
