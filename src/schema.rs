@@ -145,3 +145,20 @@ pub fn url_schema() -> Object {
     schema.format = Some(SchemaFormat::Custom("uri".into()));
     schema
 }
+
+/// A page's `limit`: 1 to 100, default 20 (400 `invalid_query` outside).
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(20);
+    if (1..=100).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"))
+    }
+}
+
+/// What `page_limit` accepts.
+pub fn page_limit_schema() -> Object {
+    let mut schema = integer(1, 100, "At most this many, newest first");
+    schema.default = Some(20.into());
+    schema
+}

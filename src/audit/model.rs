@@ -188,7 +188,7 @@ pub struct AuditQuery {
     #[param(schema_with = cursor_schema)]
     pub cursor: Option<String>,
     /// At most this many (1–100, default 20).
-    #[param(schema_with = crate::outbox::model::page_limit_schema)]
+    #[param(schema_with = crate::schema::page_limit_schema)]
     pub limit: Option<i64>,
 }
 

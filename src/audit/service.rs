@@ -15,10 +15,7 @@ pub async fn list(
     query: AuditQuery,
 ) -> Result<AuditPage, ApiError> {
     let bad = |message: &str| ApiError::bad_request("invalid_query", message);
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(bad("limit is 1 to 100"));
-    }
+    let limit = crate::schema::page_limit(query.limit)?;
     if let Some(kind) = &query.object_type {
         if !OBJECT_TYPES.contains(&kind.as_str()) {
             return Err(bad("object_type is not a kind of object the log names"));

@@ -161,7 +161,7 @@ pub struct MessageQuery {
     pub status: Option<String>,
     #[param(schema_with = cursor_schema)]
     pub cursor: Option<String>,
-    #[param(schema_with = page_limit_schema)]
+    #[param(schema_with = crate::schema::page_limit_schema)]
     pub limit: Option<i64>,
 }
 
@@ -190,10 +190,4 @@ fn status_schema() -> utoipa::openapi::schema::Object {
 
 fn cursor_schema() -> utoipa::openapi::schema::Object {
     crate::schema::text(3, 83, CURSOR_PATTERN, "The previous page's `next_cursor`")
-}
-
-pub fn page_limit_schema() -> utoipa::openapi::schema::Object {
-    let mut schema = crate::schema::integer(1, 100, "At most this many, newest first");
-    schema.default = Some(20.into());
-    schema
 }

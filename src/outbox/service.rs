@@ -35,10 +35,7 @@ pub async fn list(
             ApiError::bad_request("invalid_query", "status is pending, delivered or parked")
         })?),
     };
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
-    }
+    let limit = crate::schema::page_limit(query.limit)?;
     let before = match query.cursor.as_deref() {
         None => None,
         Some(cursor) => Some(parse_cursor(cursor)?),

@@ -126,7 +126,11 @@ impl Store {
     pub(crate) async fn append_audit(
         tx: &mut Tx,
         entries: &[AuditEntry],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
+        Self::append_entries(tx, entries).await.map_err(unavailable)
+    }
+
+    async fn append_entries(tx: &mut Tx, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
         for entry in entries {
             let end = sqlx::query(
                 "UPDATE audit_chain SET last_seq = last_seq + 1 WHERE id = 1 \
@@ -176,15 +180,6 @@ impl Store {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Records a change that has no other write (or whose write is not the store's).
-    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        Self::append_audit(&mut tx, std::slice::from_ref(entry))
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)
     }
 
     /// One page of a creator's records (`Some`) or the platform's own (`None`), newest

@@ -326,9 +326,7 @@ impl Store {
         Self::insert_keys(&mut tx, keys)
             .await
             .map_err(unavailable)?;
-        Self::append_audit(&mut tx, audit)
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -358,9 +356,7 @@ impl Store {
         Self::insert_keys(&mut tx, keys)
             .await
             .map_err(unavailable)?;
-        Self::append_audit(&mut tx, audit)
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -420,9 +416,7 @@ impl Store {
         if revoked.kind == "secret" && secrets_left == 0 {
             return Err(StoreError::Conflict("the last secret key"));
         }
-        Self::append_audit(&mut tx, &[audit(&revoked)])
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, &[audit(&revoked)]).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(Some(revoked))
     }
@@ -448,9 +442,7 @@ impl Store {
         Self::insert_keys(&mut tx, std::slice::from_ref(new))
             .await
             .map_err(unavailable)?;
-        Self::append_audit(&mut tx, audit)
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -488,9 +480,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Self::append_audit(&mut tx, std::slice::from_ref(audit))
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -569,9 +559,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "a meter with this key"))?;
-        Self::append_audit(&mut tx, std::slice::from_ref(audit))
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -629,9 +617,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a tier with this key"))?;
-        Self::append_audit(&mut tx, std::slice::from_ref(audit))
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -677,9 +663,7 @@ impl Store {
         billing::retire_stripe_meter(&mut tx, creator_id, key, now)
             .await
             .map_err(unavailable)?;
-        Self::append_audit(&mut tx, std::slice::from_ref(audit))
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(deleted > 0)
     }
@@ -704,9 +688,7 @@ impl Store {
         billing::retire_stripe_tier(&mut tx, creator_id, key, now)
             .await
             .map_err(unavailable)?;
-        Self::append_audit(&mut tx, std::slice::from_ref(audit))
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(deleted > 0)
     }
@@ -745,9 +727,7 @@ impl Store {
         Self::insert_announcements(self.dialect, &mut tx, announcements)
             .await
             .map_err(unavailable)?;
-        Self::append_audit(&mut tx, std::slice::from_ref(audit))
-            .await
-            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
 

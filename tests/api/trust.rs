@@ -21,6 +21,11 @@ fn quick_maintenance(config: &mut staryer::config::Config) {
     config.ingest.maintenance_interval_secs = 1;
 }
 
+async fn revoke(app: &TestApp, key: &str, id: &str) -> reqwest::Response {
+    let path = format!("/v1/keys/{id}");
+    app.send(reqwest::Method::DELETE, &path, key, None).await
+}
+
 async fn keys(app: &TestApp, key: &str) -> Vec<Value> {
     let list = ok_json(app.get("/v1/keys", key).await, 200).await;
     list["keys"].as_array().unwrap().clone()
@@ -64,17 +69,7 @@ async fn named_secret_keys_are_made_listed_and_revoked_at_once(backend: Backend)
         "no secret is listed"
     );
     // Revoked: refused from the next request on, and after a restart.
-    let revoked = ok_json(
-        app.send(
-            reqwest::Method::DELETE,
-            &format!("/v1/keys/{ci_id}"),
-            &creator.secret_key,
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    let revoked = ok_json(revoke(&app, &creator.secret_key, &ci_id).await, 200).await;
     assert!(revoked["revoked_at"].is_string());
     assert_error(
         app.post("/v1/events", &ci_key, &event).await,
@@ -83,13 +78,7 @@ async fn named_secret_keys_are_made_listed_and_revoked_at_once(backend: Backend)
     )
     .await;
     assert_error(
-        app.send(
-            reqwest::Method::DELETE,
-            &format!("/v1/keys/{ci_id}"),
-            &creator.secret_key,
-            None,
-        )
-        .await,
+        revoke(&app, &creator.secret_key, &ci_id).await,
         404,
         "key_not_found",
     )
@@ -97,13 +86,7 @@ async fn named_secret_keys_are_made_listed_and_revoked_at_once(backend: Backend)
     // The last secret key stays: a creator cannot lock itself out.
     let default_id = id_of(&listed, "default");
     assert_error(
-        app.send(
-            reqwest::Method::DELETE,
-            &format!("/v1/keys/{default_id}"),
-            &creator.secret_key,
-            None,
-        )
-        .await,
+        revoke(&app, &creator.secret_key, &default_id).await,
         409,
         "last_secret_key",
     )
