@@ -25,6 +25,8 @@ const SECRET_SETTINGS: &[&str] = &[
     "stripe.webhook_secret",
     "stripe.thin_webhook_secret",
     "secrets.sealing_key",
+    "security.master_key",
+    "security.previous_master_keys",
     "resend.api_key",
     "posthog.api_key",
     "openai.api_key",
@@ -58,7 +60,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub stripe: StripeConfig,
     pub secrets: SecretsConfig,
+    pub security: SecurityConfig,
     pub outbox: OutboxConfig,
+    pub retention: RetentionConfig,
     pub resend: ResendConfig,
     pub webhooks: WebhooksConfig,
     pub posthog: PosthogConfig,
@@ -71,6 +75,15 @@ pub struct Config {
 pub struct SecretsConfig {
     /// 32 bytes, base64; empty: generated and kept in `data_dir/sealing_key`.
     pub sealing_key: String,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// 32 bytes, base64; empty: `secrets.sealing_key`.
+    pub master_key: String,
+    /// Earlier master keys, base64, comma-separated.
+    pub previous_master_keys: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -88,6 +101,23 @@ pub struct OutboxConfig {
     pub concurrency: usize,
     /// Days delivered and parked messages (and their events) are kept.
     pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days hours of usage are kept (meters that never reset keep theirs).
+    pub usage_days: u64,
+    /// Days Stripe's billing events are kept.
+    pub billing_event_days: u64,
+    /// Days sessions are kept after they expire.
+    pub session_days: u64,
+    /// Days audit records are kept; 0: for good.
+    pub audit_days: u64,
+    /// Rows one delete removes.
+    pub batch_rows: u64,
+    /// How often retention runs, seconds.
+    pub interval_secs: u64,
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -157,6 +187,7 @@ macro_rules! debug_without_secrets {
 }
 
 debug_without_secrets!(SecretsConfig {} secret { sealing_key });
+debug_without_secrets!(SecurityConfig {} secret { master_key, previous_master_keys });
 debug_without_secrets!(ResendConfig { base_url, from, requests_per_second } secret { api_key });
 debug_without_secrets!(PosthogConfig { host, batch_size, batch_linger_ms, requests_per_second } secret { api_key });
 debug_without_secrets!(OpenAiConfig { base_url, model, timeout_ms, suggestions_per_hour } secret { api_key });
@@ -309,12 +340,7 @@ impl Config {
         if let Ok(path) = std::env::var("STARYER_CONFIG") {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError::Invalid(format!("STARYER_CONFIG={path}: {e}")))?;
-            let table: toml::Table = toml::from_str(&text)
-                .map_err(|e| ConfigError::Invalid(format!("STARYER_CONFIG={path}: {e}")))?;
-            for name in setting_names(&table) {
-                refuse_unknown(&known, &name, &path, str::to_string)?;
-            }
-            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+            builder = with_file(builder, &text, &format!("STARYER_CONFIG={path}"), &known)?;
         }
         for (variable, _) in std::env::vars() {
             if let Some(rest) = variable.strip_prefix(ENV_PREFIX) {
@@ -331,6 +357,16 @@ impl Config {
             )
             .build()?
             .try_deserialize()?;
+        config.validated()
+    }
+
+    /// The defaults overlaid with a configuration file's text, checked as at boot (no
+    /// environment): what `STARYER_CONFIG` names goes through the same steps.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let builder = with_file(builder, text, "the configuration", &known_settings())?;
+        let config: Config = builder.build()?.try_deserialize()?;
         config.validated()
     }
 
@@ -393,6 +429,13 @@ impl Config {
             ("outbox.concurrency", self.outbox.concurrency as u64),
             ("outbox.retention_days", self.outbox.retention_days),
             (
+                "retention.billing_event_days",
+                self.retention.billing_event_days,
+            ),
+            ("retention.session_days", self.retention.session_days),
+            ("retention.batch_rows", self.retention.batch_rows),
+            ("retention.interval_secs", self.retention.interval_secs),
+            (
                 "webhooks.request_timeout_ms",
                 self.webhooks.request_timeout_ms,
             ),
@@ -424,8 +467,13 @@ impl Config {
                 return fail(format!("{name} must be at least 1"));
             }
         }
-        if self.outbox.retention_days < 70 {
-            return fail("outbox.retention_days must be at least 70".into());
+        for (name, days) in [
+            ("outbox.retention_days", self.outbox.retention_days),
+            ("retention.usage_days", self.retention.usage_days),
+        ] {
+            if days < 70 {
+                return fail(format!("{name} must be at least 70"));
+            }
         }
         if let Err(err) = parse_bind(&self.server.bind) {
             return fail(format!("server.bind = {:?}: {err}", self.server.bind));
@@ -539,6 +587,21 @@ pub fn known_settings() -> BTreeSet<String> {
     setting_names(&table).collect()
 }
 
+/// Adds a configuration file's text, each of its settings known (else refused).
+fn with_file(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    text: &str,
+    source_name: &str,
+    known: &BTreeSet<String>,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| ConfigError::Invalid(format!("{source_name}: {e}")))?;
+    for name in setting_names(&table) {
+        refuse_unknown(known, &name, source_name, str::to_string)?;
+    }
+    Ok(builder.add_source(config::File::from_str(text, config::FileFormat::Toml)))
+}
+
 /// The dotted names of a TOML table's leaves (`[server] bind` is `server.bind`).
 fn setting_names(table: &toml::Table) -> impl Iterator<Item = String> + '_ {
     table.iter().flat_map(|(key, value)| match value {
@@ -643,7 +706,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 55, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 63, "{:?}", known_settings());
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub mod notices;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;
+pub mod privacy;
 pub mod schema;
 pub mod sealing;
 pub mod sessions;

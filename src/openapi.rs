@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     ai, analytics, audit, billing, creators, customers, docs, embeds, error, experiments, http,
-    keys, meters, notices, outbox, sessions, tenants, tiers, usage, webhooks,
+    keys, meters, notices, outbox, privacy, sessions, tenants, tiers, usage, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -39,6 +39,7 @@ use crate::{
         tiers::routes::update_tier, tiers::routes::delete_tier,
         customers::routes::put_customer, customers::routes::get_usage,
         customers::routes::get_entitlement,
+        privacy::routes::export_customer, privacy::routes::erase_customer,
         usage::routes::post_events, usage::routes::post_check,
         billing::routes::get_account, billing::routes::put_account,
         billing::routes::start_onboarding, billing::routes::create_checkout_session,

@@ -28,11 +28,12 @@ use crate::http::body::BodyLimits;
 use crate::keys::material as keys;
 use crate::notices::email::EmailChannel;
 use crate::outbox::{self, Channel, Schedule};
-use crate::sealing::Sealer;
+use crate::sealing::{Sealer, SealingKeys};
 use crate::sessions::service::Sessions;
 use crate::state::{AppState, Integrations};
+use crate::store::outbox::SecretColumn;
 use crate::store::writer_hold::WriterHold;
-use crate::store::{FlushHandle, Store, StoreHealth};
+use crate::store::{FlushHandle, Store, StoreError, StoreHealth};
 use crate::telemetry;
 use crate::tenants::actor::ActorSettings;
 use crate::tenants::loader::{self, LoadError};
@@ -112,7 +113,17 @@ impl App {
                 .context("loading the customer session keys")?,
         );
         let embeds = Arc::new(EmbedRegistry::default());
-        let sealer = Sealer::from_config(&config.secrets.sealing_key, &config.data_dir)?;
+        let sealer = Sealer::from_config(
+            &SealingKeys {
+                master_key: &config.security.master_key,
+                previous_keys: &config.security.previous_master_keys,
+                legacy_key: &config.secrets.sealing_key,
+            },
+            &config.data_dir,
+        )?;
+        reseal_secrets(&store, &sealer)
+            .await
+            .context("sealing stored secrets under the current master key")?;
         let (stop_background, stopping) = tokio::sync::watch::channel(false);
         let (integrations, mut background) =
             start_integrations(&config, &store, &clock, &registry, &sealer, &stopping).await?;
@@ -127,6 +138,13 @@ impl App {
             registry.clone(),
             store.clone(),
             Duration::from_secs(config.ingest.maintenance_interval_secs.max(1)),
+            stopping.clone(),
+        ));
+        background.push(crate::privacy::retention::spawn(
+            crate::privacy::retention::Retention::from_config(&config.retention),
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(config.retention.interval_secs),
             stopping,
         ));
         let ready = Arc::new(AtomicBool::new(false));
@@ -390,6 +408,41 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Seals again, under the current master key, every stored secret sealed under another
+/// (a previous master key, the first version's cipher): after one start, a rotated key can
+/// leave `security.previous_master_keys`. A secret that opens under no key is left as it
+/// is, and said so (its integration reports it too when it is used).
+async fn reseal_secrets(store: &Store, sealer: &Sealer) -> Result<(), StoreError> {
+    let mut resealed = 0;
+    for secret in store.sealed_secrets().await? {
+        if sealer.is_current(&secret.sealed) {
+            continue;
+        }
+        let owner = match secret.column {
+            SecretColumn::WebhookSecret => {
+                crate::webhooks::service::secret_owner(&secret.creator_id, &secret.row_id)
+            }
+            SecretColumn::PosthogKey => crate::analytics::projects::key_owner(&secret.creator_id),
+        };
+        match sealer.open(&owner, &secret.sealed) {
+            Ok(clear) => {
+                store.reseal(&secret, &sealer.seal(&owner, &clear)).await?;
+                resealed += 1;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, ?secret.column, "a stored secret does not open")
+            }
+        }
+    }
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            "stored secrets sealed under the current master key"
+        );
+    }
     Ok(())
 }
 

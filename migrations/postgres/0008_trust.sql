@@ -81,3 +81,68 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_chain_forward BEFORE UPDATE ON audit_chain
     FOR EACH ROW EXECUTE FUNCTION audit_chain_forward();
+
+-- A custom domain names one creator (embed requests are told apart by their Host).
+CREATE UNIQUE INDEX creators_by_domain ON creators (custom_domain);
+
+-- Retention removes Stripe's billing events by age, a batch at a time.
+CREATE INDEX billing_events_by_age ON billing_events (received_at);
+
+-- Row-level security: every table with a creator's rows is bound (FORCE: the owner, which
+-- the daemon connects as, too) by one policy. Work for one creator runs as the role
+-- `staryer_tenant` with `staryer.creator_id` set for its transaction, and sees and writes
+-- only that creator's rows, whatever its statements forget to filter. Work that spans
+-- creators (group commit, fold, reporter, loader, retention) runs as the daemon's own role,
+-- which the policy lets through. Superusers bypass row-level security altogether.
+--
+-- The role is made once per cluster (making it needs CREATEROLE; an operator can make it
+-- beforehand: CREATE ROLE staryer_tenant NOLOGIN; GRANT staryer_tenant TO <daemon user>).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'staryer_tenant') THEN
+        CREATE ROLE staryer_tenant NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL; -- made meanwhile by a migration of another database
+END
+$$;
+DO $$
+BEGIN
+    IF NOT pg_has_role(current_user, 'staryer_tenant', 'MEMBER') THEN
+        EXECUTE format('GRANT staryer_tenant TO %I', current_user);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO staryer_tenant', current_schema());
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO staryer_tenant',
+        current_schema());
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO staryer_tenant',
+        current_schema());
+END
+$$;
+-- The audit log takes appends only, from everyone; the tenant role is not even granted more.
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM staryer_tenant;
+
+DO $$
+DECLARE
+    tenant_table TEXT;
+    owner_column TEXT;
+BEGIN
+    FOREACH tenant_table IN ARRAY ARRAY['creators', 'api_keys', 'meters', 'tiers', 'customers',
+        'usage_buckets', 'idempotency_keys', 'stripe_meters', 'stripe_tiers',
+        'stripe_report_cursors', 'stripe_reports', 'billing_events', 'stripe_tidy_ups',
+        'embeds', 'embed_versions', 'experiments', 'experiment_exposures',
+        'experiment_conversions', 'embed_activity', 'customer_sessions', 'outbox_events',
+        'outbox_messages', 'notice_settings', 'webhook_endpoints', 'posthog_settings',
+        'ai_usage', 'audit_log']
+    LOOP
+        owner_column := CASE tenant_table WHEN 'creators' THEN 'id' ELSE 'creator_id' END;
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tenant_table);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', tenant_table);
+        EXECUTE format(
+            'CREATE POLICY tenant_rows ON %I USING (current_user <> ''staryer_tenant'' '
+            'OR %I = current_setting(''staryer.creator_id'', true)) '
+            'WITH CHECK (current_user <> ''staryer_tenant'' '
+            'OR %I = current_setting(''staryer.creator_id'', true))',
+            tenant_table, owner_column, owner_column);
+    END LOOP;
+END
+$$;

@@ -67,3 +67,9 @@ WHEN NEW.last_seq < OLD.last_seq OR NEW.pruned_through < OLD.pruned_through
 BEGIN
     SELECT RAISE(ABORT, 'the audit chain only moves forward');
 END;
+
+-- A custom domain names one creator (embed requests are told apart by their Host).
+CREATE UNIQUE INDEX creators_by_domain ON creators (custom_domain);
+
+-- Retention removes Stripe's billing events by age, a batch at a time.
+CREATE INDEX billing_events_by_age ON billing_events (received_at);

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::ai::model::{AiUsage, Suggestion, SuggestionRequest};
 use crate::ai::suggestions;
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
@@ -41,10 +42,11 @@ pub struct SuggestionPath {
 pub async fn suggest(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<SuggestionPath>,
     ApiJson(body): ApiJson<SuggestionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let suggestion = suggestions::suggest(&state, &creator, &path.key, body).await?;
+    let suggestion = suggestions::suggest(&state, &creator, &who, &path.key, body).await?;
     Ok(HttpResponse::Created().json(suggestion))
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::ai::model::{Suggestion, SuggestionRequest, TokenUsage};
 use crate::ai::openai::AskError;
+use crate::audit::model::Who;
 use crate::embeds::model::{EmbedConfig, NewVersion};
 use crate::embeds::service::{self as embeds, embed_not_found};
 use crate::error::ApiError;
@@ -25,6 +26,7 @@ that change these rules.";
 pub async fn suggest(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     key: &str,
     request: SuggestionRequest,
 ) -> Result<Suggestion, ApiError> {
@@ -100,6 +102,7 @@ pub async fn suggest(
     let created = embeds::add_version(
         state,
         creator,
+        who,
         key,
         NewVersion {
             config: config.clone(),

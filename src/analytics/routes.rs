@@ -4,6 +4,7 @@
 use actix_web::{delete, get, put, web, HttpResponse};
 
 use crate::analytics::service::{self, PosthogStatus, PosthogUpdate};
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
@@ -30,9 +31,10 @@ pub async fn get_posthog(
 pub async fn put_posthog(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<PosthogUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::put(&state, &creator, body).await?))
+    Ok(HttpResponse::Ok().json(service::put(&state, &creator, &who, body).await?))
 }
 
 /// Stop using the creator's own project (the platform's takes over, if there is one).
@@ -42,6 +44,7 @@ pub async fn put_posthog(
 pub async fn delete_posthog(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::delete(&state, &creator).await?))
+    Ok(HttpResponse::Ok().json(service::delete(&state, &creator, &who).await?))
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analytics::projects::{key_owner, Project};
+use crate::audit::model::Who;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::outbox::PosthogRow;
@@ -52,9 +53,25 @@ pub fn status(state: &AppState, creator: &Creator) -> PosthogStatus {
     }
 }
 
+/// The creator's own project as its records show it: the host, and that a key is set
+/// (never the key).
+#[derive(Debug, Serialize)]
+struct RecordState {
+    host: String,
+    api_key_set: bool,
+}
+
+fn record_state(host: Option<String>) -> Option<RecordState> {
+    host.map(|host| RecordState {
+        host,
+        api_key_set: true,
+    })
+}
+
 pub async fn put(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     update: PosthogUpdate,
 ) -> Result<PosthogStatus, ApiError> {
     let api_key = update.api_key.trim();
@@ -81,9 +98,17 @@ pub async fn put(
         host: host.clone(),
         api_key_sealed: state.sealer.seal(&key_owner(creator_id), api_key),
     };
+    let now = state.usage.now();
+    let before = record_state(state.integrations.analytics.creator_host(creator_id));
+    let mut record = who
+        .change(creator_id, now, "posthog_settings", "put", &**creator_id)
+        .after(&record_state(Some(host.clone())));
+    if let Some(before) = &before {
+        record = record.before(before);
+    }
     state
         .store
-        .save_posthog_settings(&row, state.usage.now())
+        .save_posthog_settings(&row, now, &record)
         .await?;
     state.integrations.analytics.set(
         creator_id,
@@ -95,10 +120,26 @@ pub async fn put(
     Ok(status(state, creator))
 }
 
-pub async fn delete(state: &AppState, creator: &Creator) -> Result<PosthogStatus, ApiError> {
+/// Forgets the creator's own project; recorded only when there was one.
+pub async fn delete(
+    state: &AppState,
+    creator: &Creator,
+    who: &Who,
+) -> Result<PosthogStatus, ApiError> {
+    let creator_id = &creator.tenant.id;
+    let before = record_state(state.integrations.analytics.creator_host(creator_id));
+    let record = who
+        .change(
+            creator_id,
+            state.usage.now(),
+            "posthog_settings",
+            "delete",
+            &**creator_id,
+        )
+        .before(&before);
     state
         .store
-        .delete_posthog_settings(&creator.tenant.id)
+        .delete_posthog_settings(creator_id, &record)
         .await?;
     state.integrations.analytics.remove(&creator.tenant.id);
     Ok(status(state, creator))

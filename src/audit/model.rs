@@ -71,6 +71,10 @@ impl Who {
         verb: &str,
         object_id: impl Into<String>,
     ) -> AuditEntry {
+        debug_assert!(
+            OBJECT_TYPES.contains(&object_type),
+            "`{object_type}` is not in OBJECT_TYPES: the log could not be filtered by it"
+        );
         AuditEntry {
             creator_id: creator_id.to_string(),
             at,
@@ -193,20 +197,23 @@ pub struct AuditQuery {
 }
 
 /// The kinds of object the log names.
-pub const OBJECT_TYPES: [&str; 13] = [
+pub const OBJECT_TYPES: [&str; 16] = [
     "creator",
     "key",
     "meter",
     "tier",
     "customer",
+    "profile",
     "embed",
     "experiment",
     "webhook_endpoint",
     "notice_settings",
     "posthog_settings",
     "billing_settings",
-    "stripe_account",
+    "billing_account",
     "outbox_message",
+    "session",
+    "session_key",
 ];
 
 fn object_type_schema() -> utoipa::openapi::schema::Object {

@@ -81,6 +81,32 @@ pub async fn list(
     })
 }
 
+/// Every record of the creator's log about one customer, oldest first (its export).
+pub async fn customer_records(
+    store: &Store,
+    creator_id: &str,
+    reference: &str,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    const PAGE: i64 = 500;
+    let mut filter = AuditFilter {
+        object_type: Some("customer".into()),
+        object_id: Some(reference.into()),
+        ..AuditFilter::default()
+    };
+    let mut records = Vec::new();
+    loop {
+        let rows = store.audit_records(Some(creator_id), &filter, PAGE).await?;
+        let last_page = (rows.len() as i64) < PAGE;
+        filter.before_seq = rows.last().map(|row| row.seq);
+        records.extend(rows.into_iter().map(AuditRecord::of));
+        if last_page {
+            break;
+        }
+    }
+    records.reverse();
+    Ok(records)
+}
+
 /// What `verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -11,6 +11,7 @@ use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveAccount}
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use utoipa::openapi::schema::Object;
 
+use crate::audit::model::Who;
 use crate::billing::catalog::TierSyncView;
 use crate::billing::client::{Created, Redirect, StripeError};
 use crate::billing::{change_key, Billing};
@@ -88,6 +89,7 @@ impl Billing {
     pub async fn connect_existing(
         &self,
         creator: &Creator,
+        who: &Who,
         account_id: &str,
     ) -> Result<AccountView, ApiError> {
         if let Some(owner) = self.store.creator_by_stripe_account(account_id).await? {
@@ -116,7 +118,7 @@ impl Billing {
             }
             Err(err) => return Err(err.into()),
         }
-        let tiers = match self.connect(creator, account_id).await {
+        let tiers = match self.connect(creator, who, account_id).await {
             Err(err) if err.code == "already_exists" => return Err(account_taken()),
             other => other?,
         };
@@ -132,6 +134,7 @@ impl Billing {
     pub async fn onboard(
         &self,
         creator: &Creator,
+        who: &Who,
         onboarding: &NewOnboarding,
         caller_key: Option<&str>,
     ) -> Result<OnboardingView, ApiError> {
@@ -149,7 +152,7 @@ impl Billing {
                 }
                 let key = format!("staryer:{}:account", creator.tenant.id);
                 let account: Created = self.client.send(&create, None, Some(&key)).await?;
-                let tiers = self.connect(creator, &account.id).await?;
+                let tiers = self.connect(creator, who, &account.id).await?;
                 (account.id, tiers)
             }
         };
@@ -168,14 +171,29 @@ impl Billing {
         })
     }
 
-    /// Records the account and syncs every tier to it.
+    /// Records the account (with the change's record) and syncs every tier to it.
     async fn connect(
         &self,
         creator: &Creator,
+        who: &Who,
         account_id: &str,
     ) -> Result<BTreeMap<String, TierSyncView>, ApiError> {
+        let creator_id = &creator.tenant.id;
+        let before = self.store.stripe_account(creator_id).await?;
+        let mut record = who
+            .change(
+                creator_id,
+                self.clock.now(),
+                "billing_account",
+                "connect",
+                &**creator_id,
+            )
+            .after(&serde_json::json!({"account_id": account_id}));
+        if before.is_some() {
+            record = record.before(&serde_json::json!({"account_id": before}));
+        }
         self.store
-            .set_stripe_account(&creator.tenant.id, account_id)
+            .set_stripe_account(creator_id, account_id, &record)
             .await?;
         tracing::info!(creator = %creator.tenant.slug, account = %account_id,
             "Stripe account connected");

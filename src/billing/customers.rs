@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use stripe_core::customer::{CreateCustomer, SearchCustomer};
+use stripe_core::customer::{CreateCustomer, DeleteCustomer, SearchCustomer};
 
 use crate::audit::model::Who;
-use crate::billing::client::Created;
+use crate::billing::client::{Created, StripeError};
 use crate::billing::{request_key, Billing};
 use crate::customers::model::CustomerUpdate;
 use crate::error::ApiError;
@@ -103,5 +103,30 @@ impl Billing {
             }
         }
         Ok(stripe_id)
+    }
+
+    /// Deletes a Stripe Customer on the creator's account (Stripe cancels its
+    /// subscriptions with it); one already gone counts as deleted.
+    pub async fn delete_stripe_customer(
+        &self,
+        creator_id: &str,
+        stripe_customer_id: &str,
+    ) -> Result<(), ApiError> {
+        let account = self.account_of(creator_id).await?;
+        let request = DeleteCustomer::new(stripe_customer_id);
+        match self
+            .client
+            .send::<_, Created>(&request, Some(&account), None)
+            .await
+        {
+            Err(StripeError::Api { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Forgets what memory holds of an erased customer (its standing).
+    pub fn forget_customer(&self, creator_id: &str, customer_id: &str) {
+        self.standings
+            .remove(&(creator_id.to_string(), customer_id.to_string()));
     }
 }

@@ -169,6 +169,7 @@ pub async fn get_account(
 pub async fn put_account(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<PutAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
@@ -178,7 +179,9 @@ pub async fn put_account(
             "account_id must be a Stripe account id (acct_…)",
         ));
     }
-    let view = billing.connect_existing(&creator, &body.account_id).await?;
+    let view = billing
+        .connect_existing(&creator, &who, &body.account_id)
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -200,6 +203,7 @@ pub async fn start_onboarding(
     request: HttpRequest,
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewOnboarding>,
 ) -> Result<HttpResponse, ApiError> {
     let billing = billing(&state)?;
@@ -209,7 +213,7 @@ pub async fn start_onboarding(
         parse_email(email)?;
     }
     let view = billing
-        .onboard(&creator, &body, caller_key(&request)?)
+        .onboard(&creator, &who, &body, caller_key(&request)?)
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -362,10 +366,11 @@ pub async fn get_settings(
 pub async fn put_settings(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<BillingSettings>,
 ) -> Result<HttpResponse, ApiError> {
     billing(&state)?
-        .save_settings(&creator.tenant.id, &body)
+        .save_settings(&creator.tenant.id, &who, &body)
         .await?;
     Ok(HttpResponse::Ok().json(body))
 }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::model::Who;
 use crate::billing::Billing;
 use crate::error::ApiError;
 
@@ -139,14 +140,29 @@ impl Billing {
         }
     }
 
+    /// Replaces the creator's settings, recorded with the settings before and after.
     pub async fn save_settings(
         &self,
         creator_id: &str,
+        who: &Who,
         settings: &BillingSettings,
     ) -> Result<(), ApiError> {
         settings.validate()?;
         let json = serde_json::to_string(settings).map_err(|e| ApiError::internal(&e))?;
-        self.store.set_billing_settings(creator_id, &json).await?;
+        let before = self.settings(creator_id).await?;
+        let record = who
+            .change(
+                creator_id,
+                self.clock.now(),
+                "billing_settings",
+                "update",
+                creator_id,
+            )
+            .before(&before)
+            .after(settings);
+        self.store
+            .set_billing_settings(creator_id, &json, &record)
+            .await?;
         Ok(())
     }
 }

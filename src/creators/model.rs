@@ -134,7 +134,8 @@ impl NewCreator {
                 id,
                 slug: slug.to_string(),
                 name,
-                custom_domain: self.custom_domain,
+                // Host names are case-insensitive: one spelling is kept.
+                custom_domain: self.custom_domain.map(|d| d.to_ascii_lowercase()),
                 branding: branding.to_string(),
                 stripe_account_id: None,
                 rate_limit_per_second: rate_limit.map(|r| i64::from(r.per_second)),

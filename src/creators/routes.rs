@@ -17,7 +17,8 @@ use crate::state::AppState;
 /// Create a creator. The answer holds its secret and publishable keys, shown this once.
 #[utoipa::path(post, path = "/v1/admin/creators", tag = "admin", request_body = NewCreator,
     responses((status = 201, body = CreatedCreator),
-        (status = 409, description = "`already_exists`: the slug is taken", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the slug is taken; `domain_taken`: \
+            another creator has the custom domain", body = ErrorBody),
         (status = 422, description = "`invalid_slug`, `invalid_domain`, `invalid_branding`, \
             `invalid_rate_limit`, `invalid_value`", body = ErrorBody)),
     security(("admin_token" = [])))]
@@ -92,7 +93,9 @@ pub async fn get_profile(
 pub async fn update_profile(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::update_profile(&state, &creator, body).await?))
+    let profile = service::update_profile(&state, &creator, &who, body).await?;
+    Ok(HttpResponse::Ok().json(profile))
 }

@@ -29,6 +29,14 @@ pub async fn create(
     let id = format!("cr_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
     let now = state.usage.now();
     let (row, rate_limit) = body.parse(id, now)?;
+    if let Some(domain) = &row.custom_domain {
+        if state.registry.by_domain(domain).is_some() {
+            return Err(ApiError::conflict(
+                "domain_taken",
+                "another creator has this custom_domain",
+            ));
+        }
+    }
     let (secret_key, secret_row) = keys::service::make(&row.id, KeyKind::Secret, "default", now);
     let (publishable_key, publishable_row) =
         keys::service::make(&row.id, KeyKind::Publishable, "publishable", now);
@@ -57,7 +65,9 @@ pub async fn create(
         actor: TenantHandle::start(tenant.clone(), state.settings.clone()),
         tenant,
     };
-    state.registry.add_creator(creator, rate_limit);
+    state
+        .registry
+        .add_creator(creator, rate_limit, row.custom_domain.as_deref());
     keys::service::go_live(&state.registry, &secret_key, &secret_row, KeyKind::Secret);
     keys::service::go_live(
         &state.registry,
@@ -148,14 +158,16 @@ pub async fn profile(state: &AppState, creator: &Creator) -> Result<CreatorProfi
     })
 }
 
-/// What a creator changes about itself: so far the origins its widgets may be called from.
+/// What a creator changes about itself: so far the origins its widgets may be called from
+/// (recorded as a `profile.update`).
 pub async fn update_profile(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     patch: ProfilePatch,
 ) -> Result<CreatorProfile, ApiError> {
     if let Some(origins) = patch.allowed_origins {
-        crate::embeds::service::set_allowed_origins(state, creator, origins).await?;
+        crate::embeds::service::set_allowed_origins(state, creator, who, origins).await?;
     }
     profile(state, creator).await
 }

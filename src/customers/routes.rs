@@ -24,7 +24,7 @@ use crate::usage::model::{id_schema, parse_id};
 pub struct CustomerPath {
     /// The creator's id for the customer.
     #[param(schema_with = id_schema)]
-    customer_id: String,
+    pub customer_id: String,
 }
 
 /// `/v1/customers/{customer_id}/entitlements/{feature}`.
@@ -39,7 +39,8 @@ pub struct EntitlementPath {
     feature: String,
 }
 
-fn customer_id(raw: &str) -> Result<&str, ApiError> {
+/// The path's customer id, checked as every customer route checks it.
+pub fn customer_id(raw: &str) -> Result<&str, ApiError> {
     parse_id("customer_id", Cow::Borrowed(raw)).map(|_| raw)
 }
 

@@ -3,8 +3,8 @@
 //! `Origin` when the creator allows that origin (see `origins`), or when no creator can be
 //! told from the request (an unknown key: the browser may then read the 401). A preflight
 //! (`OPTIONS`) says the same; it can name the creator only through `?key=`, which the
-//! widget always sends, so a preflight without one is answered for any origin and the
-//! request itself is checked.
+//! widget always sends, or the creator's custom domain, so a preflight without either is
+//! answered for any origin and the request itself is checked.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -13,8 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::embeds::origins::origin_not_allowed;
-use crate::http::auth::publishable_key;
-use crate::keys::material as keys;
+use crate::http::auth::named_creator;
 use crate::state::AppState;
 
 /// How long a browser may keep a preflight's answer, in seconds.
@@ -25,10 +24,7 @@ pub const CUSTOMER_TOKEN_HEADER: &str = "x-staryer-customer-token";
 fn allowed_origin(req: &HttpRequest) -> Option<HeaderValue> {
     let origin = req.headers().get(header::ORIGIN)?;
     let state = req.app_data::<web::Data<AppState>>()?;
-    let creator = publishable_key(req)
-        .and_then(|key| state.registry.key(&keys::hash(&key)))
-        .map(|entry| entry.creator);
-    match creator {
+    match named_creator(state, req) {
         Some(creator) => {
             let text = origin.to_str().ok()?;
             state

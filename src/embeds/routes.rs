@@ -4,6 +4,7 @@
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::audit::model::Who;
 use crate::embeds::model::{CreatedVersion, EmbedView, NewEmbed, NewVersion, Publish, Snippet};
 use crate::embeds::service;
 use crate::error::{ApiError, ErrorBody};
@@ -32,9 +33,10 @@ pub struct EmbedPath {
 pub async fn create_embed(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewEmbed>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Created().json(service::create(&state, &creator, body).await?))
+    Ok(HttpResponse::Created().json(service::create(&state, &creator, &who, body).await?))
 }
 
 /// The creator's embeds (without their versions).
@@ -75,10 +77,11 @@ pub async fn get_embed(
 pub async fn create_version(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<EmbedPath>,
     ApiJson(body): ApiJson<NewVersion>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = service::add_version(&state, &creator, &path.key, body).await?;
+    let created = service::add_version(&state, &creator, &who, &path.key, body).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -92,10 +95,12 @@ pub async fn create_version(
 pub async fn publish(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<EmbedPath>,
     ApiJson(body): ApiJson<Publish>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::publish(&state, &creator, &path.key, body).await?))
+    let view = service::publish(&state, &creator, &who, &path.key, body).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// The two tags to paste into a page. The publishable key is stored hashed, so the

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::model::Who;
 use crate::embeds::model::{
     CreatedVersion, Embed, EmbedConfig, EmbedView, NewEmbed, NewVersion, Publish, Snippet, Version,
 };
@@ -42,6 +43,7 @@ fn version_row(embed: &str, version: &Version) -> EmbedVersionRow {
 pub async fn create(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     body: NewEmbed,
 ) -> Result<EmbedView, ApiError> {
     let key = parse_slug("key", &body.key)?;
@@ -67,19 +69,27 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .insert_embed(&creator.tenant.id, &row, &version_row(&key, &first))
-        .await?;
     let embed = Embed {
-        key,
+        key: key.clone(),
         kind: body.kind,
-        versions: vec![first],
+        versions: vec![first.clone()],
         published: 1,
         created_at: now,
         updated_at: now,
     };
     let view = EmbedView::of(&embed, true);
+    let record = who
+        .change(&creator.tenant.id, now, "embed", "create", &*key)
+        .after(&view);
+    state
+        .store
+        .insert_embed(
+            &creator.tenant.id,
+            &row,
+            &version_row(&key, &first),
+            &record,
+        )
+        .await?;
     catalog.put_embed(embed);
     Ok(view)
 }
@@ -87,6 +97,7 @@ pub async fn create(
 pub async fn add_version(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     key: &str,
     body: NewVersion,
 ) -> Result<CreatedVersion, ApiError> {
@@ -106,9 +117,18 @@ pub async fn add_version(
         config,
         created_at: now,
     });
+    // The version as `GET /v1/embeds/{key}` shows it (versions never change).
+    let record = who
+        .change(&creator.tenant.id, now, "embed", "create_version", key)
+        .after(&serde_json::json!({
+            "embed": key,
+            "version": version.number,
+            "config": version.config.to_json(),
+            "created_at": crate::usage::period::rfc3339(now),
+        }));
     state
         .store
-        .insert_embed_version(&creator.tenant.id, &version_row(key, &version))
+        .insert_embed_version(&creator.tenant.id, &version_row(key, &version), &record)
         .await?;
     let mut versions = embed.versions.clone();
     versions.push(version.clone());
@@ -129,6 +149,7 @@ pub async fn add_version(
 pub async fn publish(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     key: &str,
     body: Publish,
 ) -> Result<EmbedView, ApiError> {
@@ -139,10 +160,6 @@ pub async fn publish(
         return Err(version_not_found(key, body.version));
     }
     let now = state.usage.now();
-    state
-        .store
-        .publish_embed_version(&creator.tenant.id, key, body.version, now)
-        .await?;
     let published = Embed {
         key: embed.key.clone(),
         kind: embed.kind,
@@ -151,6 +168,15 @@ pub async fn publish(
         created_at: embed.created_at,
         updated_at: now,
     };
+    // Without the versions: they do not change, only which one is published.
+    let record = who
+        .change(&creator.tenant.id, now, "embed", "publish", key)
+        .before(&EmbedView::of(&embed, false))
+        .after(&EmbedView::of(&published, false));
+    state
+        .store
+        .publish_embed_version(&creator.tenant.id, key, body.version, now, &record)
+        .await?;
     let view = EmbedView::of(&published, true);
     catalog.put_embed(published);
     Ok(view)
@@ -242,19 +268,33 @@ pub fn snippet(
     })
 }
 
-/// Replaces the origins the creator's widgets may be called from.
+/// Replaces the origins the creator's widgets may be called from (a change to the
+/// creator's profile, recorded as one).
 pub async fn set_allowed_origins(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     origins: Vec<String>,
 ) -> Result<Vec<String>, ApiError> {
     let origins = origins::parse_all(origins)?;
-    let catalog = state.embeds.of(&creator.tenant.id);
+    let creator_id = &creator.tenant.id;
+    let catalog = state.embeds.of(creator_id);
     let _turn = catalog.turn.lock().await;
     let json = serde_json::to_string(&origins).expect("strings serialize");
+    let before = Vec::clone(&catalog.allowed_origins.load());
+    let record = who
+        .change(
+            creator_id,
+            state.usage.now(),
+            "profile",
+            "update",
+            &**creator_id,
+        )
+        .before(&serde_json::json!({"allowed_origins": before}))
+        .after(&serde_json::json!({"allowed_origins": origins}));
     state
         .store
-        .set_allowed_origins(&creator.tenant.id, &json)
+        .set_allowed_origins(creator_id, &json, &record)
         .await?;
     catalog.allowed_origins.store(Arc::new(origins.clone()));
     Ok(origins)

@@ -301,6 +301,26 @@ impl LiveExperiment {
         tally.revenue.fetch_sub(write.revenue, Ordering::Relaxed);
     }
 
+    /// Names an identity anew (an erased customer's `c:<id>` becomes `c:<reference>`), as
+    /// the erase rewrites its stored exposures and conversions: the counts stay, and the
+    /// id leaves memory.
+    pub fn rename_identity(&self, from: &str, to: &Arc<str>) {
+        if let Some((_, mut seen)) = self.seen.remove(from) {
+            if &*seen.counted_as == from {
+                seen.counted_as = to.clone();
+            }
+            self.seen.insert(to.clone(), seen);
+        }
+        for mut alias in self.seen.iter_mut() {
+            if &*alias.counted_as == from {
+                alias.counted_as = to.clone();
+            }
+        }
+        if let Some((_, count)) = self.converted.remove(from) {
+            self.converted.insert(to.clone(), count);
+        }
+    }
+
     /// Loads one stored conversion (start-up).
     pub fn load_conversion(&self, source: &str, visitor: &str, variant: &str, revenue: i64) {
         let Some(variant) = self.variant_index(variant) else {

@@ -3,6 +3,7 @@
 
 use actix_web::{get, post, web, HttpResponse};
 
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::experiments::model::{
     ConversionReceipt, ExperimentPath, ExperimentView, NewConversion, NewExperiment, Results,
@@ -24,9 +25,10 @@ use crate::state::AppState;
 pub async fn create_experiment(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewExperiment>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Created().json(service::create(&state, &creator, body).await?))
+    Ok(HttpResponse::Created().json(service::create(&state, &creator, &who, body).await?))
 }
 
 /// The creator's experiments.
@@ -66,9 +68,10 @@ pub async fn get_experiment(
 pub async fn start(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<ExperimentPath>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::start(&state, &creator, &path.key).await?))
+    Ok(HttpResponse::Ok().json(service::start(&state, &creator, &who, &path.key).await?))
 }
 
 /// Stop a running experiment: widgets show the published version again; the results stay.
@@ -82,9 +85,10 @@ pub async fn start(
 pub async fn stop(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<ExperimentPath>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::stop(&state, &creator, &path.key).await?))
+    Ok(HttpResponse::Ok().json(service::stop(&state, &creator, &who, &path.key).await?))
 }
 
 /// Report a conversion for an experiment with a custom goal: the visitor (or customer)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 
+use crate::audit::model::Who;
 use crate::embeds::service::embed_not_found;
 use crate::error::ApiError;
 use crate::experiments::live::{Lifecycle, LiveExperiment, Seen};
@@ -20,6 +21,7 @@ use crate::state::AppState;
 use crate::store::embeds::ExperimentRow;
 use crate::store::FlushJob;
 use crate::tenants::registry::Creator;
+use crate::usage::period::rfc3339;
 
 /// Metadata a widget's Checkout Session carries (and its completion brings back).
 pub mod tags {
@@ -46,6 +48,7 @@ fn find(state: &AppState, creator: &Creator, key: &str) -> Result<Arc<LiveExperi
 pub async fn create(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     body: NewExperiment,
 ) -> Result<ExperimentView, ApiError> {
     let catalog = state.embeds.of(&creator.tenant.id);
@@ -71,10 +74,6 @@ pub async fn create(
         started_at: None,
         stopped_at: None,
     };
-    state
-        .store
-        .insert_experiment(&creator.tenant.id, &row)
-        .await?;
     let experiment = LiveExperiment::new(
         creator.tenant.id.clone(),
         plan.key,
@@ -89,6 +88,13 @@ pub async fn create(
         },
     );
     let view = experiment.view();
+    let record = who
+        .change(&creator.tenant.id, now, "experiment", "create", &row.key)
+        .after(&view);
+    state
+        .store
+        .insert_experiment(&creator.tenant.id, &row, &record)
+        .await?;
     catalog.put_experiment(experiment);
     Ok(view)
 }
@@ -97,6 +103,7 @@ pub async fn create(
 pub async fn start(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     key: &str,
 ) -> Result<ExperimentView, ApiError> {
     let catalog = state.embeds.of(&creator.tenant.id);
@@ -127,13 +134,14 @@ pub async fn start(
         started_at: Some(now),
         stopped_at: None,
     };
-    set_lifecycle(state, creator, &experiment, running).await?;
+    set_lifecycle(state, creator, who, "start", &experiment, running).await?;
     Ok(experiment.view())
 }
 
 pub async fn stop(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     key: &str,
 ) -> Result<ExperimentView, ApiError> {
     let catalog = state.embeds.of(&creator.tenant.id);
@@ -151,16 +159,38 @@ pub async fn stop(
         stopped_at: Some(state.usage.now()),
         ..lifecycle
     };
-    set_lifecycle(state, creator, &experiment, stopped).await?;
+    set_lifecycle(state, creator, who, "stop", &experiment, stopped).await?;
     Ok(experiment.view())
 }
 
+/// Writes the experiment's new lifecycle with its record (`verb`: `start`, `stop`), then
+/// applies it.
 async fn set_lifecycle(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
+    verb: &str,
     experiment: &LiveExperiment,
     lifecycle: Lifecycle,
 ) -> Result<(), ApiError> {
+    let before = experiment.view();
+    let after = ExperimentView {
+        status: lifecycle.status,
+        started_at: lifecycle.started_at.map(rfc3339),
+        stopped_at: lifecycle.stopped_at.map(rfc3339),
+        ..experiment.view()
+    };
+    let now = state.usage.now();
+    let record = who
+        .change(
+            &creator.tenant.id,
+            now,
+            "experiment",
+            verb,
+            &*experiment.key,
+        )
+        .before(&before)
+        .after(&after);
     state
         .store
         .set_experiment_status(
@@ -169,6 +199,7 @@ async fn set_lifecycle(
             lifecycle.status.as_str(),
             lifecycle.started_at,
             lifecycle.stopped_at,
+            &record,
         )
         .await?;
     experiment.set_lifecycle(lifecycle);

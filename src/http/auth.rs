@@ -8,6 +8,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{web, FromRequest, HttpRequest};
 use governor::clock::{Clock, DefaultClock};
+use governor::DefaultDirectRateLimiter;
 
 use crate::audit::model::{Actor, Who};
 use crate::error::ApiError;
@@ -116,13 +117,13 @@ fn authenticate_creator(req: &HttpRequest) -> Result<CreatorAuth, ApiError> {
             "a secret key (sk_…); publishable keys are for embeds",
         ));
     }
-    check_rate(&entry)?;
+    check_rate(entry.limiter.as_deref())?;
     Ok(CreatorAuth(entry.creator))
 }
 
 /// The key's rate limit (the creator's quota, per key): 429 with `Retry-After` past it.
-fn check_rate(entry: &KeyEntry) -> Result<(), ApiError> {
-    if let Some(limiter) = &entry.limiter {
+fn check_rate(limiter: Option<&DefaultDirectRateLimiter>) -> Result<(), ApiError> {
+    if let Some(limiter) = limiter {
         if let Err(not_until) = limiter.check() {
             metrics::counter!(metric_names::RATE_LIMITED).increment(1);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -148,25 +149,40 @@ struct KeyQuery {
     key: Option<String>,
 }
 
+/// The creator of a browser request: by its publishable key, or, without one, by the
+/// custom domain the request was sent to (`Host`). A key sent to a creator's custom domain
+/// must be that creator's.
 fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
     let state = state(req);
-    let key = publishable_key(req).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing_key",
-            "send the publishable key as `?key=pk_…` or `Authorization: Bearer pk_…`",
-        )
-    })?;
-    state.ensure_ready()?;
-    let hash = keys::hash(&key);
-    let entry = live_key(state, &hash).ok_or_else(invalid_key)?;
-    if entry.kind != KeyKind::Publishable {
-        return Err(wrong_kind(
-            "the publishable key (pk_…); a secret key must never reach a browser",
-        ));
-    }
+    let by_domain = request_host(req).and_then(|host| state.registry.by_domain(host));
+    let (creator, limiter) = match (publishable_key(req), by_domain) {
+        (None, None) => {
+            return Err(ApiError::unauthorized(
+                "missing_key",
+                "send the publishable key as `?key=pk_…` or `Authorization: Bearer pk_…`",
+            ))
+        }
+        (None, Some(domain)) => {
+            state.ensure_ready()?;
+            (domain.creator, domain.limiter)
+        }
+        (Some(key), domain) => {
+            state.ensure_ready()?;
+            let entry = live_key(state, &keys::hash(&key)).ok_or_else(invalid_key)?;
+            if entry.kind != KeyKind::Publishable {
+                return Err(wrong_kind(
+                    "the publishable key (pk_…); a secret key must never reach a browser",
+                ));
+            }
+            if domain.is_some_and(|d| d.creator.tenant.id != entry.creator.tenant.id) {
+                return Err(invalid_key());
+            }
+            (entry.creator, entry.limiter)
+        }
+    };
     if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
         // An Origin that is not text names no allowed origin.
-        let catalog = state.embeds.of(&entry.creator.tenant.id);
+        let catalog = state.embeds.of(&creator.tenant.id);
         let allowed = origin
             .to_str()
             .is_ok_and(|origin| catalog.origin_allowed(origin));
@@ -174,8 +190,35 @@ fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
             return Err(crate::embeds::origins::origin_not_allowed());
         }
     }
-    check_rate(&entry)?;
-    Ok(BrowserAuth(entry.creator))
+    check_rate(limiter.as_deref())?;
+    Ok(BrowserAuth(creator))
+}
+
+/// The creator a browser request names, unchecked: its publishable key's, else its custom
+/// domain's (CORS asks before the request is authenticated).
+pub fn named_creator(state: &AppState, req: &HttpRequest) -> Option<Creator> {
+    match publishable_key(req) {
+        Some(key) => state
+            .registry
+            .key(&keys::hash(&key))
+            .map(|entry| entry.creator),
+        None => request_host(req)
+            .and_then(|host| state.registry.by_domain(host))
+            .map(|domain| domain.creator),
+    }
+}
+
+/// The host a request was sent to, without its port: `Host`, or the URI's authority
+/// (HTTP/2).
+fn request_host(req: &HttpRequest) -> Option<&str> {
+    let host = match req.headers().get(actix_web::http::header::HOST) {
+        Some(value) => value.to_str().ok()?,
+        None => req.uri().host()?,
+    };
+    Some(match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    })
 }
 
 impl FromRequest for BrowserAuth {

@@ -12,7 +12,7 @@ use actix_web::web;
 
 use crate::{
     ai, analytics, audit, billing, creators, customers, docs, embeds, experiments, keys, meters,
-    notices, outbox, sessions, tiers, usage, webhooks,
+    notices, outbox, privacy, sessions, tiers, usage, webhooks,
 };
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
@@ -44,6 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(customers::routes::put_customer)
         .service(customers::routes::get_usage)
         .service(customers::routes::get_entitlement)
+        .service(privacy::routes::export_customer)
+        .service(privacy::routes::erase_customer)
         .service(billing::routes::get_account)
         .service(billing::routes::put_account)
         .service(billing::routes::start_onboarding)

@@ -3,6 +3,7 @@
 
 use actix_web::{get, put, web, HttpResponse};
 
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
@@ -32,7 +33,8 @@ pub async fn get_notices(
 pub async fn put_notices(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NoticesUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::put(&state, &creator, body).await?))
+    Ok(HttpResponse::Ok().json(service::put(&state, &creator, &who, body).await?))
 }

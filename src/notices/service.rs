@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::audit::model::Who;
 use crate::error::ApiError;
 use crate::notices::model::{effective, Notices, NoticesUpdate, TemplateUpdate, PLACEHOLDERS};
 use crate::state::AppState;
@@ -38,19 +39,36 @@ pub async fn get(state: &AppState, creator: &Creator) -> Result<Notices, ApiErro
     })
 }
 
+/// The settings as a record shows them: the notice address (the creator's own) and the
+/// creator's templates as it gave them (the built-in ones are not repeated).
+fn record_state(
+    notice_email: &Option<String>,
+    templates: &impl serde::Serialize,
+) -> serde_json::Value {
+    serde_json::json!({"notice_email": notice_email, "kinds": templates})
+}
+
 pub async fn put(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     update: NoticesUpdate,
 ) -> Result<Notices, ApiError> {
     update.validate()?;
+    let creator_id = &creator.tenant.id;
+    let (email_before, templates_before) = stored(&state.store, creator_id).await?;
+    let now = state.usage.now();
+    let record = who
+        .change(creator_id, now, "notice_settings", "update", &**creator_id)
+        .before(&record_state(&email_before, &templates_before))
+        .after(&record_state(&update.notice_email, &update.kinds));
     let row = NoticeSettingsRow {
         notice_email: update.notice_email,
         templates: serde_json::to_string(&update.kinds).expect("templates serialize"),
     };
     state
         .store
-        .save_notice_settings(&creator.tenant.id, &row, state.usage.now())
+        .save_notice_settings(creator_id, &row, now, &record)
         .await?;
     get(state, creator).await
 }

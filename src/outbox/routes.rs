@@ -4,6 +4,7 @@
 use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{AdminAuth, CreatorAuth};
 use crate::outbox::model::{MessagePage, MessageQuery, MessageView};
@@ -42,9 +43,10 @@ pub async fn list_messages(
 pub async fn retry_message(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<MessagePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = service::retry(&state, Some(&creator.tenant.id), &path.id).await?;
+    let message = service::retry(&state, &who, Some(&creator.tenant.id), &path.id).await?;
     Ok(HttpResponse::Ok().json(message))
 }
 
@@ -71,7 +73,8 @@ pub async fn admin_list_messages(
 pub async fn admin_retry_message(
     state: web::Data<AppState>,
     _: AdminAuth,
+    who: Who,
     path: web::Path<MessagePath>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::retry(&state, None, &path.id).await?))
+    Ok(HttpResponse::Ok().json(service::retry(&state, &who, None, &path.id).await?))
 }

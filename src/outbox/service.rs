@@ -1,12 +1,14 @@
 //! Reading the outbox and retrying by hand: a creator sees its own messages, the platform
 //! owner everyone's (the parked ones, say).
 
+use crate::audit::model::Who;
 use crate::error::ApiError;
 use crate::outbox::model::{
     Integration, MessagePage, MessageQuery, MessageView, CURSOR_PATTERN, STATUSES,
 };
 use crate::state::AppState;
-use crate::store::outbox::MessageFilter;
+use crate::store::outbox::{MessageFilter, MessageRow};
+use crate::usage::period::rfc3339;
 
 /// A page of messages; `creator_id` `None` lists every creator's. `only` narrows to one
 /// target of one integration (a webhook endpoint's deliveries).
@@ -73,16 +75,36 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
         .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))
 }
 
+/// A message as its records show it: where it stands, not what it carries nor where it
+/// goes (an email's address may be a customer's).
+fn record_state(row: &MessageRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": row.id,
+        "event_id": row.event_id,
+        "integration": row.integration,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": (row.status == "pending").then(|| rfc3339(row.next_attempt_at)),
+    })
+}
+
 /// Sends a message again from now, whatever became of it; `creator_id` `None` for any
-/// creator's. Answers it as it is now.
+/// creator's. Answers it as it is now. The retry is recorded in the message's creator's
+/// log, whoever asked.
 pub async fn retry(
     state: &AppState,
+    who: &Who,
     creator_id: Option<&str>,
     id: &str,
 ) -> Result<MessageView, ApiError> {
+    let now = state.usage.now();
     state
         .store
-        .retry_message(creator_id, id, state.usage.now())
+        .retry_message(creator_id, id, now, |before, after| {
+            who.change(&before.creator_id, now, "outbox_message", "retry", id)
+                .before(&record_state(before))
+                .after(&record_state(after))
+        })
         .await?
         .map(MessageView::of)
         .ok_or_else(|| ApiError::not_found("message_not_found", "no such outbox message"))

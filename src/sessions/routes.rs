@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use actix_web::{delete, post, web, HttpResponse};
 use serde::Deserialize;
 
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{AdminAuth, CreatorAuth};
 use crate::http::body::ApiJson;
@@ -41,13 +42,14 @@ pub struct SessionPath {
 pub async fn create_session(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<SessionCustomerPath>,
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<HttpResponse, ApiError> {
     let customer_id = parse_id("customer_id", Cow::Borrowed(&path.customer_id))?;
     let created = state
         .sessions
-        .create(&creator.tenant.id, &customer_id, body)
+        .create(&creator.tenant.id, &customer_id, &who, body)
         .await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -61,9 +63,14 @@ pub async fn create_session(
 pub async fn revoke_session(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<SessionPath>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.sessions.revoke(&creator.tenant.id, &path.id).await?))
+    let view = state
+        .sessions
+        .revoke(&creator.tenant.id, &who, &path.id)
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Rotate the key that signs customer sessions. Sessions signed before stay valid until
@@ -74,9 +81,10 @@ pub async fn revoke_session(
 pub async fn rotate_key(
     state: web::Data<AppState>,
     _: AdminAuth,
+    who: Who,
 ) -> Result<HttpResponse, ApiError> {
     state.ensure_ready()?;
     Ok(HttpResponse::Ok().json(RotatedKey {
-        kid: state.sessions.rotate_key().await?,
+        kid: state.sessions.rotate_key(&who).await?,
     }))
 }

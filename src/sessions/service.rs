@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::audit::model::{customer_ref, Who};
 use crate::clock::SharedClock;
 use crate::error::ApiError;
 use crate::sessions::model::{
@@ -62,6 +63,7 @@ impl Sessions {
         &self,
         creator_id: &str,
         customer_id: &str,
+        who: &Who,
         body: NewSession,
     ) -> Result<CreatedSession, ApiError> {
         let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
@@ -73,19 +75,18 @@ impl Sessions {
         }
         let now = self.clock.now();
         let claims = tokens::claims(creator_id, customer_id, body.scope.as_str(), now, ttl);
-        self.store
-            .insert_session(
-                creator_id,
-                &SessionRow {
-                    id: claims.jti.clone(),
-                    customer_id: customer_id.into(),
-                    scope: claims.scope.clone(),
-                    created_at: now,
-                    expires_at: claims.exp,
-                    revoked_at: None,
-                },
-            )
-            .await?;
+        let row = SessionRow {
+            id: claims.jti.clone(),
+            customer_id: customer_id.into(),
+            scope: claims.scope.clone(),
+            created_at: now,
+            expires_at: claims.exp,
+            revoked_at: None,
+        };
+        let record = who
+            .change(creator_id, now, "session", "create", &row.id)
+            .after(&record_state(creator_id, &row));
+        self.store.insert_session(creator_id, &row, &record).await?;
         Ok(CreatedSession {
             token: self.keys.sign(&claims),
             id: claims.jti,
@@ -96,18 +97,29 @@ impl Sessions {
     }
 
     /// Revokes the creator's session: its token is refused from now on.
-    pub async fn revoke(&self, creator_id: &str, id: &str) -> Result<SessionView, ApiError> {
+    pub async fn revoke(
+        &self,
+        creator_id: &str,
+        who: &Who,
+        id: &str,
+    ) -> Result<SessionView, ApiError> {
+        let now = self.clock.now();
         let row = self
             .store
-            .revoke_session(creator_id, id, self.clock.now())
+            .revoke_session(creator_id, id, now, |revoked| {
+                let before = SessionRow {
+                    revoked_at: None,
+                    ..revoked.clone()
+                };
+                who.change(creator_id, now, "session", "revoke", id)
+                    .before(&record_state(creator_id, &before))
+                    .after(&record_state(creator_id, revoked))
+            })
             .await?
             .ok_or_else(|| {
                 ApiError::not_found("session_not_found", format!("no session `{id}`"))
             })?;
-        let now = self.clock.now();
-        // Revocations matter only until the tokens expire.
-        self.revoked.retain(|_, expires_at| *expires_at > now);
-        self.revoked.insert(row.id.clone(), row.expires_at);
+        self.note_revoked([(row.id.clone(), row.expires_at)]);
         Ok(SessionView {
             id: row.id,
             customer_id: row.customer_id,
@@ -116,6 +128,16 @@ impl Sessions {
             expires_at: rfc3339(row.expires_at),
             revoked_at: row.revoked_at.map(rfc3339),
         })
+    }
+
+    /// Refuses the tokens of sessions revoked in the store (`(id, expiry)`).
+    pub fn note_revoked(&self, sessions: impl IntoIterator<Item = (String, i64)>) {
+        let now = self.clock.now();
+        // Revocations matter only until the tokens expire.
+        self.revoked.retain(|_, expires_at| *expires_at > now);
+        for (id, expires_at) in sessions {
+            self.revoked.insert(id, expires_at);
+        }
     }
 
     /// The customer a token speaks for, if the token is this daemon's, for this creator
@@ -142,9 +164,23 @@ impl Sessions {
 
     /// A new signing key for new sessions; the old ones verify until their tokens expire.
     /// Revocations of expired sessions are forgotten at the same time.
-    pub async fn rotate_key(&self) -> Result<String, ApiError> {
+    pub async fn rotate_key(&self, who: &Who) -> Result<String, ApiError> {
         let now = self.clock.now();
         self.revoked.retain(|_, expires_at| *expires_at > now);
-        Ok(self.keys.rotate(&self.store, now, MAX_TTL_SECS).await?)
+        Ok(self
+            .keys
+            .rotate(&self.store, now, MAX_TTL_SECS, Some(who))
+            .await?)
     }
+}
+
+/// A session as its records show it: the customer by its reference (never its id), the
+/// scope and times; never the token.
+fn record_state(creator_id: &str, row: &SessionRow) -> serde_json::Value {
+    serde_json::json!({
+        "customer": customer_ref(creator_id, &row.customer_id),
+        "scope": row.scope,
+        "expires_at": rfc3339(row.expires_at),
+        "revoked_at": row.revoked_at.map(rfc3339),
+    })
 }

@@ -17,6 +17,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::model::Who;
 use crate::store::embeds::SigningKeyRow;
 use crate::store::{Store, StoreError};
 
@@ -86,7 +87,8 @@ impl KeyRing {
         };
         let rows = store.load_signing_keys().await?;
         if rows.is_empty() {
-            ring.rotate(store, now, 0).await?;
+            // The first key of a new database: part of setting it up, not a change to record.
+            ring.rotate(store, now, 0, None).await?;
             return Ok(ring);
         }
         let keys = rows
@@ -102,12 +104,14 @@ impl KeyRing {
     }
 
     /// Makes a new signing key; keys whose successor is older than `longest_ttl` (so every
-    /// token they signed has expired) are dropped. Answers the new key's id.
+    /// token they signed has expired) are dropped. With `who`, the rotation is recorded in
+    /// the platform's log (the key's id, never its secret). Answers the new key's id.
     pub async fn rotate(
         &self,
         store: &Store,
         now: i64,
         longest_ttl: i64,
+        who: Option<&Who>,
     ) -> Result<String, StoreError> {
         let _one_at_a_time = self.rotation.lock().await;
         let mut secret = [0u8; SECRET_BYTES];
@@ -126,7 +130,18 @@ impl KeyRing {
             .filter(|(_, successor)| *successor + longest_ttl < now)
             .map(|(key, _)| key.kid.clone())
             .collect();
-        store.add_signing_key(&row, &retired).await?;
+        let records: Vec<_> = who
+            .into_iter()
+            .map(|who| {
+                who.change("", now, "session_key", "rotate", &row.kid)
+                    .after(&serde_json::json!({
+                        "kid": row.kid,
+                        "created_at": crate::usage::period::rfc3339(now),
+                        "retired": retired,
+                    }))
+            })
+            .collect();
+        store.add_signing_key(&row, &retired, &records).await?;
         let mut keys: Vec<Arc<SigningKey>> = current
             .iter()
             .filter(|key| !retired.contains(&key.kid))

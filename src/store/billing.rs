@@ -5,6 +5,7 @@
 
 use sqlx::Row;
 
+use super::audit::AuditEntry;
 use super::{
     multi_row_insert, unavailable, CustomerRow, Store, StoreError, CUSTOMER_COLUMNS,
     ROWS_PER_STATEMENT,
@@ -147,18 +148,22 @@ impl Store {
     // --- connected accounts -----------------------------------------------------------------
 
     /// Records the creator's account; `Conflict` when another creator has it.
+    /// Records the creator's connected account, with the change's record.
     pub async fn set_stripe_account(
         &self,
         creator_id: &str,
         account_id: &str,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query("UPDATE creators SET stripe_account_id = $1 WHERE id = $2")
             .bind(account_id)
             .bind(creator_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a creator with this Stripe account"))?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn stripe_account(&self, creator_id: &str) -> Result<Option<String>, StoreError> {
@@ -462,18 +467,22 @@ impl Store {
         }
     }
 
+    /// Replaces the creator's billing settings, with the change's record.
     pub async fn set_billing_settings(
         &self,
         creator_id: &str,
         settings: &str,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query("UPDATE creators SET billing_settings = $1 WHERE id = $2")
             .bind(settings)
             .bind(creator_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     // --- reports ----------------------------------------------------------------------------

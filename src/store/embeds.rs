@@ -2,6 +2,7 @@
 //! conversions (written by the group commit's fold), widget activity per day, customer
 //! sessions and the keys that sign them. Same SQL on both databases.
 
+use super::audit::AuditEntry;
 use super::{multi_row_insert, unavailable, FlushJob, Store, StoreError, ROWS_PER_STATEMENT};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,12 +82,13 @@ pub struct SigningKeyRow {
 impl Store {
     // --- embeds ---------------------------------------------------------------------------
 
-    /// A new embed with its first version, published.
+    /// A new embed with its first version, published, and its audit record.
     pub async fn insert_embed(
         &self,
         creator_id: &str,
         embed: &EmbedRow,
         first: &EmbedVersionRow,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
@@ -103,6 +105,7 @@ impl Store {
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an embed with this key"))?;
         insert_version(&mut tx, creator_id, first).await?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -110,6 +113,7 @@ impl Store {
         &self,
         creator_id: &str,
         version: &EmbedVersionRow,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         insert_version(&mut tx, creator_id, version).await?;
@@ -120,6 +124,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -129,7 +134,9 @@ impl Store {
         key: &str,
         version: i64,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "UPDATE embeds SET published_version = $1, updated_at = $2 \
              WHERE creator_id = $3 AND key = $4",
@@ -138,10 +145,11 @@ impl Store {
         .bind(now)
         .bind(creator_id)
         .bind(key)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn load_embeds(&self, creator_id: &str) -> Result<Vec<EmbedRow>, StoreError> {
@@ -190,14 +198,17 @@ impl Store {
         &self,
         creator_id: &str,
         origins_json: &str,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query("UPDATE creators SET allowed_origins = $1 WHERE id = $2")
             .bind(origins_json)
             .bind(creator_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     // --- experiments ----------------------------------------------------------------------
@@ -206,7 +217,9 @@ impl Store {
         &self,
         creator_id: &str,
         experiment: &ExperimentRow,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO experiments (creator_id, key, embed_key, variants, goal, status, \
              created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -220,10 +233,11 @@ impl Store {
         .bind(experiment.created_at)
         .bind(experiment.started_at)
         .bind(experiment.stopped_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "an experiment with this key"))?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn set_experiment_status(
@@ -233,7 +247,9 @@ impl Store {
         status: &str,
         started_at: Option<i64>,
         stopped_at: Option<i64>,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "UPDATE experiments SET status = $1, started_at = $2, stopped_at = $3 \
              WHERE creator_id = $4 AND key = $5",
@@ -243,10 +259,11 @@ impl Store {
         .bind(stopped_at)
         .bind(creator_id)
         .bind(key)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn load_experiments(
@@ -372,7 +389,9 @@ impl Store {
         &self,
         creator_id: &str,
         session: &SessionRow,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO customer_sessions (id, creator_id, customer_id, scope, created_at, \
              expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -384,39 +403,49 @@ impl Store {
         .bind(session.created_at)
         .bind(session.expires_at)
         .bind(session.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     /// Marks the creator's session revoked (the first revocation's time stays); answers the
-    /// session, or `None` when the creator has no such session.
+    /// session, or `None` when the creator has no such session. The revocation's record,
+    /// made from the revoked session, is written with it (none when it was revoked before).
     pub async fn revoke_session(
         &self,
         creator_id: &str,
         id: &str,
         now: i64,
+        audit: impl FnOnce(&SessionRow) -> AuditEntry,
     ) -> Result<Option<SessionRow>, StoreError> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let revoked = sqlx::query(
             "UPDATE customer_sessions SET revoked_at = $1 \
              WHERE creator_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(creator_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(unavailable)?;
-        sqlx::query_as::<_, SessionRow>(
+        .map_err(unavailable)?
+        .rows_affected();
+        let session = sqlx::query_as::<_, SessionRow>(
             "SELECT id, customer_id, scope, created_at, expires_at, revoked_at \
              FROM customer_sessions WHERE creator_id = $1 AND id = $2",
         )
         .bind(creator_id)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+        if let Some(session) = session.as_ref().filter(|_| revoked > 0) {
+            Self::append_audit(&mut tx, &[audit(session)]).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(session)
     }
 
     /// Revoked sessions whose tokens have not expired yet (start-up).
@@ -440,11 +469,13 @@ impl Store {
         .map_err(unavailable)
     }
 
-    /// Adds a signing key and drops `retired` ones (whose tokens have all expired).
+    /// Adds a signing key and drops `retired` ones (whose tokens have all expired), with the
+    /// rotation's records.
     pub async fn add_signing_key(
         &self,
         key: &SigningKeyRow,
         retired: &[String],
+        audit: &[AuditEntry],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
@@ -463,6 +494,7 @@ impl Store {
                 .await
                 .map_err(unavailable)?;
         }
+        Self::append_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(unavailable)
     }
 }

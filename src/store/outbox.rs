@@ -11,6 +11,7 @@
 
 use sqlx::Row;
 
+use super::audit::AuditEntry;
 use super::{
     multi_row_insert, placeholders, unavailable, Dialect, Store, StoreError, Tx, ROWS_PER_STATEMENT,
 };
@@ -123,6 +124,23 @@ pub struct EndpointChange {
     pub description: Option<String>,
     /// `true` also forgets the endpoint's failures.
     pub enabled: Option<bool>,
+}
+
+/// Where a sealed secret is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretColumn {
+    WebhookSecret,
+    PosthogKey,
+}
+
+/// One sealed secret, with its row.
+#[derive(Debug)]
+pub struct SealedSecret {
+    pub column: SecretColumn,
+    pub creator_id: String,
+    /// The endpoint's id, or the creator's (PostHog settings are one per creator).
+    pub row_id: String,
+    pub sealed: String,
 }
 
 const ENDPOINT_COLUMNS: &str = "id, creator_id, url, events, description, secret_sealed, \
@@ -391,33 +409,47 @@ impl Store {
     }
 
     /// Sends a message again from now (a parked one, or a delivered one asked again);
-    /// `None` for any creator's (the platform owner). Answers the message, if found.
+    /// `None` for any creator's (the platform owner). Answers the message, if found; the
+    /// retry's record, made from the message before and after, is written with it.
     pub async fn retry_message(
         &self,
         creator_id: Option<&str>,
         id: &str,
         now: i64,
+        audit: impl FnOnce(&MessageRow, &MessageRow) -> AuditEntry,
     ) -> Result<Option<MessageRow>, StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let select = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE id = $1 \
+             AND ($2 = '' OR creator_id = $2)"
+        );
+        let before: Option<MessageRow> = sqlx::query_as(&select)
+            .bind(id)
+            .bind(creator_id.unwrap_or(""))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        sqlx::query(
             "UPDATE outbox_messages SET status = 'pending', next_attempt_at = $1, retry_from = $1 \
-             WHERE id = $2 AND ($3 = '' OR creator_id = $3)",
+             WHERE id = $2",
         )
         .bind(now)
         .bind(id)
-        .bind(creator_id.unwrap_or(""))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        sqlx::query_as(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)
+        let after: MessageRow = sqlx::query_as(&select)
+            .bind(id)
+            .bind("")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, &[audit(&before, &after)]).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some(after))
     }
 
     /// Deletes up to `limit` delivered or parked messages last tried before `before`, then
@@ -464,7 +496,9 @@ impl Store {
         creator_id: &str,
         row: &NoticeSettingsRow,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO notice_settings (creator_id, notice_email, templates, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id) DO UPDATE SET \
@@ -475,15 +509,21 @@ impl Store {
         .bind(row.notice_email.as_deref())
         .bind(&row.templates)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     // --- webhook endpoints ----------------------------------------------------------------
 
-    pub async fn insert_endpoint(&self, row: &EndpointRow) -> Result<(), StoreError> {
+    pub async fn insert_endpoint(
+        &self,
+        row: &EndpointRow,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -499,10 +539,11 @@ impl Store {
         .bind(row.failing_since)
         .bind(row.created_at)
         .bind(row.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub async fn endpoints(&self, creator_id: &str) -> Result<Vec<EndpointRow>, StoreError> {
@@ -532,14 +573,29 @@ impl Store {
     }
 
     /// Changes what `change` names of an endpoint, and only that (a delivery may disable
-    /// it meanwhile); answers it as it is now.
+    /// it meanwhile); answers it as it is now. The change's record, made from the endpoint
+    /// before and after, is written with it.
     pub async fn change_endpoint(
         &self,
         creator_id: &str,
         id: &str,
         change: &EndpointChange,
         now: i64,
+        audit: impl FnOnce(&EndpointRow, &EndpointRow) -> AuditEntry,
     ) -> Result<Option<EndpointRow>, StoreError> {
+        let select = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE creator_id = $1 AND id = $2"
+        );
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let before: Option<EndpointRow> = sqlx::query_as(&select)
+            .bind(creator_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let Some(before) = before else {
+            return Ok(None);
+        };
         // -1: `enabled` left as it is.
         let enabled = change.enabled.map_or(-1, i64::from);
         sqlx::query(
@@ -558,21 +614,42 @@ impl Store {
         .bind(now)
         .bind(creator_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        self.endpoint(creator_id, id).await
-    }
-
-    /// Deletes an endpoint; its pending messages are parked with it.
-    pub async fn delete_endpoint(&self, creator_id: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE creator_id = $1 AND id = $2")
+        let after: EndpointRow = sqlx::query_as(&select)
             .bind(creator_id)
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(unavailable)?;
+        Self::append_audit(&mut tx, &[audit(&before, &after)]).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some(after))
+    }
+
+    /// Deletes an endpoint; its pending messages are parked with it. The deletion's
+    /// record, made from the endpoint as it was, is written with it. Answers whether the
+    /// endpoint existed.
+    pub async fn delete_endpoint(
+        &self,
+        creator_id: &str,
+        id: &str,
+        audit: impl FnOnce(&EndpointRow) -> AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let deleted: Option<EndpointRow> = sqlx::query_as(&format!(
+            "DELETE FROM webhook_endpoints WHERE creator_id = $1 AND id = $2 \
+             RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(creator_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let Some(deleted) = deleted else {
+            return Ok(false);
+        };
         sqlx::query(
             "UPDATE outbox_messages SET status = 'parked', last_error = 'the endpoint was deleted', \
              last_attempt_at = COALESCE(last_attempt_at, created_at) \
@@ -583,8 +660,9 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
+        Self::append_audit(&mut tx, &[audit(&deleted)]).await?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(done.rows_affected() > 0)
+        Ok(true)
     }
 
     /// Notes a delivery's result on its endpoint: a success clears `failing_since`, a
@@ -621,7 +699,8 @@ impl Store {
     }
 
     /// Disables an endpoint that failed too long, and writes the event that tells its
-    /// creator, in one transaction (once: an endpoint already disabled is left alone).
+    /// creator and the change's record, in one transaction (once: an endpoint already
+    /// disabled is left alone).
     pub async fn disable_endpoint(
         &self,
         creator_id: &str,
@@ -629,6 +708,7 @@ impl Store {
         reason: &str,
         notice: &Announcement,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let done = sqlx::query(
@@ -646,9 +726,57 @@ impl Store {
             Self::insert_announcements(self.dialect, &mut tx, std::slice::from_ref(notice))
                 .await
                 .map_err(unavailable)?;
+            Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    // --- sealed secrets (both tables above and below) ------------------------------------
+
+    /// Every secret kept sealed: webhook endpoints' signing secrets, creators' PostHog keys.
+    pub async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT 'webhook', creator_id, id, secret_sealed FROM webhook_endpoints \
+             UNION ALL SELECT 'posthog', creator_id, creator_id, api_key_sealed \
+             FROM posthog_settings",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, creator_id, row_id, sealed)| SealedSecret {
+                column: match kind.as_str() {
+                    "webhook" => SecretColumn::WebhookSecret,
+                    _ => SecretColumn::PosthogKey,
+                },
+                creator_id,
+                row_id,
+                sealed,
+            })
+            .collect())
+    }
+
+    /// Replaces a sealed secret by the same secret sealed anew, unless it changed meanwhile.
+    pub async fn reseal(&self, secret: &SealedSecret, resealed: &str) -> Result<(), StoreError> {
+        let sql = match secret.column {
+            SecretColumn::WebhookSecret => {
+                "UPDATE webhook_endpoints SET secret_sealed = $1 WHERE id = $2 AND secret_sealed = $3"
+            }
+            SecretColumn::PosthogKey => {
+                "UPDATE posthog_settings SET api_key_sealed = $1 WHERE creator_id = $2 \
+                 AND api_key_sealed = $3"
+            }
+        };
+        sqlx::query(sql)
+            .bind(resealed)
+            .bind(&secret.row_id)
+            .bind(&secret.sealed)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     // --- PostHog --------------------------------------------------------------------------
@@ -664,7 +792,9 @@ impl Store {
         &self,
         row: &PosthogRow,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO posthog_settings (creator_id, host, api_key_sealed, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id) DO UPDATE SET \
@@ -675,18 +805,30 @@ impl Store {
         .bind(&row.host)
         .bind(&row.api_key_sealed)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
-    pub async fn delete_posthog_settings(&self, creator_id: &str) -> Result<bool, StoreError> {
+    /// Deletes the creator's PostHog settings, with the deletion's record (none when there
+    /// were none). Answers whether there were.
+    pub async fn delete_posthog_settings(
+        &self,
+        creator_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let done = sqlx::query("DELETE FROM posthog_settings WHERE creator_id = $1")
             .bind(creator_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
+        if done.rows_affected() > 0 {
+            Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
         Ok(done.rows_affected() > 0)
     }
 

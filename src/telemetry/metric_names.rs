@@ -71,6 +71,10 @@ metrics! {
         "Outbox messages waiting to be delivered, labelled `integration`.";
     OUTBOX_OLDEST_PENDING_SECONDS = "staryer_outbox_oldest_pending_seconds", Gauge,
         "Age of the oldest outbox message waiting to be delivered, seconds (0 when none), labelled `integration`.";
+    RETENTION_REMOVED = "staryer_retention_removed_rows_total", Counter,
+        "Rows removed past their retention, labelled `table` = usage_buckets | billing_events | customer_sessions | audit_log.";
+    RETENTION_SECONDS = "staryer_retention_run_seconds", Histogram,
+        "Duration of one retention run over every table, seconds.";
     AI_TOKENS = "staryer_ai_tokens_total", Counter,
         "Tokens spent on AI suggestions, labelled `kind` = prompt | completion.";
     HTTP_REQUESTS = "staryer_http_requests_total", Counter,

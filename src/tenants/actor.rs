@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::meters::model::{Meter, MeterId, MeterView};
 use crate::outbox::model::{announcement, TIER_CHANGED};
 use crate::store::audit::AuditEntry;
+use crate::store::privacy::{Erased, Erasure};
 use crate::store::{CustomerRow, MeterRow, Store, TierRow};
 use crate::tenants::state::{CommitState, Tenant};
 use crate::tiers::model::{NewTier, Tier, TierDefinition, TierPatch, TierView};
@@ -414,6 +415,31 @@ impl Handler<UpsertCustomer> for TenantActor {
     }
 }
 
+/// Erases a customer: the commit log is folded first (every acknowledged event of the
+/// customer leaves it for the buckets), then its rows go in one transaction, then its
+/// counters, assignment and idempotency answers leave memory. In the actor's turn, so a
+/// put of the same customer lands wholly before or after.
+#[derive(Message)]
+#[rtype(result = "Result<Erased, ApiError>")]
+struct EraseCustomer(Erasure, AuditEntry);
+
+impl Handler<EraseCustomer> for TenantActor {
+    type Result = AtomicResponse<Self, Result<Erased, ApiError>>;
+
+    fn handle(
+        &mut self,
+        EraseCustomer(erasure, record): EraseCustomer,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.in_turn(move |tenant, store| async move {
+            store.fold_all().await?;
+            let erased = store.erase_customer(&erasure, &record).await?;
+            tenant.forget_customer(&erasure.customer_id, &erasure.answer_prefix);
+            Ok(erased)
+        })
+    }
+}
+
 /// Forgets idempotency keys past their retention, in the store and in memory.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -548,5 +574,13 @@ impl TenantHandle {
         record: AuditEntry,
     ) -> Result<Customer, ApiError> {
         self.ask(UpsertCustomer(update, record)).await?
+    }
+
+    pub async fn erase_customer(
+        &self,
+        erasure: Erasure,
+        record: AuditEntry,
+    ) -> Result<Erased, ApiError> {
+        self.ask(EraseCustomer(erasure, record)).await?
     }
 }

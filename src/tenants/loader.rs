@@ -38,7 +38,7 @@ pub async fn load_all(registry: &Registry, settings: &ActorSettings) -> Result<u
             actor: TenantHandle::start(tenant.clone(), settings.clone()),
             tenant,
         };
-        registry.add_creator(creator, rate_limit_of(&row));
+        registry.add_creator(creator, rate_limit_of(&row), row.custom_domain.as_deref());
     }
     for key in store.load_keys(settings.clock.now()).await? {
         let hash = parse_hash_hex(&key.key_hash)

@@ -124,16 +124,49 @@ pub struct LiveKey<'a> {
     pub expires_at: Option<i64>,
 }
 
+/// A creator named by its custom domain (the `Host` of embed requests), with the quota
+/// its publishable key would have.
+#[derive(Clone)]
+pub struct DomainEntry {
+    pub creator: Creator,
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
 #[derive(Default)]
 pub struct Registry {
     creators: DashMap<Arc<str>, (Creator, Option<RateLimit>)>,
     keys: DashMap<KeyHash, KeyEntry>,
+    /// Custom domain (lower case) → its creator.
+    domains: DashMap<Box<str>, DomainEntry>,
 }
 
 impl Registry {
-    pub fn add_creator(&self, creator: Creator, rate_limit: Option<RateLimit>) {
+    pub fn add_creator(
+        &self,
+        creator: Creator,
+        rate_limit: Option<RateLimit>,
+        custom_domain: Option<&str>,
+    ) {
+        if let Some(domain) = custom_domain {
+            let entry = DomainEntry {
+                creator: creator.clone(),
+                limiter: rate_limit.and_then(RateLimit::limiter),
+            };
+            self.domains
+                .insert(domain.to_ascii_lowercase().into(), entry);
+        }
         self.creators
             .insert(creator.tenant.id.clone(), (creator, rate_limit));
+    }
+
+    /// The creator whose custom domain `host` is (any case, no port).
+    pub fn by_domain(&self, host: &str) -> Option<DomainEntry> {
+        if self.domains.is_empty() {
+            return None;
+        }
+        self.domains
+            .get(host.to_ascii_lowercase().as_str())
+            .map(|entry| entry.clone())
     }
 
     pub fn add_key(&self, key: LiveKey) {
@@ -205,6 +238,11 @@ impl Registry {
         for mut key in self.keys.iter_mut() {
             if &*key.creator.tenant.id == creator_id {
                 key.limiter = rate_limit.and_then(RateLimit::limiter);
+            }
+        }
+        for mut domain in self.domains.iter_mut() {
+            if &*domain.creator.tenant.id == creator_id {
+                domain.limiter = rate_limit.and_then(RateLimit::limiter);
             }
         }
     }

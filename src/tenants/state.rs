@@ -298,6 +298,17 @@ impl Tenant {
         dropped
     }
 
+    /// Forgets an erased customer: its assignment, counters, and the idempotency answers
+    /// about it (those starting with `answer_prefix`, see `usage::model::answer_prefix`).
+    pub fn forget_customer(&self, customer_id: &str, answer_prefix: &str) {
+        if let Some((_, state)) = self.customers.remove(customer_id) {
+            let counters = state.counters.len();
+            metrics::gauge!(metric_names::LIVE_COUNTERS).decrement(counters as f64);
+        }
+        self.keys
+            .retain(|_, key| !key.result.starts_with(answer_prefix));
+    }
+
     /// Counters held in memory.
     pub fn live_counters(&self) -> usize {
         self.customers.iter().map(|s| s.counters.len()).sum()

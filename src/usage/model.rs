@@ -336,7 +336,8 @@ fn parse_timestamp(text: &str, now: i64) -> Result<i64, ApiError> {
     Ok(at)
 }
 
-/// The answer for one event or check.
+/// The answer for one event or check. `customer_id` stays the first field: an erase finds
+/// the stored answers about a customer by how they start (`answer_prefix`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventResult {
     #[schema(value_type = String)]
@@ -357,6 +358,12 @@ pub struct EventResult {
     pub duplicate: bool,
 }
 
+/// How every stored answer about `customer_id` starts (answers are kept as their JSON).
+pub fn answer_prefix(customer_id: &str) -> String {
+    let id = serde_json::to_string(customer_id).expect("a string always serializes");
+    format!("{{\"customer_id\":{id},")
+}
+
 /// `{"results": [...]}` for a batch.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResults {
@@ -371,4 +378,28 @@ pub struct BatchResults {
 pub enum EventsAnswer {
     One(EventResult),
     Batch(BatchResults),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_answer_starts_with_its_customers_prefix() {
+        for customer in ["alice", "a\"quote", "ünï"] {
+            let result = EventResult {
+                customer_id: Arc::from(customer),
+                meter: Arc::from("calls"),
+                decision: Decision::Allow,
+                used: Quantity::ZERO,
+                limit: None,
+                remaining: None,
+                overage: false,
+                duplicate: false,
+            };
+            let stored = serde_json::to_string(&result).unwrap();
+            assert!(stored.starts_with(&answer_prefix(customer)), "{stored}");
+            assert!(!stored.starts_with(&answer_prefix("alic")));
+        }
+    }
 }

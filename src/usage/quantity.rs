@@ -94,14 +94,18 @@ impl Quantity {
             .position(|d| *d != b'0')
             .unwrap_or(int_part.len());
         let int_part = &int_part[int_start..];
+        let mut significant: Vec<u8> = int_part.iter().chain(frac_part).copied().collect();
+        // Trailing zeros of the digits move into the exponent: `10e-7` is one millionth.
+        let trailing_zeros = significant.iter().rev().take_while(|d| **d == b'0').count();
+        significant.truncate(significant.len() - trailing_zeros);
         // value = digits × 10^(power - 6), in millionths: digits × 10^power.
         let power = exponent
             .saturating_sub(frac_part.len() as i64)
+            .saturating_add(trailing_zeros as i64)
             .saturating_add(6);
         if power < 0 {
             return Err(QuantityError::TooPrecise);
         }
-        let significant: Vec<u8> = int_part.iter().chain(frac_part).copied().collect();
         let first_nonzero = significant.iter().position(|d| *d != b'0').unwrap_or(0);
         let digit_count = (significant.len() - first_nonzero) as i64;
         // MAX_UNITS in millionths has 19 digits.
@@ -198,6 +202,9 @@ mod tests {
         assert_eq!(parse("0"), Ok(Quantity::ZERO));
         assert_eq!(parse("-0"), Ok(Quantity::ZERO));
         assert_eq!(parse("1.2300000"), Ok(Quantity::from_micros(1_230_000)));
+        // Found by the property tests: trailing zeros before a negative exponent.
+        assert_eq!(parse("10e-7"), Ok(Quantity::from_micros(1)));
+        assert_eq!(parse("1000e-9"), Ok(Quantity::from_micros(1)));
     }
 
     #[test]
@@ -233,5 +240,74 @@ mod tests {
             "1.5"
         );
         assert_eq!(Quantity::from_units(3).to_string(), "3");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const MAX_MICROS: i64 = MAX_UNITS * SCALE;
+
+        proptest! {
+            #[test]
+            fn a_quantity_reads_back_from_its_text(micros in 0..=MAX_MICROS) {
+                let quantity = Quantity::from_micros(micros);
+                prop_assert_eq!(parse(&quantity.to_string()), Ok(quantity));
+            }
+
+            #[test]
+            fn every_spelling_of_a_value_reads_the_same(
+                micros in 0..=MAX_MICROS,
+                leading_zeros in 0usize..4,
+                trailing_zeros in 0usize..4,
+                shift in 0i64..12,
+            ) {
+                let expected = Quantity::from_micros(micros);
+                // micros × 10^-6, written as (micros × 10^shift) e-(6 + shift), padded.
+                let digits = format!("{micros}{}", "0".repeat(shift as usize));
+                let padded = format!("{}{digits}", "0".repeat(leading_zeros));
+                prop_assert_eq!(parse(&format!("{padded}e-{}", 6 + shift)), Ok(expected));
+                let text = expected.to_string();
+                let with_zeros = if text.contains('.') {
+                    format!("{text}{}", "0".repeat(trailing_zeros))
+                } else {
+                    format!("{text}.{}", "0".repeat(trailing_zeros + 1))
+                };
+                prop_assert_eq!(parse(&with_zeros), Ok(expected));
+            }
+
+            #[test]
+            fn sums_are_exact(values in proptest::collection::vec(0..=SCALE * 1_000, 1..200)) {
+                let parsed = values
+                    .iter()
+                    .map(|micros| parse(&Quantity::from_micros(*micros).to_string()).unwrap())
+                    .fold(Quantity::ZERO, |sum, q| sum.checked_add(q).unwrap());
+                prop_assert_eq!(parsed.micros(), values.iter().sum::<i64>());
+            }
+
+            #[test]
+            fn an_answer_reads_back_as_the_same_quantity(micros in 0..1_000_000_000_000_000i64) {
+                // Up to 15 significant digits, the float an answer carries is exact.
+                let quantity = Quantity::from_micros(micros);
+                let json = serde_json::to_string(&quantity).unwrap();
+                prop_assert_eq!(parse(&json), Ok(quantity));
+            }
+
+            #[test]
+            fn any_text_is_read_or_refused_never_more(text in "[-+0-9.eE]{0,40}|\\PC{0,40}") {
+                if let Ok(quantity) = parse(&text) {
+                    prop_assert!((0..=MAX_MICROS).contains(&quantity.micros()));
+                }
+            }
+
+            #[test]
+            fn too_precise_values_are_refused(micros in 1..=MAX_UNITS, extra in 1u32..9) {
+                // `micros` millionths divided by 10^extra: exact only when it divides.
+                let text = format!("{micros}e-{}", 6 + extra);
+                let divides = micros % 10_i64.pow(extra) == 0;
+                prop_assert_eq!(parse(&text).is_ok(), divides);
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
+use crate::audit::model::Who;
 use crate::clock::SharedClock;
 use crate::config::WebhooksConfig;
 use crate::outbound::{outcome, Pace, Sent};
@@ -25,6 +26,7 @@ use crate::sealing::Sealer;
 use crate::store::outbox::{EndpointRow, MessageRow, NewMessage, OutboxEventRow};
 use crate::store::{Store, StoreError};
 use crate::usage::period::rfc3339;
+use crate::webhooks::model::EndpointView;
 use crate::webhooks::service::secret_owner;
 use crate::webhooks::{signing, targets};
 
@@ -165,9 +167,37 @@ impl WebhookChannel {
             json!({"endpoint_id": endpoint.id, "url": endpoint.url, "failing_since": rfc3339(since)}),
             now,
         );
+        // The change as the creator's log shows it: the endpoint's view (no secret).
+        let before = EndpointRow {
+            failing_since: Some(since),
+            ..endpoint.clone()
+        };
+        let after = EndpointRow {
+            enabled: 0,
+            disabled_reason: Some(reason.clone()),
+            updated_at: now,
+            ..before.clone()
+        };
+        let record = Who::system("webhooks")
+            .change(
+                &endpoint.creator_id,
+                now,
+                "webhook_endpoint",
+                "disable",
+                &endpoint.id,
+            )
+            .before(&EndpointView::of(&before))
+            .after(&EndpointView::of(&after));
         match self
             .store
-            .disable_endpoint(&endpoint.creator_id, &endpoint.id, &reason, &notice, now)
+            .disable_endpoint(
+                &endpoint.creator_id,
+                &endpoint.id,
+                &reason,
+                &notice,
+                now,
+                &record,
+            )
             .await
         {
             Ok(true) => {

@@ -4,6 +4,7 @@
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::Deserialize;
 
+use crate::audit::model::Who;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
@@ -41,9 +42,10 @@ pub struct DeliveryPath {
 pub async fn create_endpoint(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     ApiJson(body): ApiJson<NewEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Created().json(service::create(&state, &creator, body).await?))
+    Ok(HttpResponse::Created().json(service::create(&state, &creator, &who, body).await?))
 }
 
 /// The creator's endpoints.
@@ -83,10 +85,12 @@ pub async fn get_endpoint(
 pub async fn update_endpoint(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<EndpointPath>,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(service::update(&state, &creator, &path.id, body).await?))
+    let view = service::update(&state, &creator, &who, &path.id, body).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Delete an endpoint; what it was still owed is parked.
@@ -99,9 +103,10 @@ pub async fn update_endpoint(
 pub async fn delete_endpoint(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    service::delete(&state, &creator, &path.id).await?;
+    service::delete(&state, &creator, &who, &path.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -133,8 +138,9 @@ pub async fn list_deliveries(
 pub async fn redeliver(
     state: web::Data<AppState>,
     CreatorAuth(creator): CreatorAuth,
+    who: Who,
     path: web::Path<DeliveryPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = service::redeliver(&state, &creator, &path.id, &path.delivery_id).await?;
+    let message = service::redeliver(&state, &creator, &who, &path.id, &path.delivery_id).await?;
     Ok(HttpResponse::Ok().json(message))
 }

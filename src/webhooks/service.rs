@@ -1,6 +1,8 @@
 //! A creator's webhook endpoints: made with a secret shown once (sealed at rest), changed,
-//! deleted, and their deliveries listed and redelivered (through the outbox).
+//! deleted, and their deliveries listed and redelivered (through the outbox). Each change
+//! is recorded with the endpoint's view, which holds no secret.
 
+use crate::audit::model::Who;
 use crate::error::ApiError;
 use crate::outbox::model::{new_id, Integration, MessagePage, MessageQuery, MessageView};
 use crate::outbox::service as outbox;
@@ -25,6 +27,7 @@ pub fn secret_owner(creator_id: &str, endpoint_id: &str) -> String {
 pub async fn create(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     body: NewEndpoint,
 ) -> Result<CreatedEndpoint, ApiError> {
     let creator_id = &creator.tenant.id;
@@ -53,9 +56,13 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.insert_endpoint(&row).await?;
+    let view = EndpointView::of(&row);
+    let record = who
+        .change(creator_id, now, "webhook_endpoint", "create", &row.id)
+        .after(&view);
+    state.store.insert_endpoint(&row, &record).await?;
     Ok(CreatedEndpoint {
-        endpoint: EndpointView::of(&row),
+        endpoint: view,
         secret,
     })
 }
@@ -80,6 +87,7 @@ pub async fn get(state: &AppState, creator: &Creator, id: &str) -> Result<Endpoi
 pub async fn update(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     id: &str,
     patch: EndpointPatch,
 ) -> Result<EndpointView, ApiError> {
@@ -104,16 +112,36 @@ pub async fn update(
             .transpose()?,
         enabled: patch.enabled,
     };
+    let creator_id = &creator.tenant.id;
+    let now = state.usage.now();
     let row = state
         .store
-        .change_endpoint(&creator.tenant.id, id, &change, state.usage.now())
+        .change_endpoint(creator_id, id, &change, now, |before, after| {
+            who.change(creator_id, now, "webhook_endpoint", "update", id)
+                .before(&EndpointView::of(before))
+                .after(&EndpointView::of(after))
+        })
         .await?
         .ok_or_else(endpoint_not_found)?;
     Ok(EndpointView::of(&row))
 }
 
-pub async fn delete(state: &AppState, creator: &Creator, id: &str) -> Result<(), ApiError> {
-    if state.store.delete_endpoint(&creator.tenant.id, id).await? {
+pub async fn delete(
+    state: &AppState,
+    creator: &Creator,
+    who: &Who,
+    id: &str,
+) -> Result<(), ApiError> {
+    let creator_id = &creator.tenant.id;
+    let now = state.usage.now();
+    let deleted = state
+        .store
+        .delete_endpoint(creator_id, id, |row| {
+            who.change(creator_id, now, "webhook_endpoint", "delete", id)
+                .before(&EndpointView::of(row))
+        })
+        .await?;
+    if deleted {
         Ok(())
     } else {
         Err(endpoint_not_found())
@@ -136,6 +164,7 @@ pub async fn deliveries(
 pub async fn redeliver(
     state: &AppState,
     creator: &Creator,
+    who: &Who,
     id: &str,
     delivery_id: &str,
 ) -> Result<MessageView, ApiError> {
@@ -148,5 +177,5 @@ pub async fn redeliver(
             "no such delivery of this endpoint",
         ));
     }
-    outbox::retry(state, Some(creator_id), delivery_id).await
+    outbox::retry(state, who, Some(creator_id), delivery_id).await
 }

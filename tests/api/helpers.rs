@@ -584,3 +584,70 @@ impl TestApp {
         page["messages"].as_array().unwrap().clone()
     }
 }
+
+/// Every row of every table of the database that holds `needle` anywhere in its text
+/// (binary columns read as UTF-8), as `table: row`: proof that something is gone.
+pub async fn rows_naming(database_url: &str, needle: &str) -> Vec<String> {
+    use sqlx::Row;
+    let mut found = Vec::new();
+    if database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for (table,) in tables {
+            let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info(\"{table}\")"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("name"))
+                .collect();
+            let text = columns
+                .iter()
+                .map(|c| format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"))
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
+            let sql = format!("SELECT CAST({text} AS BLOB) FROM \"{table}\"");
+            let rows: Vec<(Vec<u8>,)> = sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
+            found.extend(
+                rows.iter()
+                    .map(|(row,)| String::from_utf8_lossy(row))
+                    .filter(|row| row.contains(needle))
+                    .map(|row| format!("{table}: {row}")),
+            );
+        }
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             ORDER BY table_name, ordinal_position",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut by_table: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (table, column, kind) in columns {
+            let text = if kind == "bytea" {
+                format!("COALESCE(encode(\"{column}\", 'escape'), '')")
+            } else {
+                format!("COALESCE(\"{column}\"::text, '')")
+            };
+            by_table.entry(table).or_default().push(text);
+        }
+        for (table, texts) in by_table {
+            let sql = format!("SELECT {} FROM \"{table}\"", texts.join(" || '|' || "));
+            let rows: Vec<(String,)> = sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
+            found.extend(
+                rows.into_iter()
+                    .filter(|(row,)| row.contains(needle))
+                    .map(|(row,)| format!("{table}: {row}")),
+            );
+        }
+    }
+    found
+}

@@ -23,6 +23,7 @@ mod ops;
 mod outgoing_webhooks;
 mod packaging;
 mod periods;
+mod privacy;
 mod sessions;
 mod stripe_fake;
 mod subscriptions;

@@ -261,6 +261,18 @@ impl FakeStripe {
         id
     }
 
+    /// The Stripe customer held for a Staryer customer, if any.
+    pub fn stripe_customer_of(&self, customer_id: &str) -> Option<String> {
+        let state = self.desk.state.lock().unwrap();
+        state
+            .objects
+            .values()
+            .find(|o| {
+                o["object"] == "customer" && o["metadata"]["staryer_customer_id"] == customer_id
+            })
+            .map(|o| o["id"].as_str().unwrap().to_string())
+    }
+
     /// From now on, the meter event summaries of this Stripe customer answer `value`,
     /// whatever the events taken add up to (Stripe's view drifted from the reports).
     pub fn set_summary(&self, stripe_customer_id: &str, value: f64) {
@@ -849,6 +861,13 @@ impl SubscriptionDesk {
                 state.objects.insert(id, customer.clone());
                 (200, customer)
             }
+            ("DELETE", ["customers", id]) => match state.objects.remove(*id) {
+                Some(_) => (
+                    200,
+                    json!({"id": id, "object": "customer", "deleted": true}),
+                ),
+                None => Self::not_found(id),
+            },
             ("POST", ["billing_portal", "sessions"]) => {
                 let id = state.next_id("bps");
                 let mut session = fixture("billing_portal.session");
