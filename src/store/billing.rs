@@ -155,7 +155,7 @@ impl Store {
         account_id: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query("UPDATE creators SET stripe_account_id = $1 WHERE id = $2")
             .bind(account_id)
             .bind(creator_id)
@@ -474,7 +474,7 @@ impl Store {
         settings: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query("UPDATE creators SET billing_settings = $1 WHERE id = $2")
             .bind(settings)
             .bind(creator_id)

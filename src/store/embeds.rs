@@ -90,7 +90,7 @@ impl Store {
         first: &EmbedVersionRow,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query(
             "INSERT INTO embeds (creator_id, key, kind, published_version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -115,7 +115,7 @@ impl Store {
         version: &EmbedVersionRow,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         insert_version(&mut tx, creator_id, version).await?;
         sqlx::query("UPDATE embeds SET updated_at = $1 WHERE creator_id = $2 AND key = $3")
             .bind(version.created_at)
@@ -136,7 +136,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query(
             "UPDATE embeds SET published_version = $1, updated_at = $2 \
              WHERE creator_id = $3 AND key = $4",
@@ -200,7 +200,7 @@ impl Store {
         origins_json: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query("UPDATE creators SET allowed_origins = $1 WHERE id = $2")
             .bind(origins_json)
             .bind(creator_id)
@@ -219,7 +219,7 @@ impl Store {
         experiment: &ExperimentRow,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query(
             "INSERT INTO experiments (creator_id, key, embed_key, variants, goal, status, \
              created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -249,7 +249,7 @@ impl Store {
         stopped_at: Option<i64>,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query(
             "UPDATE experiments SET status = $1, started_at = $2, stopped_at = $3 \
              WHERE creator_id = $4 AND key = $5",
@@ -391,7 +391,7 @@ impl Store {
         session: &SessionRow,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query(
             "INSERT INTO customer_sessions (id, creator_id, customer_id, scope, created_at, \
              expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -420,7 +420,7 @@ impl Store {
         now: i64,
         audit: impl FnOnce(&SessionRow) -> AuditEntry,
     ) -> Result<Option<SessionRow>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         let revoked = sqlx::query(
             "UPDATE customer_sessions SET revoked_at = $1 \
              WHERE creator_id = $2 AND id = $3 AND revoked_at IS NULL",

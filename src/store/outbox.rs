@@ -418,7 +418,11 @@ impl Store {
         now: i64,
         audit: impl FnOnce(&MessageRow, &MessageRow) -> AuditEntry,
     ) -> Result<Option<MessageRow>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // The admin's retry (no creator) spans creators.
+        let mut tx = match creator_id {
+            Some(creator_id) => self.begin_tenant(creator_id).await?,
+            None => self.pool.begin().await.map_err(unavailable)?,
+        };
         let select = format!(
             "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE id = $1 \
              AND ($2 = '' OR creator_id = $2)"
@@ -498,7 +502,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         sqlx::query(
             "INSERT INTO notice_settings (creator_id, notice_email, templates, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id) DO UPDATE SET \
@@ -523,7 +527,7 @@ impl Store {
         row: &EndpointRow,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(&row.creator_id).await?;
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -586,7 +590,7 @@ impl Store {
         let select = format!(
             "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE creator_id = $1 AND id = $2"
         );
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         let before: Option<EndpointRow> = sqlx::query_as(&select)
             .bind(creator_id)
             .bind(id)
@@ -637,7 +641,7 @@ impl Store {
         id: &str,
         audit: impl FnOnce(&EndpointRow) -> AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         let deleted: Option<EndpointRow> = sqlx::query_as(&format!(
             "DELETE FROM webhook_endpoints WHERE creator_id = $1 AND id = $2 \
              RETURNING {ENDPOINT_COLUMNS}"
@@ -794,7 +798,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(&row.creator_id).await?;
         sqlx::query(
             "INSERT INTO posthog_settings (creator_id, host, api_key_sealed, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id) DO UPDATE SET \
@@ -819,7 +823,7 @@ impl Store {
         creator_id: &str,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(creator_id).await?;
         let done = sqlx::query("DELETE FROM posthog_settings WHERE creator_id = $1")
             .bind(creator_id)
             .execute(&mut *tx)

@@ -439,15 +439,41 @@ impl Daemon {
         port: u16,
         env: &[(&str, String)],
     ) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_staryer"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_staryer"));
+        command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        Daemon::start_with(&mut command, data_dir, database_url, port, env).await
+    }
+
+    /// `start`, logging everything down to debug into `log` (to read what it wrote).
+    pub async fn start_logging_to(
+        log: &std::path::Path,
+        data_dir: &std::path::Path,
+        database_url: &str,
+        port: u16,
+    ) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_staryer"));
+        let file = std::fs::File::create(log).expect("a log file");
+        let also = file.try_clone().expect("a log file");
+        command.env("RUST_LOG", "debug").stderr(file);
+        Daemon::start_with(command.stdout(also), data_dir, database_url, port, &[]).await
+    }
+
+    async fn start_with(
+        command: &mut Command,
+        data_dir: &std::path::Path,
+        database_url: &str,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> Daemon {
+        let child = command
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("STARYER__DATA_DIR", data_dir)
             .env("STARYER__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("STARYER__ADMIN__TOKEN", ADMIN_TOKEN)
             .env("STARYER__DATABASE__URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("the staryer binary starts");
         let daemon = Daemon {

@@ -244,7 +244,15 @@ async fn an_erased_customer_stays_gone_after_a_sigkill_and_a_restart(backend: Ba
     ok_json(send(Method::DELETE, path, &key, None).await.unwrap(), 200).await;
     daemon.sigkill();
 
-    let daemon = Daemon::start(data_dir.path(), &database_url, port, &[]).await;
+    // The next start replays nothing of the customer, and says nothing of it in its log.
+    let log = data_dir.path().join("restart.log");
+    let daemon = Daemon::start_logging_to(&log, data_dir.path(), &database_url, port).await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("staryer started"),
+        "the log was written: {logged}"
+    );
+    assert!(!logged.contains("erin"), "{logged}");
     let get = |path: &str| {
         client
             .get(format!("{}{path}", daemon.base))
