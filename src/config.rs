@@ -475,6 +475,14 @@ impl Config {
                 return fail(format!("{name} must be at least 70"));
             }
         }
+        // Stripe retries a webhook for up to three days; its event must still be known then.
+        if self.retention.billing_event_days < 7 {
+            return fail("retention.billing_event_days must be at least 7".into());
+        }
+        // Five values a row in one statement stay within both databases' limits.
+        if self.retention.batch_rows > 5_000 {
+            return fail("retention.batch_rows must be at most 5000".into());
+        }
         if let Err(err) = parse_bind(&self.server.bind) {
             return fail(format!("server.bind = {:?}: {err}", self.server.bind));
         }

@@ -1,5 +1,6 @@
 //! Secrets at rest: what the daemon must keep and read back in clear (a webhook endpoint's
-//! signing secret, a creator's PostHog key) is stored sealed with AES-256-GCM under the
+//! signing secret, a creator's PostHog key, the keys that sign customer session tokens) is
+//! stored sealed with AES-256-GCM under the
 //! master key (`security.master_key`). The row's owner and purpose are the associated
 //! data, so a sealed value copied into another creator's row, or into another column, does
 //! not open.

@@ -94,6 +94,7 @@ impl App {
         );
         let settings = ActorSettings {
             store: store.clone(),
+            flusher: flusher.clone(),
             clock: clock.clone(),
             key_retention_secs: config.ingest.idempotency_retention_hours as i64 * 3_600,
             maintenance_interval: Duration::from_secs(
@@ -107,12 +108,7 @@ impl App {
             .map(|billing| Reporter::start(billing, registry.clone()));
         let reconciler = billing.clone().map(Reconciler::start);
         let billing_for_load = billing.clone();
-        let sessions = Arc::new(
-            Sessions::load(store.clone(), clock.clone())
-                .await
-                .context("loading the customer session keys")?,
-        );
-        let embeds = Arc::new(EmbedRegistry::default());
+        // The sealer first: the session signing keys are stored sealed.
         let sealer = Sealer::from_config(
             &SealingKeys {
                 master_key: &config.security.master_key,
@@ -121,6 +117,12 @@ impl App {
             },
             &config.data_dir,
         )?;
+        let sessions = Arc::new(
+            Sessions::load(store.clone(), clock.clone(), sealer.clone())
+                .await
+                .context("loading the customer session keys")?,
+        );
+        let embeds = Arc::new(EmbedRegistry::default());
         reseal_secrets(&store, &sealer)
             .await
             .context("sealing stored secrets under the current master key")?;
@@ -414,7 +416,9 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// Seals again, under the current master key, every stored secret sealed under another
 /// (a previous master key, the first version's cipher): after one start, a rotated key can
 /// leave `security.previous_master_keys`. A secret that opens under no key is left as it
-/// is, and said so (its integration reports it too when it is used).
+/// is, and said so (its integration reports it too when it is used; a session signing key
+/// that does not open stops the start before, in `Sessions::load`). Session signing keys
+/// of earlier versions, stored in clear, are sealed.
 async fn reseal_secrets(store: &Store, sealer: &Sealer) -> Result<(), StoreError> {
     let mut resealed = 0;
     for secret in store.sealed_secrets().await? {
@@ -426,8 +430,16 @@ async fn reseal_secrets(store: &Store, sealer: &Sealer) -> Result<(), StoreError
                 crate::webhooks::service::secret_owner(&secret.creator_id, &secret.row_id)
             }
             SecretColumn::PosthogKey => crate::analytics::projects::key_owner(&secret.creator_id),
+            SecretColumn::SessionKey => crate::sessions::tokens::key_owner(&secret.row_id),
         };
-        match sealer.open(&owner, &secret.sealed) {
+        let opened = match secret.column {
+            // In clear in rows of earlier versions: sealed now.
+            SecretColumn::SessionKey => {
+                crate::sessions::tokens::open_secret(sealer, &secret.row_id, &secret.sealed)
+            }
+            _ => sealer.open(&owner, &secret.sealed),
+        };
+        match opened {
             Ok(clear) => {
                 store.reseal(&secret, &sealer.seal(&owner, &clear)).await?;
                 resealed += 1;

@@ -88,6 +88,31 @@ CREATE UNIQUE INDEX creators_by_domain ON creators (custom_domain);
 -- Retention removes Stripe's billing events by age, a batch at a time.
 CREATE INDEX billing_events_by_age ON billing_events (received_at);
 
+-- Privacy: what an erase leaves so that nothing brings the customer back. A Stripe
+-- Customer kept at Stripe (or deleted: its last events still come) is remembered, so that
+-- Stripe's webhooks about it are kept as history only and never make the customer again.
+CREATE TABLE erased_stripe_customers (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    stripe_customer_id TEXT NOT NULL,
+    erased_at BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, stripe_customer_id)
+);
+
+-- Retention: usage removed from the hourly buckets, summed per customer and meter, so that
+-- all-time totals (what is reported to Stripe: `billable_totals`) stay whole.
+CREATE TABLE usage_pruned (
+    creator_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    meter_key TEXT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (creator_id, customer_id, meter_key)
+);
+
+-- A report cursor's epoch goes into its meter events' identifiers: a customer erased and
+-- made again with the same id starts a new epoch, so its identifiers never meet the kept
+-- reports of the one before. Cursors made before this have none (identifiers unchanged).
+ALTER TABLE stripe_report_cursors ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+
 -- Row-level security: every table with a creator's rows is bound (FORCE: the owner, which
 -- the daemon connects as, too) by one policy. Work for one creator runs as the role
 -- `staryer_tenant` with `staryer.creator_id` set for its transaction, and sees and writes
@@ -106,20 +131,20 @@ EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL; -- made meanwhile by a migration of another database
 END
 $$;
+-- The daemon's role must be able to switch to it (PostgreSQL 16 asks for the SET option,
+-- which a role made by a non-superuser is not given to its maker by default).
 DO $$
 BEGIN
-    IF NOT pg_has_role(current_user, 'staryer_tenant', 'MEMBER') THEN
+    IF current_setting('server_version_num')::int >= 160000 THEN
+        IF NOT pg_has_role(current_user, 'staryer_tenant', 'SET') THEN
+            EXECUTE format('GRANT staryer_tenant TO %I WITH SET TRUE', current_user);
+        END IF;
+    ELSIF NOT pg_has_role(current_user, 'staryer_tenant', 'MEMBER') THEN
         EXECUTE format('GRANT staryer_tenant TO %I', current_user);
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO staryer_tenant', current_schema());
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO staryer_tenant',
-        current_schema());
-    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO staryer_tenant',
-        current_schema());
 END
 $$;
--- The audit log takes appends only, from everyone; the tenant role is not even granted more.
-REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM staryer_tenant;
 
 DO $$
 DECLARE
@@ -132,9 +157,11 @@ BEGIN
         'embeds', 'embed_versions', 'experiments', 'experiment_exposures',
         'experiment_conversions', 'embed_activity', 'customer_sessions', 'outbox_events',
         'outbox_messages', 'notice_settings', 'webhook_endpoints', 'posthog_settings',
-        'ai_usage', 'audit_log']
+        'ai_usage', 'audit_log', 'erased_stripe_customers', 'usage_pruned']
     LOOP
         owner_column := CASE tenant_table WHEN 'creators' THEN 'id' ELSE 'creator_id' END;
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO staryer_tenant',
+            tenant_table);
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tenant_table);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', tenant_table);
         EXECUTE format(
@@ -146,3 +173,8 @@ BEGIN
     END LOOP;
 END
 $$;
+-- The tenant role is granted the tables above only (a table added later is granted with
+-- its policy), and of the audit chain what an append takes. The audit log takes appends
+-- only: the tenant role is not even granted more.
+GRANT SELECT, UPDATE ON audit_chain TO staryer_tenant;
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM staryer_tenant;

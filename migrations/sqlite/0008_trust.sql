@@ -68,6 +68,31 @@ BEGIN
     SELECT RAISE(ABORT, 'the audit chain only moves forward');
 END;
 
+-- Privacy: what an erase leaves so that nothing brings the customer back. A Stripe
+-- Customer kept at Stripe (or deleted: its last events still come) is remembered, so that
+-- Stripe's webhooks about it are kept as history only and never make the customer again.
+CREATE TABLE erased_stripe_customers (
+    creator_id TEXT NOT NULL REFERENCES creators (id),
+    stripe_customer_id TEXT NOT NULL,
+    erased_at INTEGER NOT NULL,
+    PRIMARY KEY (creator_id, stripe_customer_id)
+);
+
+-- Retention: usage removed from the hourly buckets, summed per customer and meter, so that
+-- all-time totals (what is reported to Stripe: `billable_totals`) stay whole.
+CREATE TABLE usage_pruned (
+    creator_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    meter_key TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (creator_id, customer_id, meter_key)
+);
+
+-- A report cursor's epoch goes into its meter events' identifiers: a customer erased and
+-- made again with the same id starts a new epoch, so its identifiers never meet the kept
+-- reports of the one before. Cursors made before this have none (identifiers unchanged).
+ALTER TABLE stripe_report_cursors ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+
 -- A custom domain names one creator (embed requests are told apart by their Host).
 CREATE UNIQUE INDEX creators_by_domain ON creators (custom_domain);
 

@@ -125,22 +125,29 @@ const VERIFY_PAGE: i64 = 1_000;
 /// and the previous hash; the last one must be the chain's recorded end.
 pub async fn verify(store: &Store) -> Result<Verdict, StoreError> {
     let chain = store.audit_chain_state().await?;
+    let mut pruned_through = chain.pruned_through;
     let mut previous_seq = chain.pruned_through;
     let mut previous_hash = chain.pruned_hash.clone();
     let mut records = 0;
-    while previous_seq < chain.last_seq {
+    'pages: while previous_seq < chain.last_seq {
         let page = store.audit_chain_page(previous_seq, VERIFY_PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for row in page.into_iter().take_while(|row| row.seq <= chain.last_seq) {
+        for row in page.iter().take_while(|row| row.seq <= chain.last_seq) {
             if row.seq != previous_seq + 1 {
+                // Retention may have cut the beginning meanwhile: go on from its new
+                // anchor when it moved past what is missing.
+                let now = store.audit_chain_state().await?;
+                if now.pruned_through > previous_seq {
+                    pruned_through = now.pruned_through;
+                    previous_seq = now.pruned_through;
+                    previous_hash = now.pruned_hash;
+                    continue 'pages;
+                }
                 return Ok(Verdict::Broken {
                     seq: previous_seq + 1,
                     reason: format!("record {} is missing", previous_seq + 1),
                 });
             }
-            let expected = chain_hash(&previous_hash, &row);
+            let expected = chain_hash(&previous_hash, row);
             if expected != row.hash {
                 return Ok(Verdict::Broken {
                     seq: row.seq,
@@ -152,8 +159,11 @@ pub async fn verify(store: &Store) -> Result<Verdict, StoreError> {
                 });
             }
             previous_seq = row.seq;
-            previous_hash = row.hash;
+            previous_hash = row.hash.clone();
             records += 1;
+        }
+        if page.is_empty() {
+            break;
         }
     }
     if previous_seq != chain.last_seq || previous_hash != chain.last_hash {
@@ -167,6 +177,6 @@ pub async fn verify(store: &Store) -> Result<Verdict, StoreError> {
     }
     Ok(Verdict::Intact {
         records,
-        pruned_through: chain.pruned_through,
+        pruned_through,
     })
 }

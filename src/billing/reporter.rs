@@ -289,6 +289,7 @@ impl Pass {
                             meter_key: total.meter_key.clone(),
                             accounted_units: baseline,
                             next_seq: 0,
+                            epoch: new_epoch(),
                         };
                         (cursor, true)
                     }
@@ -314,6 +315,7 @@ impl Pass {
                         config
                             .meter_id(&total.meter_key)
                             .map_or(0, |id| config.meter(id).serial),
+                        &cursor.epoch,
                         cursor.next_seq,
                     ),
                     creator_id: creator_id.clone(),
@@ -560,6 +562,7 @@ pub fn identifier(
     customer_id: &str,
     meter_key: &str,
     meter_serial: i64,
+    epoch: &str,
     seq: i64,
 ) -> String {
     let mut hash = Sha256::new();
@@ -570,7 +573,19 @@ pub fn identifier(
     if meter_serial != 0 {
         hash.update(meter_serial.to_be_bytes());
     }
+    // Cursors made before epochs have none: their identifiers stay what they were.
+    if !epoch.is_empty() {
+        hash.update([0]);
+        hash.update(epoch.as_bytes());
+    }
     format!("stry_{}_{seq}", &hex::encode(hash.finalize())[..16])
+}
+
+/// A new cursor's epoch: a customer erased and made again under the same id reports
+/// under identifiers of its own.
+fn new_epoch() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 12)
 }
 
 /// The report's time, moved inside Stripe's 35-day window if it fell out of it.
@@ -594,11 +609,12 @@ mod tests {
 
     #[test]
     fn identifiers_are_deterministic_and_distinct() {
-        let first = identifier("cr", "cust", "api", 0, 0);
-        assert_eq!(first, identifier("cr", "cust", "api", 0, 0));
-        assert_ne!(first, identifier("cr", "cust", "api", 0, 1));
-        assert_ne!(first, identifier("cr", "cus", "tapi", 0, 0));
-        assert_ne!(first, identifier("cr", "cust", "api", 7, 0));
+        let first = identifier("cr", "cust", "api", 0, "", 0);
+        assert_eq!(first, identifier("cr", "cust", "api", 0, "", 0));
+        assert_ne!(first, identifier("cr", "cust", "api", 0, "", 1));
+        assert_ne!(first, identifier("cr", "cus", "tapi", 0, "", 0));
+        assert_ne!(first, identifier("cr", "cust", "api", 7, "", 0));
+        assert_ne!(first, identifier("cr", "cust", "api", 0, "e1", 0));
         assert!(first.starts_with("stry_") && first.ends_with("_0"));
         assert!(
             first.len() <= 100,

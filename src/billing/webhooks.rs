@@ -455,13 +455,29 @@ async fn handle_thin(
 
 /// The creator's own id for the customer the event is about: what Checkout and our
 /// subscriptions carry in metadata, the Stripe customer id for an anonymous buyer's
-/// checkout (`billing::checkout::Sale`), else the customer with that Stripe customer id.
+/// checkout (`billing::checkout::Sale`), else the customer with that Stripe customer id;
+/// none for an erased customer's Stripe Customer.
 async fn customer_of(
     billing: &Billing,
     creator: &Creator,
     event: &Event,
 ) -> Result<Option<String>, ApiError> {
     let object = &event.object;
+    // Events about an erased customer's Stripe Customer are history only: they must not
+    // make the customer again.
+    let stripe_customer = match object["object"].as_str() {
+        Some("customer") => id_field(object, "id"),
+        _ => id_field(object, "customer"),
+    };
+    if let Some(stripe_id) = stripe_customer {
+        if billing
+            .store
+            .is_erased_stripe_customer(&creator.tenant.id, &stripe_id)
+            .await?
+        {
+            return Ok(None);
+        }
+    }
     let named = object["client_reference_id"]
         .as_str()
         .map(String::from)

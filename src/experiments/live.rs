@@ -304,12 +304,23 @@ impl LiveExperiment {
     /// Names an identity anew (an erased customer's `c:<id>` becomes `c:<reference>`), as
     /// the erase rewrites its stored exposures and conversions: the counts stay, and the
     /// id leaves memory.
+    /// When `to` is known already (the same id, erased before), its exposure stands and
+    /// `from`'s is dropped, as the erase drops its row.
     pub fn rename_identity(&self, from: &str, to: &Arc<str>) {
         if let Some((_, mut seen)) = self.seen.remove(from) {
-            if &*seen.counted_as == from {
-                seen.counted_as = to.clone();
+            let counted_itself = &*seen.counted_as == from;
+            if self.seen.contains_key(to) {
+                if counted_itself {
+                    self.tallies[seen.variant]
+                        .visitors
+                        .fetch_sub(1, Ordering::Relaxed);
+                }
+            } else {
+                if counted_itself {
+                    seen.counted_as = to.clone();
+                }
+                self.seen.insert(to.clone(), seen);
             }
-            self.seen.insert(to.clone(), seen);
         }
         for mut alias in self.seen.iter_mut() {
             if &*alias.counted_as == from {
@@ -317,7 +328,7 @@ impl LiveExperiment {
             }
         }
         if let Some((_, count)) = self.converted.remove(from) {
-            self.converted.insert(to.clone(), count);
+            *self.converted.entry(to.clone()).or_insert(0) += count;
         }
     }
 

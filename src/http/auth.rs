@@ -208,17 +208,19 @@ pub fn named_creator(state: &AppState, req: &HttpRequest) -> Option<Creator> {
     }
 }
 
-/// The host a request was sent to, without its port: `Host`, or the URI's authority
-/// (HTTP/2).
+/// The host a request was sent to, without its port or a final dot: `Host`, or the URI's
+/// authority (HTTP/2).
 fn request_host(req: &HttpRequest) -> Option<&str> {
     let host = match req.headers().get(actix_web::http::header::HOST) {
         Some(value) => value.to_str().ok()?,
         None => req.uri().host()?,
     };
-    Some(match host.rsplit_once(':') {
+    let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
-    })
+    };
+    // `example.com.` is `example.com`.
+    Some(name.strip_suffix('.').unwrap_or(name))
 }
 
 impl FromRequest for BrowserAuth {

@@ -8,8 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::audit::model::AuditRecord;
 use crate::customers::model::Usage;
 use crate::store::privacy::{
-    BillingEventRecord, BucketRecord, ConversionRecord, CustomerRecord, ExposureRecord,
-    NoticeRecord, ReportRecord, SessionRecord,
+    AnswerRecord, BillingEventRecord, BucketRecord, ConversionRecord, CustomerRecord,
+    ExposureRecord, NoticeRecord, PrunedRecord, ReportRecord, SessionRecord,
 };
 
 /// Everything Staryer holds about one customer. Times are RFC 3339, UTC.
@@ -34,6 +34,10 @@ pub struct CustomerExport {
     pub usage_reported_to_stripe: Vec<ReportRecord>,
     /// Events about the customer told to the creator's webhooks, email and analytics.
     pub notices: Vec<NoticeRecord>,
+    /// Answers kept under their idempotency keys, repeated to retries.
+    pub idempotency_answers: Vec<AnswerRecord>,
+    /// Usage removed from the hours by retention, one sum per meter.
+    pub usage_removed_by_retention: Vec<PrunedRecord>,
     /// The audit log's records about the customer (named there by its reference).
     pub audit_log: Vec<AuditRecord>,
 }

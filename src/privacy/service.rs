@@ -1,16 +1,17 @@
 //! Export and erase. An erase runs in this order: the Stripe Customer first (a failure
-//! there leaves everything as it was, and a retry finds it gone and goes on), then the
-//! customer's rows in one transaction with its audit record, in the tenant actor's turn
-//! after the commit log is folded (`tenants::actor`), then what other parts of memory hold
-//! of it (billing standing, sessions, experiment identities). Events of the customer sent
-//! after the answer count toward a new customer of the same id.
+//! there leaves everything as it was, and a retry finds it gone and goes on), then, in the
+//! tenant actor's turn (`tenants::actor::EraseCustomer`), the customer's events are held
+//! off, those decided before are committed and folded, its rows go in one transaction with
+//! its audit record, and memory forgets it (counters, billing standing, sessions,
+//! experiment identities). Events of the customer sent after the answer count toward a
+//! new customer of the same id.
 
 use crate::audit::model::{customer_ref, Who};
 use crate::error::ApiError;
 use crate::experiments::model::customer_identity;
 use crate::privacy::model::{CustomerExport, ErasureReceipt};
 use crate::state::AppState;
-use crate::store::privacy::{CustomerRows, Erasure};
+use crate::store::privacy::{CustomerRows, Erased, Erasure};
 use crate::tenants::registry::Creator;
 use crate::usage::model::answer_prefix;
 use crate::usage::period::rfc3339;
@@ -31,7 +32,12 @@ async fn known_rows(
     let tenant = &creator.tenant;
     let rows = state
         .store
-        .customer_rows(&tenant.id, customer_id, &customer_identity(customer_id))
+        .customer_rows(
+            &tenant.id,
+            customer_id,
+            &customer_identity(customer_id),
+            &answer_prefix(customer_id),
+        )
         .await?;
     if rows.is_empty() && !tenant.customers.contains_key(customer_id) {
         return Err(customer_not_found(customer_id));
@@ -63,6 +69,8 @@ pub async fn export(
         billing_events: rows.billing_events,
         usage_reported_to_stripe: rows.reports,
         notices: rows.notices,
+        idempotency_answers: rows.answers,
+        usage_removed_by_retention: rows.pruned,
         audit_log,
     })
 }
@@ -76,11 +84,11 @@ pub async fn erase(
 ) -> Result<ErasureReceipt, ApiError> {
     let rows = known_rows(state, creator, customer_id).await?;
     let tenant = &creator.tenant;
-    let stripe_customer = rows.customer.and_then(|c| c.stripe_customer_id);
-    let stripe_customer_deleted = match (&state.billing, stripe_customer) {
+    let stripe_customer_id = rows.customer.and_then(|c| c.stripe_customer_id);
+    let stripe_customer_deleted = match (&state.billing, &stripe_customer_id) {
         (Some(billing), Some(stripe_id)) if !keep_stripe_customer => {
             billing
-                .delete_stripe_customer(&tenant.id, &stripe_id)
+                .delete_stripe_customer(&tenant.id, stripe_id)
                 .await?;
             true
         }
@@ -97,18 +105,30 @@ pub async fn erase(
         answer_prefix: answer_prefix(customer_id),
         identity: identity.to_string(),
         reference_identity: reference_identity.to_string(),
+        stripe_customer_id,
         stripe_customer_deleted,
         now,
     };
     let record = who.customer_change(&tenant.id, now, "erase", customer_id);
-    let erased = creator.actor.erase_customer(erasure, record).await?;
-    if let Some(billing) = &state.billing {
-        billing.forget_customer(&tenant.id, customer_id);
-    }
-    state.sessions.note_revoked(erased.revoked_sessions);
-    for experiment in state.embeds.of(&tenant.id).experiments.load().values() {
-        experiment.rename_identity(&identity, &reference_identity);
-    }
+    // What the rest of the daemon holds of the customer, forgotten in the erase's turn.
+    let forget = {
+        let (billing, sessions) = (state.billing.clone(), state.sessions.clone());
+        let experiments = state.embeds.of(&tenant.id);
+        let (creator_id, customer_id) = (tenant.id.clone(), customer_id.to_string());
+        Box::new(move |erased: &Erased| {
+            if let Some(billing) = &billing {
+                billing.forget_customer(&creator_id, &customer_id);
+            }
+            sessions.note_revoked(erased.revoked_sessions.iter().cloned());
+            for experiment in experiments.experiments.load().values() {
+                experiment.rename_identity(&identity, &reference_identity);
+            }
+        })
+    };
+    let erased = creator
+        .actor
+        .erase_customer(erasure, record, forget)
+        .await?;
     let by_table = |rows: Vec<(&'static str, u64)>| {
         rows.into_iter()
             .map(|(table, n)| (table.to_string(), n))

@@ -10,12 +10,13 @@ use dashmap::DashMap;
 use crate::audit::model::{customer_ref, Who};
 use crate::clock::SharedClock;
 use crate::error::ApiError;
+use crate::sealing::Sealer;
 use crate::sessions::model::{
     CreatedSession, NewSession, Scope, SessionView, DEFAULT_TTL_SECS, MAX_TTL_SECS, MIN_TTL_SECS,
 };
-use crate::sessions::tokens::{self, KeyRing};
+use crate::sessions::tokens::{self, KeyRing, RingError};
 use crate::store::embeds::SessionRow;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::usage::period::rfc3339;
 
 /// A customer a valid token speaks for.
@@ -29,6 +30,8 @@ pub struct Sessions {
     store: Store,
     clock: SharedClock,
     keys: KeyRing,
+    /// Seals the keys a rotation makes.
+    sealer: Sealer,
     /// Revoked sessions still unexpired: id → expiry.
     revoked: DashMap<String, i64>,
 }
@@ -42,9 +45,15 @@ pub fn invalid_token() -> ApiError {
 }
 
 impl Sessions {
-    pub async fn load(store: Store, clock: SharedClock) -> Result<Sessions, StoreError> {
+    /// Loads the signing keys (opened with `sealer`, which also seals the keys rotations
+    /// make) and the revoked sessions not yet expired.
+    pub async fn load(
+        store: Store,
+        clock: SharedClock,
+        sealer: Sealer,
+    ) -> Result<Sessions, RingError> {
         let now = clock.now();
-        let keys = KeyRing::load(&store, now).await?;
+        let keys = KeyRing::load(&store, &sealer, now).await?;
         let revoked = store
             .load_revoked_sessions(now)
             .await?
@@ -55,6 +64,7 @@ impl Sessions {
             store,
             clock,
             keys,
+            sealer,
             revoked,
         })
     }
@@ -169,7 +179,7 @@ impl Sessions {
         self.revoked.retain(|_, expires_at| *expires_at > now);
         Ok(self
             .keys
-            .rotate(&self.store, now, MAX_TTL_SECS, Some(who))
+            .rotate(&self.store, &self.sealer, now, MAX_TTL_SECS, Some(who))
             .await?)
     }
 }

@@ -8,6 +8,11 @@
 //! Rotation (`staryer` admin API) adds a key that signs from then on; older keys keep
 //! verifying what they signed until the longest token they could have signed has expired,
 //! then go at the next rotation.
+//!
+//! The keys are stored sealed under the master key (`crate::sealing`), owned by
+//! `key_owner(kid)`: a copy of the database alone cannot forge a token. Keys written by
+//! earlier versions hold their secret in clear (hex); they still load, and are sealed at
+//! the next start (`startup::reseal_secrets`).
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::model::Who;
+use crate::sealing::{SealError, Sealer};
 use crate::store::embeds::SigningKeyRow;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +48,42 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Who a signing key's sealed secret belongs to (the associated data it is sealed with).
+pub fn key_owner(kid: &str) -> String {
+    format!("session_key:{kid}")
+}
+
+/// A stored key's secret (hex): opened, or as it is when an earlier version stored it in
+/// clear (hex never starts like a sealed value, `v1.` or `v2.`).
+pub fn open_secret(sealer: &Sealer, kid: &str, stored: &str) -> Result<String, SealError> {
+    if is_sealed(stored) {
+        sealer.open(&key_owner(kid), stored)
+    } else {
+        Ok(stored.to_string())
+    }
+}
+
+/// Whether a stored secret is sealed (else it is an earlier version's clear hex).
+fn is_sealed(stored: &str) -> bool {
+    stored.starts_with("v1.") || stored.starts_with("v2.")
+}
+
+/// Why the stored keys cannot make a ring (and the daemon must not start: a ring that
+/// cannot sign or verify would break every customer session).
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "session signing key {0} does not open with the sealing keys given \
+         (security.master_key, security.previous_master_keys, else data_dir/sealing_key): \
+         start with the key that sealed it, or no customer session can be signed or checked"
+    )]
+    DoesNotOpen(String),
+    #[error("session signing key {0} is not hex")]
+    NotHex(String),
+}
+
 struct SigningKey {
     kid: String,
     created_at: i64,
@@ -50,14 +92,21 @@ struct SigningKey {
 }
 
 impl SigningKey {
-    fn from_row(row: &SigningKeyRow) -> Option<SigningKey> {
-        let secret = hex::decode(&row.secret).ok()?;
-        Some(SigningKey {
-            kid: row.kid.clone(),
-            created_at: row.created_at,
-            encoding: EncodingKey::from_secret(&secret),
-            decoding: DecodingKey::from_secret(&secret),
-        })
+    fn new(kid: &str, created_at: i64, secret: &[u8]) -> SigningKey {
+        SigningKey {
+            kid: kid.to_string(),
+            created_at,
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// A stored key, opened.
+    fn from_row(row: &SigningKeyRow, sealer: &Sealer) -> Result<SigningKey, RingError> {
+        let secret = open_secret(sealer, &row.kid, &row.secret)
+            .map_err(|_| RingError::DoesNotOpen(row.kid.clone()))?;
+        let secret = hex::decode(secret).map_err(|_| RingError::NotHex(row.kid.clone()))?;
+        Ok(SigningKey::new(&row.kid, row.created_at, &secret))
     }
 }
 
@@ -79,8 +128,8 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the stored keys, making the first one on a new database.
-    pub async fn load(store: &Store, now: i64) -> Result<KeyRing, StoreError> {
+    /// Loads the stored keys (opening them), making the first one on a new database.
+    pub async fn load(store: &Store, sealer: &Sealer, now: i64) -> Result<KeyRing, RingError> {
         let ring = KeyRing {
             keys: ArcSwap::from_pointee(Vec::new()),
             rotation: tokio::sync::Mutex::new(()),
@@ -88,16 +137,12 @@ impl KeyRing {
         let rows = store.load_signing_keys().await?;
         if rows.is_empty() {
             // The first key of a new database: part of setting it up, not a change to record.
-            ring.rotate(store, now, 0, None).await?;
+            ring.rotate(store, sealer, now, 0, None).await?;
             return Ok(ring);
         }
         let keys = rows
             .iter()
-            .map(|row| {
-                SigningKey::from_row(row).map(Arc::new).ok_or_else(|| {
-                    StoreError::Unavailable(format!("session signing key {} is not hex", row.kid))
-                })
-            })
+            .map(|row| SigningKey::from_row(row, sealer).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         ring.keys.store(Arc::new(keys));
         Ok(ring)
@@ -105,10 +150,12 @@ impl KeyRing {
 
     /// Makes a new signing key; keys whose successor is older than `longest_ttl` (so every
     /// token they signed has expired) are dropped. With `who`, the rotation is recorded in
-    /// the platform's log (the key's id, never its secret). Answers the new key's id.
+    /// the platform's log (the key's id, never its secret). The key is stored sealed.
+    /// Answers the new key's id.
     pub async fn rotate(
         &self,
         store: &Store,
+        sealer: &Sealer,
         now: i64,
         longest_ttl: i64,
         who: Option<&Who>,
@@ -116,9 +163,10 @@ impl KeyRing {
         let _one_at_a_time = self.rotation.lock().await;
         let mut secret = [0u8; SECRET_BYTES];
         rand::rng().fill_bytes(&mut secret);
+        let kid = format!("sk{}", Alphanumeric.sample_string(&mut rand::rng(), 12));
         let row = SigningKeyRow {
-            kid: format!("sk{}", Alphanumeric.sample_string(&mut rand::rng(), 12)),
-            secret: hex::encode(secret),
+            secret: sealer.seal(&key_owner(&kid), &hex::encode(secret)),
+            kid,
             created_at: now,
         };
         let current = self.keys.load_full();
@@ -147,9 +195,7 @@ impl KeyRing {
             .filter(|key| !retired.contains(&key.kid))
             .cloned()
             .collect();
-        keys.push(Arc::new(
-            SigningKey::from_row(&row).expect("a key just made is hex"),
-        ));
+        keys.push(Arc::new(SigningKey::new(&row.kid, now, &secret)));
         self.keys.store(Arc::new(keys));
         Ok(row.kid)
     }

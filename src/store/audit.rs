@@ -212,6 +212,60 @@ impl Store {
             .map_err(unavailable)
     }
 
+    /// Cuts at most `batch` audit records older than `before` off the chain's beginning:
+    /// the anchor moves past them (to the last one's hash) and they go, in one
+    /// transaction. Only a run of records from the beginning is cut, and only after it is
+    /// checked to chain from the anchor: a tampered record is not cut away unseen, the
+    /// cut stops and says so. Answers how many went.
+    pub async fn prune_audit(&self, before: i64, batch: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // Taking the chain's row first serializes with appends (PostgreSQL) and retention
+        // runs of another daemon.
+        let (pruned_through, pruned_hash): (i64, String) = sqlx::query_as(
+            "UPDATE audit_chain SET pruned_through = pruned_through WHERE id = 1 \
+             RETURNING pruned_through, pruned_hash",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let oldest: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(pruned_through)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let (mut through, mut hash) = (pruned_through, pruned_hash);
+        for row in oldest.iter().take_while(|row| row.at < before) {
+            if row.seq != through + 1 || chain_hash(&hash, row) != row.hash {
+                return Err(StoreError::Unavailable(format!(
+                    "audit record {} does not chain (run `staryer audit verify`); \
+                     retention cut nothing past it",
+                    through + 1
+                )));
+            }
+            (through, hash) = (row.seq, row.hash.clone());
+        }
+        if through == pruned_through {
+            return Ok(0);
+        }
+        sqlx::query("UPDATE audit_chain SET pruned_through = $1, pruned_hash = $2 WHERE id = 1")
+            .bind(through)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let done = sqlx::query("DELETE FROM audit_log WHERE seq > $1 AND seq <= $2")
+            .bind(pruned_through)
+            .bind(through)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+
     /// Records of every creator in chain order, after `seq` (verification).
     pub async fn audit_chain_page(
         &self,

@@ -65,6 +65,9 @@ pub struct ReportCursorRow {
     pub meter_key: String,
     pub accounted_units: i64,
     pub next_seq: i64,
+    /// Goes into the identifiers of its reports (see migration 0008); empty for cursors
+    /// made before it.
+    pub epoch: String,
 }
 
 /// The subscription that decides a customer's tier, as the webhooks last saw it, and the
@@ -497,13 +500,15 @@ impl Store {
         let since = format!("{}(c.updated_at, m.created_at)", self.max_fn());
         sqlx::query_as::<_, BillableTotalRow>(&format!(
             "SELECT c.id AS customer_id, c.stripe_customer_id, c.tier_key, b.meter_key, \
-             CAST(SUM(b.value) AS BIGINT) AS total, \
+             CAST(SUM(b.value) + COALESCE(MAX(p.value), 0) AS BIGINT) AS total, \
              CAST(SUM(CASE WHEN b.bucket_start < {since} - ({since} % 3600) \
-             THEN b.value ELSE 0 END) AS BIGINT) AS before_billable \
+             THEN b.value ELSE 0 END) + COALESCE(MAX(p.value), 0) AS BIGINT) AS before_billable \
              FROM customers c \
              JOIN stripe_meters m ON m.creator_id = c.creator_id \
              JOIN usage_buckets b ON b.creator_id = c.creator_id AND b.customer_id = c.id \
              AND b.meter_key = m.meter_key \
+             LEFT JOIN usage_pruned p ON p.creator_id = c.creator_id AND p.customer_id = c.id \
+             AND p.meter_key = m.meter_key \
              WHERE c.creator_id = $1 AND c.stripe_customer_id IS NOT NULL \
              GROUP BY c.id, c.stripe_customer_id, c.tier_key, b.meter_key"
         ))
@@ -518,7 +523,7 @@ impl Store {
         creator_id: &str,
     ) -> Result<Vec<ReportCursorRow>, StoreError> {
         sqlx::query_as::<_, ReportCursorRow>(
-            "SELECT customer_id, meter_key, accounted_units, next_seq \
+            "SELECT customer_id, meter_key, accounted_units, next_seq, epoch \
              FROM stripe_report_cursors WHERE creator_id = $1",
         )
         .bind(creator_id)
@@ -567,8 +572,8 @@ impl Store {
             let sql = multi_row_insert(
                 self.dialect,
                 "INSERT INTO stripe_report_cursors (creator_id, customer_id, meter_key, \
-                 accounted_units, next_seq) VALUES ",
-                5,
+                 accounted_units, next_seq, epoch) VALUES ",
+                6,
                 chunk.len(),
                 "ON CONFLICT (creator_id, customer_id, meter_key) DO UPDATE SET \
                  accounted_units = excluded.accounted_units, next_seq = excluded.next_seq",
@@ -580,7 +585,8 @@ impl Store {
                     .bind(&cursor.customer_id)
                     .bind(&cursor.meter_key)
                     .bind(cursor.accounted_units)
-                    .bind(cursor.next_seq);
+                    .bind(cursor.next_seq)
+                    .bind(&cursor.epoch);
             }
             upsert.execute(&mut *tx).await.map_err(unavailable)?;
         }

@@ -74,7 +74,7 @@ pub struct SessionRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
-    /// Hex.
+    /// Hex, sealed (`sessions::tokens::key_owner`); in clear in rows of earlier versions.
     pub secret: String,
     pub created_at: i64,
 }

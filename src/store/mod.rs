@@ -321,8 +321,10 @@ impl Store {
     pub async fn begin_tenant(&self, creator_id: &str) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         if self.dialect == Dialect::Postgres {
+            // The search path first, while `$user` in it still means the daemon's role.
             sqlx::query(
-                "SELECT set_config('role', 'staryer_tenant', true), \
+                "SELECT set_config('search_path', quote_ident(current_schema()), true), \
+                 set_config('role', 'staryer_tenant', true), \
                  set_config('staryer.creator_id', $1, true)",
             )
             .bind(creator_id)
@@ -464,7 +466,7 @@ impl Store {
         old_until: i64,
         audit: &[AuditEntry],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_tenant(&new.creator_id).await?;
         sqlx::query(
             "UPDATE api_keys SET expires_at = $1 WHERE creator_id = $2 AND kind = 'publishable' \
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",
@@ -957,6 +959,24 @@ impl Store {
     pub async fn fold_all(&self) -> Result<(), StoreError> {
         while self.fold_log().await? > 0 {}
         Ok(())
+    }
+
+    /// Folds every log record written so far, however much ingest appends meanwhile.
+    pub async fn fold_written(&self) -> Result<(), StoreError> {
+        let bounds = "SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM usage_log";
+        let (_, end): (i64, i64) = sqlx::query_as(bounds)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        loop {
+            let (first, _): (i64, i64) = sqlx::query_as(bounds)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            if first == 0 || first > end || self.fold_log().await? == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Adds bucket deltas (summed or maxed) and inserts idempotency keys.

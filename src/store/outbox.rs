@@ -131,14 +131,19 @@ pub struct EndpointChange {
 pub enum SecretColumn {
     WebhookSecret,
     PosthogKey,
+    /// A customer-session signing key's secret (`session_signing_keys.secret`); rows of
+    /// earlier versions hold it in clear.
+    SessionKey,
 }
 
 /// One sealed secret, with its row.
 #[derive(Debug)]
 pub struct SealedSecret {
     pub column: SecretColumn,
+    /// Empty for a session signing key (the platform's, not a creator's).
     pub creator_id: String,
-    /// The endpoint's id, or the creator's (PostHog settings are one per creator).
+    /// The endpoint's id, the creator's (PostHog settings are one per creator), or the
+    /// signing key's `kid`.
     pub row_id: String,
     pub sealed: String,
 }
@@ -736,14 +741,16 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    // --- sealed secrets (both tables above and below) ------------------------------------
+    // --- sealed secrets (both tables above and below, and the session signing keys) -----
 
-    /// Every secret kept sealed: webhook endpoints' signing secrets, creators' PostHog keys.
+    /// Every secret kept sealed: webhook endpoints' signing secrets, creators' PostHog keys,
+    /// customer-session signing keys (those of earlier versions still in clear).
     pub async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError> {
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT 'webhook', creator_id, id, secret_sealed FROM webhook_endpoints \
              UNION ALL SELECT 'posthog', creator_id, creator_id, api_key_sealed \
-             FROM posthog_settings",
+             FROM posthog_settings \
+             UNION ALL SELECT 'session_key', '', kid, secret FROM session_signing_keys",
         )
         .fetch_all(&self.pool)
         .await
@@ -753,6 +760,7 @@ impl Store {
             .map(|(kind, creator_id, row_id, sealed)| SealedSecret {
                 column: match kind.as_str() {
                     "webhook" => SecretColumn::WebhookSecret,
+                    "session_key" => SecretColumn::SessionKey,
                     _ => SecretColumn::PosthogKey,
                 },
                 creator_id,
@@ -771,6 +779,9 @@ impl Store {
             SecretColumn::PosthogKey => {
                 "UPDATE posthog_settings SET api_key_sealed = $1 WHERE creator_id = $2 \
                  AND api_key_sealed = $3"
+            }
+            SecretColumn::SessionKey => {
+                "UPDATE session_signing_keys SET secret = $1 WHERE kid = $2 AND secret = $3"
             }
         };
         sqlx::query(sql)

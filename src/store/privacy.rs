@@ -2,11 +2,13 @@
 //! customer is here, so that the export and the erase cannot drift apart: a table added
 //! with a customer's id belongs in both.
 //!
-//! The erase removes what is the person's (the customer row with its email, usage,
-//! cursors, idempotency answers, outbox events about it) and keeps what billing and the
-//! experiments' counts still need under the customer's opaque reference (`customer_ref`):
-//! usage reported to Stripe, Stripe's billing events, exposures and conversions, and the
-//! customer's sessions, kept revoked so that no token of the person works after a restart.
+//! The erase removes what is the person's (the customer row with its email, usage and
+//! what retention kept of it, cursors, idempotency answers, outbox events about it) and
+//! keeps what billing and the experiments' counts still need under the customer's
+//! reference (`customer_ref`): usage reported to Stripe, Stripe's billing events, exposures
+//! and conversions, and the customer's sessions, kept revoked so that no token of the
+//! person works after a restart. Its Stripe customer id is remembered
+//! (`erased_stripe_customers`), so Stripe's later events about it make nobody again.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -155,6 +157,27 @@ pub struct NoticeRecord {
     pub occurred_at: i64,
 }
 
+/// An event's answer kept under its idempotency key (repeated to a retry).
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct AnswerRecord {
+    pub key: String,
+    /// The answer as it was given.
+    #[serde(serialize_with = "json_text")]
+    #[schema(value_type = Object)]
+    pub result: String,
+    #[serde(serialize_with = "time")]
+    #[schema(value_type = String)]
+    pub created_at: i64,
+}
+
+/// Usage removed by retention, kept as one sum per meter.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct PrunedRecord {
+    pub meter_key: String,
+    /// In millionths of the meter's unit.
+    pub value: i64,
+}
+
 /// Every row that names the customer.
 #[derive(Debug, Default)]
 pub struct CustomerRows {
@@ -166,6 +189,8 @@ pub struct CustomerRows {
     pub billing_events: Vec<BillingEventRecord>,
     pub reports: Vec<ReportRecord>,
     pub notices: Vec<NoticeRecord>,
+    pub answers: Vec<AnswerRecord>,
+    pub pruned: Vec<PrunedRecord>,
 }
 
 impl CustomerRows {
@@ -178,6 +203,8 @@ impl CustomerRows {
             && self.billing_events.is_empty()
             && self.reports.is_empty()
             && self.notices.is_empty()
+            && self.answers.is_empty()
+            && self.pruned.is_empty()
     }
 }
 
@@ -192,6 +219,9 @@ pub struct Erasure {
     /// The experiments' identity of the customer (`c:<id>`) and of its reference.
     pub identity: String,
     pub reference_identity: String,
+    /// The customer's Stripe Customer, remembered so that Stripe's later events about it
+    /// do not make the customer again (`is_erased_stripe_customer`).
+    pub stripe_customer_id: Option<String>,
     /// The Stripe Customer was deleted: usage not yet reported to it is dropped.
     pub stripe_customer_deleted: bool,
     pub now: i64,
@@ -217,12 +247,31 @@ impl Store {
         }
     }
 
+    /// Whether this Stripe Customer was an erased customer's.
+    pub async fn is_erased_stripe_customer(
+        &self,
+        creator_id: &str,
+        stripe_customer_id: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<(i64,)> = sqlx::query_as(
+            "SELECT erased_at FROM erased_stripe_customers \
+             WHERE creator_id = $1 AND stripe_customer_id = $2",
+        )
+        .bind(creator_id)
+        .bind(stripe_customer_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(found.is_some())
+    }
+
     /// Every row that names the customer (`identity`: its experiments' identity).
     pub async fn customer_rows(
         &self,
         creator_id: &str,
         customer_id: &str,
         identity: &str,
+        answer_prefix: &str,
     ) -> Result<CustomerRows, StoreError> {
         // Read as the creator (row-level security on PostgreSQL), in one snapshot.
         let mut tx = self.begin_tenant(creator_id).await?;
@@ -303,6 +352,24 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(unavailable)?;
+        let answers = sqlx::query_as::<_, AnswerRecord>(
+            "SELECT key, result, created_at FROM idempotency_keys WHERE creator_id = $1 \
+             AND substr(result, 1, length($2)) = $2 ORDER BY created_at, key",
+        )
+        .bind(creator_id)
+        .bind(answer_prefix)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let pruned = sqlx::query_as::<_, PrunedRecord>(
+            "SELECT meter_key, value FROM usage_pruned WHERE creator_id = $1 \
+             AND customer_id = $2 ORDER BY meter_key",
+        )
+        .bind(creator_id)
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         Ok(CustomerRows {
             customer,
             usage,
@@ -312,6 +379,8 @@ impl Store {
             billing_events,
             reports,
             notices,
+            answers,
+            pruned,
         })
     }
 
@@ -340,7 +409,7 @@ impl Store {
 
     async fn erase_rows(&self, tx: &mut Tx, e: &Erasure) -> Result<Erased, sqlx::Error> {
         let mut erased = Erased::default();
-        let removals: [(&'static str, String); 5] = [
+        let removals: [(&'static str, String); 6] = [
             (
                 "customers",
                 "DELETE FROM customers WHERE creator_id = $1 AND id = $2".into(),
@@ -348,6 +417,10 @@ impl Store {
             (
                 "usage_buckets",
                 "DELETE FROM usage_buckets WHERE creator_id = $1 AND customer_id = $2".into(),
+            ),
+            (
+                "usage_pruned",
+                "DELETE FROM usage_pruned WHERE creator_id = $1 AND customer_id = $2".into(),
             ),
             (
                 "stripe_report_cursors",
@@ -401,6 +474,32 @@ impl Store {
             erased
                 .removed
                 .push(("stripe_reports", done.rows_affected()));
+        }
+        // An identity erased before (the same id, erased and made again) already has rows
+        // under the reference: per experiment, the earlier exposure stands.
+        let done = sqlx::query(
+            "DELETE FROM experiment_exposures WHERE creator_id = $1 AND visitor = $2 \
+             AND experiment_key IN (SELECT experiment_key FROM experiment_exposures \
+             WHERE creator_id = $1 AND visitor = $3)",
+        )
+        .bind(&e.creator_id)
+        .bind(&e.identity)
+        .bind(&e.reference_identity)
+        .execute(&mut **tx)
+        .await?;
+        erased
+            .removed
+            .push(("experiment_exposures", done.rows_affected()));
+        if let Some(stripe_id) = &e.stripe_customer_id {
+            sqlx::query(
+                "INSERT INTO erased_stripe_customers (creator_id, stripe_customer_id, erased_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (creator_id, stripe_customer_id) DO NOTHING",
+            )
+            .bind(&e.creator_id)
+            .bind(stripe_id)
+            .bind(e.now)
+            .execute(&mut **tx)
+            .await?;
         }
         // What stays, under the reference.
         let rewrites: [(&'static str, &str, &String, &String); 5] = [

@@ -1,6 +1,8 @@
 //! Removing rows past their retention, a small batch per statement, so that no delete
 //! holds a long lock or a long transaction (`privacy::retention` runs the batches).
 
+use std::collections::HashMap;
+
 use super::{placeholders, unavailable, Store, StoreError};
 
 /// What retention removes, by table.
@@ -86,7 +88,12 @@ impl Store {
         };
         let done = match kind {
             Expiring::UsageHours => {
-                let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(&select)
+                let select = format!(
+                    "SELECT {}, value FROM {table} WHERE {} LIMIT $2",
+                    keys.join(", "),
+                    kind.condition()
+                );
+                let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(&select)
                     .bind(before)
                     .bind(batch)
                     .fetch_all(&self.pool)
@@ -95,9 +102,30 @@ impl Store {
                 if rows.is_empty() {
                     return Ok(0);
                 }
+                // The hours go, their sum stays: all-time totals (what is reported to
+                // Stripe) do not shrink.
+                let mut pruned: HashMap<(&str, &str, &str), i64> = HashMap::new();
+                for (creator, customer, meter, _, _, value) in &rows {
+                    *pruned.entry((creator, customer, meter)).or_default() += value;
+                }
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                for ((creator, customer, meter), value) in pruned {
+                    sqlx::query(
+                        "INSERT INTO usage_pruned (creator_id, customer_id, meter_key, value) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (creator_id, customer_id, meter_key) \
+                         DO UPDATE SET value = usage_pruned.value + excluded.value",
+                    )
+                    .bind(creator)
+                    .bind(customer)
+                    .bind(meter)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
                 let sql = query(rows.len());
                 let mut delete = sqlx::query(&sql);
-                for (creator, customer, meter, period, hour) in &rows {
+                for (creator, customer, meter, period, hour, _) in &rows {
                     delete = delete
                         .bind(creator)
                         .bind(customer)
@@ -105,7 +133,9 @@ impl Store {
                         .bind(period)
                         .bind(hour);
                 }
-                delete.execute(&self.pool).await
+                let done = delete.execute(&mut *tx).await.map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(done)
             }
             Expiring::BillingEvents | Expiring::Sessions => {
                 let rows: Vec<(String,)> = sqlx::query_as(&select)
@@ -122,52 +152,9 @@ impl Store {
                 for (id,) in &rows {
                     delete = delete.bind(id);
                 }
-                delete.execute(&self.pool).await
+                delete.execute(&self.pool).await.map_err(unavailable)
             }
         };
-        Ok(done.map_err(unavailable)?.rows_affected())
-    }
-
-    /// Cuts at most `batch` audit records older than `before` off the chain's beginning:
-    /// the anchor moves past them (to the last one's hash) and they go, in one
-    /// transaction. Only a run of records from the beginning is cut, so the chain left
-    /// still verifies from its anchor. Answers how many went.
-    pub async fn prune_audit(&self, before: i64, batch: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        // Taking the chain's row first serializes with appends (PostgreSQL) and retention
-        // runs of another daemon.
-        let (pruned_through,): (i64,) = sqlx::query_as(
-            "UPDATE audit_chain SET pruned_through = pruned_through WHERE id = 1 \
-             RETURNING pruned_through",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let oldest: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT seq, at, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(pruned_through)
-        .bind(batch)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let Some((through, _, hash)) = oldest.iter().take_while(|(_, at, _)| *at < before).last()
-        else {
-            return Ok(0);
-        };
-        sqlx::query("UPDATE audit_chain SET pruned_through = $1, pruned_hash = $2 WHERE id = 1")
-            .bind(through)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        let done = sqlx::query("DELETE FROM audit_log WHERE seq > $1 AND seq <= $2")
-            .bind(pruned_through)
-            .bind(through)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(done.rows_affected())
+        Ok(done?.rows_affected())
     }
 }

@@ -36,6 +36,8 @@ const ACTOR_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct ActorSettings {
     pub store: Store,
+    /// The group commit (an erase drains it).
+    pub flusher: crate::store::FlushHandle,
     pub clock: SharedClock,
     pub key_retention_secs: i64,
     pub maintenance_interval: Duration,
@@ -415,26 +417,43 @@ impl Handler<UpsertCustomer> for TenantActor {
     }
 }
 
-/// Erases a customer: the commit log is folded first (every acknowledged event of the
-/// customer leaves it for the buckets), then its rows go in one transaction, then its
-/// counters, assignment and idempotency answers leave memory. In the actor's turn, so a
-/// put of the same customer lands wholly before or after.
+/// Erases a customer, in the actor's turn (a put of the same customer lands wholly before
+/// or after): its events are refused meanwhile (`Tenant::start_erasing`); those decided
+/// before are committed (the group commit drained) and folded out of the commit log; its
+/// rows go in one transaction; then its counters, assignment and idempotency answers
+/// leave memory, and `forget` tells the rest of the daemon (sessions, billing standing,
+/// experiment identities). All of it runs in the turn, so a caller that stopped waiting
+/// leaves nothing half done.
 #[derive(Message)]
 #[rtype(result = "Result<Erased, ApiError>")]
-struct EraseCustomer(Erasure, AuditEntry);
+struct EraseCustomer {
+    erasure: Erasure,
+    record: AuditEntry,
+    forget: Box<dyn FnOnce(&Erased) + Send>,
+}
+
+/// How long a request that passed the erasing check takes to queue its write: it does so
+/// without waiting on anything, within microseconds.
+const QUEUEING_GRACE: Duration = Duration::from_millis(20);
 
 impl Handler<EraseCustomer> for TenantActor {
     type Result = AtomicResponse<Self, Result<Erased, ApiError>>;
 
-    fn handle(
-        &mut self,
-        EraseCustomer(erasure, record): EraseCustomer,
-        _: &mut Self::Context,
-    ) -> Self::Result {
+    fn handle(&mut self, erase: EraseCustomer, _: &mut Self::Context) -> Self::Result {
+        let flusher = self.settings.flusher.clone();
         self.in_turn(move |tenant, store| async move {
-            store.fold_all().await?;
+            let EraseCustomer {
+                erasure,
+                record,
+                forget,
+            } = erase;
+            let _erasing = tenant.start_erasing(&erasure.customer_id);
+            tokio::time::sleep(QUEUEING_GRACE).await;
+            flusher.drain().await;
+            store.fold_written().await?;
             let erased = store.erase_customer(&erasure, &record).await?;
             tenant.forget_customer(&erasure.customer_id, &erasure.answer_prefix);
+            forget(&erased);
             Ok(erased)
         })
     }
@@ -576,11 +595,18 @@ impl TenantHandle {
         self.ask(UpsertCustomer(update, record)).await?
     }
 
+    /// Erases the customer; `forget` runs once its rows are gone (see `EraseCustomer`).
     pub async fn erase_customer(
         &self,
         erasure: Erasure,
         record: AuditEntry,
+        forget: Box<dyn FnOnce(&Erased) + Send>,
     ) -> Result<Erased, ApiError> {
-        self.ask(EraseCustomer(erasure, record)).await?
+        self.ask(EraseCustomer {
+            erasure,
+            record,
+            forget,
+        })
+        .await?
     }
 }

@@ -4,7 +4,7 @@
 //! compare-and-swap per event); the tenant actor is the only writer of configuration and
 //! assignments, and the meter actors the only ones that drop closed periods.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -134,6 +134,30 @@ pub struct Tenant {
     config: ArcSwap<TenantConfig>,
     pub customers: DashMap<Arc<str>, CustomerState, FastHash>,
     pub keys: DashMap<Arc<str>, KeyRecord, FastHash>,
+    /// Customers being erased: their events are refused until the erase is done.
+    erasing: std::sync::Mutex<Vec<Arc<str>>>,
+    /// How many: the hot path reads this one atomic, and the list only while one is.
+    erasing_count: AtomicUsize,
+}
+
+/// A customer's erase under way: its events are refused until this is dropped.
+pub struct Erasing {
+    tenant: Arc<Tenant>,
+    customer_id: Arc<str>,
+}
+
+impl Drop for Erasing {
+    fn drop(&mut self) {
+        let mut erasing = self
+            .tenant
+            .erasing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = erasing.iter().position(|id| *id == self.customer_id) {
+            erasing.swap_remove(at);
+            self.tenant.erasing_count.fetch_sub(1, Ordering::Release);
+        }
+    }
 }
 
 impl Tenant {
@@ -144,7 +168,29 @@ impl Tenant {
             config: ArcSwap::from_pointee(config),
             customers: DashMap::default(),
             keys: DashMap::default(),
+            erasing: std::sync::Mutex::default(),
+            erasing_count: AtomicUsize::new(0),
         }
+    }
+
+    /// Marks the customer as being erased until the answer is dropped.
+    pub fn start_erasing(self: &Arc<Self>, customer_id: &str) -> Erasing {
+        let mut erasing = self.erasing.lock().unwrap_or_else(|e| e.into_inner());
+        erasing.push(Arc::from(customer_id));
+        self.erasing_count.fetch_add(1, Ordering::Release);
+        Erasing {
+            tenant: self.clone(),
+            customer_id: Arc::from(customer_id),
+        }
+    }
+
+    /// Whether the customer is being erased (one atomic load while none is).
+    pub fn is_erasing(&self, customer_id: &str) -> bool {
+        if self.erasing_count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let erasing = self.erasing.lock().unwrap_or_else(|e| e.into_inner());
+        erasing.iter().any(|id| &**id == customer_id)
     }
 
     pub fn config(&self) -> Arc<TenantConfig> {

@@ -112,6 +112,12 @@ impl UsageService {
             return Err(ApiError::store_unavailable());
         }
         wait_for_other_holders(tenant, events).await?;
+        if events.iter().any(|e| tenant.is_erasing(&e.customer_id)) {
+            return Err(ApiError::unavailable(
+                "busy",
+                "the customer is being erased; retry in a moment (nothing was counted)",
+            ));
+        }
         let now = self.clock.now();
         let mut pending = Pending {
             tenant,

@@ -677,3 +677,16 @@ pub async fn rows_naming(database_url: &str, needle: &str) -> Vec<String> {
     }
     found
 }
+
+impl TestApp {
+    /// Stops gracefully, then builds a daemon with settings changed on the same database
+    /// and clock, which must fail: answers why (the chain of causes).
+    pub async fn restart_failing_with(self, tweak: impl FnOnce(&mut Config)) -> String {
+        let (mut config, clock, _data_dir) = self.stop().await;
+        tweak(&mut config);
+        match App::build(config, Arc::new(clock)).await {
+            Ok(_) => panic!("the daemon builds, but should not"),
+            Err(err) => format!("{err:#}"),
+        }
+    }
+}

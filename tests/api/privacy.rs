@@ -13,6 +13,8 @@ use crate::helpers::{
     Daemon, TestApp, TestCreator, ADMIN_TOKEN, START,
 };
 use crate::on_both_databases;
+use crate::stripe_fake::fixture;
+use crate::subscriptions::deliver;
 
 on_both_databases!(
     an_export_holds_everything_and_an_erase_leaves_only_references,
@@ -100,6 +102,9 @@ async fn an_export_holds_everything_and_an_erase_leaves_only_references(backend:
         .map(|r| r["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["customer.put"]);
+    let answers = export["idempotency_answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0]["result"]["customer_id"], "dana-erasable");
     // No token is ever stored, so none is exported.
     assert!(!export.to_string().contains(&token));
     assert_error(
@@ -155,6 +160,15 @@ async fn an_export_holds_everything_and_an_erase_leaves_only_references(backend:
     let counted = event(&app, &creator, again).await;
     assert!(counted.get("duplicate").is_none(), "{counted}");
     assert_eq!(counted["used"], 2);
+    // The same id, made again, is erased again (its rows kept under the same reference).
+    ok_json(app.send(Method::PUT, path, key, Some(&put)).await, 200).await;
+    let again = ok_json(erase(&app, key, "dana-erasable", "").await, 200).await;
+    assert_eq!(again["reference"], reference.as_str());
+    assert_eq!(again["removed"]["customers"], 1);
+    assert_eq!(
+        rows_naming(&app.database_url, "dana").await,
+        Vec::<String>::new()
+    );
 
     // The erase is in the log, under the reference, and the chain holds.
     let page = ok_json(
@@ -312,6 +326,21 @@ async fn erasing_a_billed_customer_deletes_its_stripe_customer_unless_kept(backe
         1
     );
     assert!(fake.stripe_customer_of("fay-erasable").is_none());
+    // Stripe's last events about the deleted customer are history only: they do not make
+    // the customer again.
+    let mut subscription = fixture("subscription");
+    subscription["customer"] = json!(fay);
+    subscription["status"] = json!("canceled");
+    subscription["metadata"] = json!({"staryer_customer_id": "fay-erasable"});
+    deliver(
+        &app,
+        "evt_fay_gone",
+        "customer.subscription.deleted",
+        subscription,
+    )
+    .await;
+    let usage = app.get("/v1/customers/fay-erasable/usage", key).await;
+    assert_error(usage, 404, "customer_not_found").await;
 
     let receipt = ok_json(
         erase(&app, key, "gil-erasable", "?keep_stripe_customer=true").await,
@@ -373,11 +402,20 @@ async fn retention_removes_exactly_what_is_older(backend: Backend) {
     for statement in &statements {
         app.sql(statement).await.unwrap();
     }
-    eventually("the expired rows go", || async {
+    // Removed hours leave their sum per customer and meter (all-time totals stay whole).
+    let remaining = eventually("the expired rows go", || async {
         let remaining = rows_naming(&app.database_url, "expired-row").await;
-        remaining.is_empty().then_some(())
+        remaining
+            .iter()
+            .all(|row| row.starts_with("usage_pruned: "))
+            .then_some(remaining)
     })
     .await;
+    assert_eq!(remaining.len(), 3, "{remaining:?}");
+    assert!(
+        remaining.iter().all(|row| row.ends_with("|calls|1")),
+        "{remaining:?}"
+    );
     assert_eq!(rows_naming(&app.database_url, "kept-row").await.len(), 4);
 
     // Audit records older than two days are cut off the chain's beginning, which still

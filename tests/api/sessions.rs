@@ -1,15 +1,19 @@
 //! Customer sessions: a signed token shows one customer of one creator in a widget, and
 //! nothing else: not after it expires or is revoked, not for another creator, scope or
 //! customer, not with a forged signature or algorithm; its key survives a restart and
-//! rotates without breaking tokens already handed out.
+//! rotates without breaking tokens already handed out; its secret is stored sealed.
 
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::Connection;
+use staryer::clock::Clock;
 
 use crate::embeds::{create_embed, widget};
 use crate::helpers::{
-    assert_error, ok_json, spawn_app, Backend, TestApp, TestCreator, ADMIN_TOKEN,
+    assert_error, ok_json, rows_naming, spawn_app, Backend, TestApp, TestCreator, ADMIN_TOKEN,
 };
 use crate::on_both_databases;
 
@@ -17,6 +21,7 @@ on_both_databases!(
     a_token_shows_its_customer_until_it_expires_or_is_revoked,
     a_token_works_only_for_its_creator_scope_and_signature,
     session_keys_survive_a_restart_and_rotate,
+    session_keys_are_sealed_at_rest,
 );
 
 const TOKEN_HEADER: &str = "x-staryer-customer-token";
@@ -342,5 +347,81 @@ async fn session_keys_survive_a_restart_and_rotate(backend: Backend) {
             .await
             .status(),
         200
+    );
+}
+
+/// Every stored signing key: `(kid, secret as stored)`.
+async fn stored_keys(app: &TestApp) -> Vec<(String, String)> {
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query_as("SELECT kid, secret FROM session_signing_keys ORDER BY created_at, kid")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+}
+
+async fn session_keys_are_sealed_at_rest(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let creator = usage_creator(&app, "acme").await;
+    let made = session(
+        &app,
+        &creator,
+        "alice",
+        json!({"scope": "embed", "ttl_seconds": 86_400}),
+    )
+    .await;
+    let token = made["token"].as_str().unwrap();
+    let keys = stored_keys(&app).await;
+    assert_eq!(keys.len(), 1);
+    for (kid, secret) in &keys {
+        assert!(secret.starts_with("v2."), "key {kid} is stored sealed");
+    }
+    let app = app.restart().await;
+    assert_eq!(shown_with(&app, &creator, token).await.status(), 200);
+
+    // A key an earlier version stored in clear (hex), the newest: it loads, and is sealed.
+    const LEGACY: &str = "6c6567616379206b657920696e20636c6561722c206f6620333220627974657321";
+    app.clock.advance(1);
+    app.sql(&format!(
+        "INSERT INTO session_signing_keys (kid, secret, created_at) \
+         VALUES ('sklegacy', '{LEGACY}', {})",
+        app.clock.now()
+    ))
+    .await
+    .unwrap();
+    let app = app.restart().await;
+    let keys = stored_keys(&app).await;
+    assert_eq!(keys.len(), 2);
+    for (kid, secret) in &keys {
+        assert!(secret.starts_with("v2."), "key {kid} is stored sealed");
+    }
+    assert!(keys.iter().any(|(kid, _)| kid == "sklegacy"));
+    assert_eq!(
+        rows_naming(&app.database_url, LEGACY).await,
+        Vec::<String>::new()
+    );
+    // It signs from now on, with the very secret it was stored with; the older key still
+    // verifies what it signed.
+    let fresh = session(&app, &creator, "alice", json!({"scope": "embed"})).await;
+    let fresh = fresh["token"].as_str().unwrap();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, signature) = fresh.rsplit_once('.').unwrap();
+    let header: Value =
+        serde_json::from_slice(&engine.decode(signed.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["kid"], "sklegacy");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(LEGACY).unwrap()).unwrap();
+    mac.update(signed.as_bytes());
+    assert_eq!(engine.encode(mac.finalize().into_bytes()), signature);
+    assert_eq!(shown_with(&app, &creator, fresh).await.status(), 200);
+    assert_eq!(shown_with(&app, &creator, token).await.status(), 200);
+
+    // Without the key that sealed them, the daemon does not start, and says why.
+    std::fs::remove_file(app.config.data_dir.join("sealing_key")).unwrap();
+    let why = app.restart_failing_with(|_| {}).await;
+    assert!(
+        why.contains("does not open") && why.contains("security.master_key"),
+        "{why}"
     );
 }

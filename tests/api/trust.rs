@@ -366,10 +366,11 @@ async fn secrets_are_sealed_at_rest_and_a_new_master_key_seals_them_again(backen
             Vec::<String>::new()
         );
     }
+    // The webhook secret, the PostHog key and the session signing key, sealed.
     let sealed_before = rows_naming(&app.database_url, "v2.").await;
-    assert_eq!(sealed_before.len(), 2, "{sealed_before:?}");
+    assert_eq!(sealed_before.len(), 3, "{sealed_before:?}");
 
-    // A new master key, the old one listed as previous: both secrets are sealed again.
+    // A new master key, the old one listed as previous: every secret is sealed again.
     let app = app
         .restart_with(|config| {
             config.security.master_key = key(2);
@@ -377,7 +378,7 @@ async fn secrets_are_sealed_at_rest_and_a_new_master_key_seals_them_again(backen
         })
         .await;
     let sealed_after = rows_naming(&app.database_url, "v2.").await;
-    assert_eq!(sealed_after.len(), 2);
+    assert_eq!(sealed_after.len(), 3);
     assert!(sealed_after.iter().all(|row| !sealed_before.contains(row)));
     // So the old key can go: the creator's PostHog key still opens.
     let app = app
