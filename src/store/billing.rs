@@ -294,11 +294,15 @@ impl Store {
         .map_err(unavailable)
     }
 
+    /// Records a tier's Stripe objects after a sync. A tier deleted while it was being
+    /// synced gets its row and, in the same transaction, its tidy-up (what the sync made
+    /// or updated at Stripe is put away, as the delete would have).
     pub async fn save_stripe_tier(
         &self,
         creator_id: &str,
         tier: &StripeTierRow,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(&format!(
             "INSERT INTO stripe_tiers (creator_id, {STRIPE_TIER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -317,10 +321,22 @@ impl Store {
         .bind(&tier.definition_hash)
         .bind(tier.syncs)
         .bind(tier.synced_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        let live: Option<(i64,)> =
+            sqlx::query_as("SELECT position FROM tiers WHERE creator_id = $1 AND key = $2")
+                .bind(creator_id)
+                .bind(&tier.tier_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if live.is_none() {
+            retire_stripe_tier(&mut tx, creator_id, &tier.tier_key, tier.synced_at)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
     }
 
     // --- customers, as billing finds them ---------------------------------------------------
