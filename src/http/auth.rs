@@ -136,12 +136,20 @@ fn check_rate(limiter: Option<&DefaultDirectRateLimiter>) -> Result<(), ApiError
 }
 
 /// The publishable key of a browser request: `?key=` (which lets CORS preflights carry
-/// it) or the `Authorization` header.
-pub fn publishable_key(req: &HttpRequest) -> Option<String> {
+/// it) or the `Authorization` header; both, when they differ, are refused (which one
+/// would count must not be a question).
+fn publishable_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let from_query = web::Query::<KeyQuery>::from_query(req.query_string())
         .ok()
         .and_then(|query| query.into_inner().key);
-    from_query.or_else(|| bearer(req).ok().map(String::from))
+    let from_header = bearer(req).ok().map(String::from);
+    match (from_query, from_header) {
+        (Some(query), Some(header)) if query != header => Err(ApiError::unauthorized(
+            "invalid_key",
+            "send the publishable key once: `?key=` and the Authorization header differ",
+        )),
+        (query, header) => Ok(query.or(header)),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -155,7 +163,7 @@ struct KeyQuery {
 fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
     let state = state(req);
     let by_domain = request_host(req).and_then(|host| state.registry.by_domain(host));
-    let (creator, limiter) = match (publishable_key(req), by_domain) {
+    let (creator, limiter) = match (publishable_key(req)?, by_domain) {
         (None, None) => {
             return Err(ApiError::unauthorized(
                 "missing_key",
@@ -197,7 +205,7 @@ fn authenticate_browser(req: &HttpRequest) -> Result<BrowserAuth, ApiError> {
 /// The creator a browser request names, unchecked: its publishable key's, else its custom
 /// domain's (CORS asks before the request is authenticated).
 pub fn named_creator(state: &AppState, req: &HttpRequest) -> Option<Creator> {
-    match publishable_key(req) {
+    match publishable_key(req).ok().flatten() {
         Some(key) => state
             .registry
             .key(&keys::hash(&key))

@@ -313,13 +313,24 @@ impl Store {
 
     // --- creators and keys ----------------------------------------------------------------
 
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): one that reads before it writes would otherwise fail at its first
+    /// write whenever another write landed in between (`SQLITE_BUSY`, without waiting).
+    pub(crate) async fn begin_write(&self) -> Result<Tx, StoreError> {
+        let begin = match self.dialect {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        self.pool.begin_with(begin).await.map_err(unavailable)
+    }
+
     /// A transaction for one creator's work. On PostgreSQL it runs as the role
     /// `staryer_tenant` with `staryer.creator_id` set, until it ends: row-level security
     /// then shows and takes only that creator's rows, whatever a statement forgets to
     /// filter (migration 0008). One round trip more than a plain `BEGIN`; SQLite has no
     /// roles, and its transaction is a plain one.
     pub async fn begin_tenant(&self, creator_id: &str) -> Result<Tx, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.begin_write().await?;
         if self.dialect == Dialect::Postgres {
             // The search path first, while `$user` in it still means the daemon's role.
             sqlx::query(
@@ -887,13 +898,9 @@ impl Store {
         // One fold at a time per process keeps our own folds from splitting the log into
         // smaller transactions; correctness does not rest on it.
         let _one_at_a_time = self.fold_lock.lock().await;
-        // SQLite: take the write lock up front; a read-then-write transaction would fail
-        // (SQLITE_BUSY_SNAPSHOT) whenever a group commit landed in between.
-        let begin = match self.dialect {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
-        };
-        let mut tx = self.pool.begin_with(begin).await.map_err(unavailable)?;
+        // SQLite: the write lock up front (`begin_write`), since a group commit may land
+        // between the fold's read and its writes.
+        let mut tx = self.begin_write().await?;
         let records: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "DELETE FROM usage_log WHERE id IN \
              (SELECT id FROM usage_log ORDER BY id LIMIT $1) RETURNING id, body",

@@ -426,7 +426,7 @@ impl Store {
         // The admin's retry (no creator) spans creators.
         let mut tx = match creator_id {
             Some(creator_id) => self.begin_tenant(creator_id).await?,
-            None => self.pool.begin().await.map_err(unavailable)?,
+            None => self.begin_write().await?,
         };
         let select = format!(
             "SELECT {MESSAGE_COLUMNS} FROM outbox_messages WHERE id = $1 \

@@ -453,6 +453,15 @@ async fn a_custom_domain_names_its_creator_for_embeds_only(backend: Backend) {
         Some(&beta.publishable_key),
     );
     assert_error(foreign.await.unwrap(), 401, "invalid_key").await;
+    // A key in the query and another in the header: which one counts is no question.
+    let two_keys = app
+        .client
+        .get(app.url(&format!("/v1/embed/usage?key={}", acme.publishable_key)))
+        .bearer_auth(&beta.publishable_key)
+        .send()
+        .await
+        .unwrap();
+    assert_error(two_keys, 401, "invalid_key").await;
     // The API still needs keys.
     let api = app
         .client
