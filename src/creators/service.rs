@@ -16,10 +16,15 @@ use crate::keys;
 use crate::keys::material::KeyKind;
 use crate::keys::model::KeyView;
 use crate::state::AppState;
+use crate::store::{StoreError, DOMAIN_TAKEN};
 use crate::tenants::actor::TenantHandle;
 use crate::tenants::config::TenantConfig;
 use crate::tenants::registry::{Creator, RateLimit};
 use crate::tenants::state::Tenant;
+
+fn domain_taken() -> ApiError {
+    ApiError::conflict("domain_taken", "another creator has this custom_domain")
+}
 
 pub async fn create(
     state: &AppState,
@@ -31,9 +36,14 @@ pub async fn create(
     let (row, rate_limit) = body.parse(id, now)?;
     if let Some(domain) = &row.custom_domain {
         if state.registry.by_domain(domain).is_some() {
-            return Err(ApiError::conflict(
-                "domain_taken",
-                "another creator has this custom_domain",
+            return Err(domain_taken());
+        }
+        // The platform's own host names no one creator.
+        let platform = reqwest::Url::parse(&state.public_url).ok();
+        if platform.as_ref().and_then(|url| url.host_str()) == Some(domain.as_str()) {
+            return Err(ApiError::invalid(
+                "invalid_domain",
+                "custom_domain is the platform's own host (server.public_url)",
             ));
         }
     }
@@ -55,7 +65,12 @@ pub async fn create(
             &[secret_row.clone(), publishable_row.clone()],
             &records,
         )
-        .await?;
+        .await
+        .map_err(|err| match err {
+            // Another create with the domain got there first.
+            StoreError::Conflict(DOMAIN_TAKEN) => domain_taken(),
+            err => err.into(),
+        })?;
     let tenant = Arc::new(Tenant::new(
         Arc::from(row.id.as_str()),
         Arc::from(row.slug.as_str()),

@@ -36,6 +36,10 @@ pub use health::StoreHealth;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// What a conflict on a creator's custom domain names (`creators::service` answers it as
+/// `domain_taken`).
+pub const DOMAIN_TAKEN: &str = "a creator with this custom_domain";
+
 /// The columns of `CustomerRow`.
 const CUSTOMER_COLUMNS: &str = "id, tier_key, assigned_at, email, stripe_customer_id";
 
@@ -370,7 +374,18 @@ impl Store {
         .bind(&creator.allowed_origins)
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::from_sqlx(e, "a creator with this slug"))?;
+        .map_err(|e| {
+            // SQLite names the column, PostgreSQL the index.
+            let on_domain = e.as_database_error().is_some_and(|db| {
+                db.message().contains("custom_domain") || db.message().contains("by_domain")
+            });
+            let what = if on_domain {
+                DOMAIN_TAKEN
+            } else {
+                "a creator with this slug"
+            };
+            StoreError::from_sqlx(e, what)
+        })?;
         Self::insert_keys(&mut tx, keys)
             .await
             .map_err(unavailable)?;
