@@ -29,6 +29,10 @@
 //!   through Resend, in the creator's templates), `webhooks` (Standard Webhooks to the
 //!   creator's endpoints), `analytics` (PostHog, with hourly usage summaries). `ai`: widget
 //!   configs suggested by a model (OpenAI), saved unpublished.
+//! - Trust: `keys` (a creator's named keys: made, revoked, rolled), `audit` (who changed
+//!   what, hash-chained, `staryer audit verify`), `privacy` (a customer's export and
+//!   erase, and retention). Row-level isolation lives in the store (`begin_tenant`) and
+//!   migration 0008; `sealing` keeps third-party secrets at rest.
 //! - `openapi`: the generated API document (also the list of routes that `http::unrouted`
 //!   answers 405 from); `docs`: the interactive reference at `/docs`, its assets vendored
 //!   under `assets/docs/` and built in.
