@@ -70,8 +70,14 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let table = kind.table();
         let keys = kind.key_columns();
+        // Hours are read with their value: its sum stays when they go.
+        let value = if kind == Expiring::UsageHours {
+            ", value"
+        } else {
+            ""
+        };
         let select = format!(
-            "SELECT {} FROM {table} WHERE {} LIMIT $2",
+            "SELECT {}{value} FROM {table} WHERE {} LIMIT $2",
             keys.join(", "),
             kind.condition()
         );
@@ -88,11 +94,6 @@ impl Store {
         };
         let done = match kind {
             Expiring::UsageHours => {
-                let select = format!(
-                    "SELECT {}, value FROM {table} WHERE {} LIMIT $2",
-                    keys.join(", "),
-                    kind.condition()
-                );
                 let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(&select)
                     .bind(before)
                     .bind(batch)
