@@ -63,6 +63,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
+    pub dashboard: DashboardConfig,
     pub resend: ResendConfig,
     pub webhooks: WebhooksConfig,
     pub posthog: PosthogConfig,
@@ -118,6 +119,41 @@ pub struct RetentionConfig {
     pub batch_rows: u64,
     /// How often retention runs, seconds.
     pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Minutes a browser session lives without a request.
+    pub idle_minutes: u64,
+    /// Hours a browser session lives at most.
+    pub absolute_hours: u64,
+    /// `auto`, `always` or `never`.
+    pub secure_cookies: SecureCookies,
+    /// IP addresses of proxies whose forwarded headers are believed, comma-separated.
+    pub trusted_proxies: String,
+    pub sign_ins_per_account_per_minute: u32,
+    pub sign_ins_per_address_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    Auto,
+    Always,
+    Never,
+}
+
+impl DashboardConfig {
+    /// `trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(|text| text.parse().map_err(|_| format!("{text:?} is not an IP address")))
+            .collect()
+    }
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -475,6 +511,25 @@ impl Config {
                 return fail(format!("{name} must be at least 70"));
             }
         }
+        for (name, value) in [
+            ("dashboard.idle_minutes", self.dashboard.idle_minutes),
+            ("dashboard.absolute_hours", self.dashboard.absolute_hours),
+            (
+                "dashboard.sign_ins_per_account_per_minute",
+                self.dashboard.sign_ins_per_account_per_minute.into(),
+            ),
+            (
+                "dashboard.sign_ins_per_address_per_minute",
+                self.dashboard.sign_ins_per_address_per_minute.into(),
+            ),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
+        }
+        if let Err(err) = self.dashboard.trusted_proxies() {
+            return fail(format!("dashboard.trusted_proxies: {err}"));
+        }
         // Stripe retries a webhook for up to three days; its event must still be known then.
         if self.retention.billing_event_days < 7 {
             return fail("retention.billing_event_days must be at least 7".into());
@@ -714,7 +769,7 @@ mod tests {
         // from the file, or a key the structs lack, fails here.
         let config = Config::defaults_in("./data").validated().unwrap();
         assert_eq!(config.server.bind, "127.0.0.1:8080");
-        assert_eq!(known_settings().len(), 63, "{:?}", known_settings());
+        assert_eq!(known_settings().len(), 69, "{:?}", known_settings());
     }
 
     #[test]

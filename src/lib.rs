@@ -72,4 +72,6 @@ pub mod telemetry;
 pub mod tenants;
 pub mod tiers;
 pub mod usage;
+pub mod users;
+pub mod web;
 pub mod webhooks;

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     ai, analytics, audit, billing, creators, customers, docs, embeds, error, experiments, http,
-    keys, meters, notices, outbox, privacy, sessions, tenants, tiers, usage, webhooks,
+    keys, meters, notices, outbox, privacy, sessions, tenants, tiers, usage, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -38,7 +38,8 @@ use crate::{
         tiers::routes::create_tier, tiers::routes::list_tiers, tiers::routes::get_tier,
         tiers::routes::update_tier, tiers::routes::delete_tier,
         customers::routes::put_customer, customers::routes::get_usage,
-        customers::routes::get_entitlement,
+        customers::routes::get_entitlement, customers::routes::list_customers,
+        usage::routes::get_series,
         privacy::routes::export_customer, privacy::routes::erase_customer,
         usage::routes::post_events, usage::routes::post_check,
         billing::routes::get_account, billing::routes::put_account,
@@ -70,7 +71,7 @@ use crate::{
         outbox::routes::list_messages, outbox::routes::retry_message,
         outbox::routes::admin_list_messages, outbox::routes::admin_retry_message,
         keys::routes::list_keys, keys::routes::create_key, keys::routes::revoke_key,
-        keys::routes::roll_publishable_key, keys::routes::mint_key,
+        keys::routes::roll_publishable_key, users::routes::create_user, keys::routes::mint_key,
         audit::routes::list_audit_logs, audit::routes::list_platform_audit_logs,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, tenants::registry::RateLimit)),

@@ -30,6 +30,8 @@ use crate::notices::email::EmailChannel;
 use crate::outbox::{self, Channel, Schedule};
 use crate::sealing::{Sealer, SealingKeys};
 use crate::sessions::service::Sessions;
+use crate::users::service::Users;
+use crate::web::session::BrowserSessions;
 use crate::state::{AppState, Integrations};
 use crate::store::outbox::SecretColumn;
 use crate::store::writer_hold::WriterHold;
@@ -166,7 +168,7 @@ impl App {
             usage: UsageService {
                 flusher: flusher.clone(),
                 health: health.clone(),
-                clock,
+                clock: clock.clone(),
             },
             store: store.clone(),
             settings: settings.clone(),
@@ -181,6 +183,13 @@ impl App {
             billing,
             embeds: embeds.clone(),
             sessions,
+            users: Users::new(store.clone(), clock.clone(), &config.dashboard),
+            browsers: BrowserSessions::new(
+                store.clone(),
+                clock.clone(),
+                &config.dashboard,
+                &config.server.public_url,
+            ),
             public_url: config.server.public_url.trim_end_matches('/').to_string(),
             sealer,
             integrations,

@@ -19,6 +19,8 @@ use crate::store::Store;
 use crate::tenants::actor::ActorSettings;
 use crate::tenants::registry::Registry;
 use crate::usage::service::UsageService;
+use crate::users::service::Users;
+use crate::web::session::BrowserSessions;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -36,6 +38,10 @@ pub struct AppState {
     /// Every creator's embeds and experiments.
     pub embeds: Arc<EmbedRegistry>,
     pub sessions: Arc<Sessions>,
+    /// Dashboard users: sign-in and the teams.
+    pub users: Users,
+    /// Signed-in browsers of the dashboard, the portal and the admin view.
+    pub browsers: BrowserSessions,
     /// `server.public_url`, without a trailing slash; empty: from each request.
     pub public_url: String,
     /// Seals the secrets kept at rest.

@@ -22,6 +22,8 @@ pub enum Actor {
     Browser,
     /// One of the daemon's background jobs.
     System(&'static str),
+    /// A dashboard user, by id (`du_…`).
+    User(String),
 }
 
 impl Actor {
@@ -32,6 +34,7 @@ impl Actor {
             Actor::Stripe => "stripe".into(),
             Actor::Browser => "browser".into(),
             Actor::System(job) => format!("system:{job}"),
+            Actor::User(id) => format!("user:{id}"),
         }
     }
 }
@@ -197,7 +200,7 @@ pub struct AuditQuery {
 }
 
 /// The kinds of object the log names.
-pub const OBJECT_TYPES: [&str; 16] = [
+pub const OBJECT_TYPES: [&str; 17] = [
     "creator",
     "key",
     "meter",
@@ -214,6 +217,7 @@ pub const OBJECT_TYPES: [&str; 16] = [
     "outbox_message",
     "session",
     "session_key",
+    "dashboard_user",
 ];
 
 fn object_type_schema() -> utoipa::openapi::schema::Object {
@@ -226,7 +230,7 @@ fn object_type_schema() -> utoipa::openapi::schema::Object {
 
 /// What an actor's name looks like (`Actor::name`).
 pub const ACTOR_PATTERN: &str =
-    r"^(admin|stripe|browser|key:key_[A-Za-z0-9]{1,40}|system:[a-z_]{1,40})$";
+    r"^(admin|stripe|browser|key:key_[A-Za-z0-9]{1,40}|system:[a-z_]{1,40}|user:du_[A-Za-z0-9]{1,40})$";
 
 fn actor_schema() -> utoipa::openapi::schema::Object {
     crate::schema::text(1, 80, ACTOR_PATTERN, "Only records by this actor")

@@ -32,7 +32,7 @@ pub async fn list(
         .is_some_and(|actor| !ACTOR.is_match(actor))
     {
         return Err(bad(
-            "actor is `admin`, `stripe`, `browser`, `key:<key id>` or `system:<job>`",
+            "actor is `admin`, `stripe`, `browser`, `key:<key id>`, `system:<job>` or `user:<user id>`",
         ));
     }
     let time = |text: &Option<String>, name: &str| -> Result<Option<i64>, ApiError> {

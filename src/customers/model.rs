@@ -50,14 +50,19 @@ pub fn parse_email(email: &str) -> Result<(), ApiError> {
 }
 
 /// What `parse_email` accepts.
-pub fn optional_email_schema() -> Schema {
+pub fn email_schema() -> Object {
     let text = r"[^\x00-\x1F\x7F-\x9F]";
-    or_null(schema::text(
+    schema::text(
         3,
         MAX_EMAIL_CHARS,
         &format!(r"^[^@\x00-\x1F\x7F-\x9F]+@{text}*\.{text}*$"),
         "An email address, at most 254 characters",
-    ))
+    )
+}
+
+/// What `parse_email` accepts, or null.
+pub fn optional_email_schema() -> Schema {
+    or_null(email_schema())
 }
 
 /// Whether `id` is a Stripe object id with this prefix (`cus_`, `acct_`).

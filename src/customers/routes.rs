@@ -1,5 +1,6 @@
-//! `/v1/customers/{id}`: assignment (through the tenant actor), usage and entitlements
-//! (from memory, also while the store is down).
+//! `/v1/customers`: the list (from the store, a page at a time); `/v1/customers/{id}`:
+//! assignment (through the tenant actor), usage and entitlements (from memory, also while
+//! the store is down).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use utoipa::IntoParams;
 
 use crate::audit::model::Who;
 use crate::billing::subscriptions::AssignedCustomer;
+use crate::customers::listing::{self, CustomerPage, CustomerQuery};
 use crate::customers::model::{CustomerUpdate, Entitlement, PutCustomer, Usage};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
@@ -42,6 +44,22 @@ pub struct EntitlementPath {
 /// The path's customer id, checked as every customer route checks it.
 pub fn customer_id(raw: &str) -> Result<&str, ApiError> {
     parse_id("customer_id", Cow::Borrowed(raw)).map(|_| raw)
+}
+
+/// The creator's customers, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(CustomerQuery),
+    responses((status = 200, body = CustomerPage),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 422, description = "`invalid_slug`: a `tier` that is no key", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/customers")]
+pub async fn list_customers(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    query: web::Query<CustomerQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = listing::list(&state.store, &creator.tenant.id, &query).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Create or update a customer and its tier assignment. Assigning a different tier starts

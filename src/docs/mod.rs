@@ -27,7 +27,7 @@ pub struct File {
 }
 
 impl File {
-    fn new(content_type: &'static str, bytes: impl Into<Cow<'static, [u8]>>) -> File {
+    pub fn new(content_type: &'static str, bytes: impl Into<Cow<'static, [u8]>>) -> File {
         let bytes = bytes.into();
         let digest = Sha256::digest(&bytes);
         File {

@@ -47,7 +47,7 @@ pub async fn asset(
 }
 
 /// The file, or 304 when the request already holds this version of it.
-fn answer(request: &HttpRequest, file: &'static File, cache: &'static str) -> HttpResponse {
+pub fn answer(request: &HttpRequest, file: &'static File, cache: &'static str) -> HttpResponse {
     let etag = (header::ETAG, file.etag.as_str());
     let cache = (header::CACHE_CONTROL, cache);
     let fresh = request

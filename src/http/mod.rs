@@ -12,7 +12,7 @@ use actix_web::web;
 
 use crate::{
     ai, analytics, audit, billing, creators, customers, docs, embeds, experiments, keys, meters,
-    notices, outbox, privacy, sessions, tiers, usage, webhooks,
+    notices, outbox, privacy, sessions, tiers, usage, users, webhooks,
 };
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
@@ -41,6 +41,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(tiers::routes::get_tier)
         .service(tiers::routes::update_tier)
         .service(tiers::routes::delete_tier)
+        .service(customers::routes::list_customers)
+        .service(usage::routes::get_series)
         .service(customers::routes::put_customer)
         .service(customers::routes::get_usage)
         .service(customers::routes::get_entitlement)
@@ -85,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(keys::routes::roll_publishable_key)
         .service(keys::routes::revoke_key)
         .service(keys::routes::mint_key)
+        .service(users::routes::create_user)
         .service(audit::routes::list_audit_logs)
         .service(audit::routes::list_platform_audit_logs)
         .service(notices::routes::get_notices)

@@ -12,7 +12,9 @@ pub mod embeds;
 pub mod flusher;
 pub mod health;
 pub mod outbox;
+pub mod people;
 pub mod privacy;
+pub mod reads;
 pub mod retention;
 pub mod writer_hold;
 
@@ -713,7 +715,12 @@ impl Store {
             .await
             .map_err(unavailable)?
             .rows_affected();
-        for table in ["usage_buckets", "stripe_report_cursors", "stripe_reports"] {
+        for table in [
+            "usage_buckets",
+            "usage_rollups",
+            "stripe_report_cursors",
+            "stripe_reports",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE creator_id = $1 AND meter_key = $2"
             ))
@@ -977,6 +984,41 @@ impl Store {
         Ok(())
     }
 
+    /// Adds a fold's deltas to the hourly usage over every customer (`usage_rollups`).
+    async fn upsert_rollups(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        buckets: &[BucketWrite],
+    ) -> Result<(), sqlx::Error> {
+        let conflict = "ON CONFLICT (creator_id, meter_key, bucket_start)";
+        let sum_tail =
+            format!("{conflict} DO UPDATE SET value = usage_rollups.value + excluded.value");
+        let max_tail = format!(
+            "{conflict} DO UPDATE SET value = {}(usage_rollups.value, excluded.value)",
+            self.max_fn()
+        );
+        let (maxes, sums): (Vec<_>, Vec<_>) =
+            rollup_rows(buckets).into_iter().partition(|row| row.4);
+        for (rows, tail) in [(sums, &sum_tail), (maxes, &max_tail)] {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = multi_row_insert(
+                    self.dialect,
+                    "INSERT INTO usage_rollups (creator_id, meter_key, bucket_start, value) \
+                     VALUES ",
+                    4,
+                    chunk.len(),
+                    tail,
+                );
+                let mut query = sqlx::query(&sql);
+                for (creator, meter, hour, value, _) in chunk {
+                    query = query.bind(*creator).bind(*meter).bind(*hour).bind(*value);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Folds until the log is empty (start-up and shutdown).
     pub async fn fold_all(&self) -> Result<(), StoreError> {
         while self.fold_log().await? > 0 {}
@@ -1045,6 +1087,7 @@ impl Store {
                 query.execute(&mut **tx).await?;
             }
         }
+        self.upsert_rollups(tx, &folded.buckets).await?;
         self.upsert_embed_traffic(tx, folded).await?;
         for chunk in folded.keys.chunks(ROWS_PER_STATEMENT) {
             let sql = multi_row_insert(
@@ -1069,6 +1112,25 @@ impl Store {
 }
 
 /// The primary key of a bucket row, to order writes by.
+/// A fold's deltas over every customer: one row per creator, meter and hour, summed (max
+/// meters: their largest), in key order (two PostgreSQL folds lock shared rows alike).
+fn rollup_rows(buckets: &[BucketWrite]) -> Vec<(&str, &str, i64, i64, bool)> {
+    let mut rows: std::collections::BTreeMap<(&str, &str, i64), (i64, bool)> =
+        std::collections::BTreeMap::new();
+    for write in buckets {
+        let key = (&*write.creator_id, &*write.meter_key, write.bucket_start);
+        let entry = rows.entry(key).or_insert((0, write.is_max));
+        entry.0 = if write.is_max {
+            entry.0.max(write.value)
+        } else {
+            entry.0.saturating_add(write.value)
+        };
+    }
+    rows.into_iter()
+        .map(|((creator, meter, hour), (value, is_max))| (creator, meter, hour, value, is_max))
+        .collect()
+}
+
 fn bucket_order(write: &BucketWrite) -> (&str, &str, &str, i64, i64) {
     (
         &write.creator_id,

@@ -1,12 +1,14 @@
 //! `POST /v1/events` and `POST /v1/check`: thin handlers that parse the body (borrowing
-//! from it), check each event and hand them to the usage service.
+//! from it), check each event and hand them to the usage service. `GET /v1/usage/series`:
+//! usage over time, from the store.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::{parse_json, Body};
 use crate::state::AppState;
+use crate::usage::series::{Series, SeriesQuery, SeriesRequest};
 use crate::usage::model::{
     BatchResults, CheckQuery, EventResult, EventsAnswer, EventsRequest, RawCheck, RawEvent,
     RawEventsBody, UsageEvent,
@@ -96,4 +98,26 @@ pub async fn post_check(
     let query = CheckQuery::parse(raw, &config)?;
     let result = state.usage.check(&creator.tenant, &config, &query)?;
     Ok(HttpResponse::Ok().json(result))
+}
+
+/// A meter's usage over time, from the stored hours: one customer's, or every customer's.
+#[utoipa::path(get, path = "/v1/usage/series", tag = "usage", params(SeriesQuery),
+    responses((status = 200, body = Series),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 404, description = "`meter_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_slug`, `invalid_id`", body = ErrorBody)),
+    security(("secret_key" = [])))]
+#[get("/v1/usage/series")]
+pub async fn get_series(
+    state: web::Data<AppState>,
+    CreatorAuth(creator): CreatorAuth,
+    query: web::Query<SeriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let request = SeriesRequest::parse(
+        query.into_inner(),
+        &creator.tenant.config(),
+        state.usage.now(),
+    )?;
+    let series = request.run(&state.store, &creator.tenant.id).await?;
+    Ok(HttpResponse::Ok().json(series))
 }

@@ -1,0 +1,333 @@
+//! The people who sign in through a browser: dashboard users with their invite and reset
+//! links, and the browser sessions of the three faces (dashboard, portal, admin). Links
+//! and sessions are stored by the SHA-256 of their secret, never the secret itself.
+
+use super::audit::AuditEntry;
+use super::{unavailable, Store, StoreError};
+
+/// The columns of `UserRow`.
+const USER_COLUMNS: &str = "id, creator_id, email, role, password_hash, created_at";
+/// The columns of `BrowserSessionRow`.
+const SESSION_COLUMNS: &str =
+    "id_hash, surface, creator_id, subject, created_at, last_seen_at, expires_at, revoked_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub creator_id: String,
+    pub email: String,
+    pub role: String,
+    /// argon2id PHC string; none until an invite is accepted.
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+}
+
+/// An invite or a password reset.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkRow {
+    pub token_hash: String,
+    pub creator_id: String,
+    pub user_id: String,
+    pub purpose: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BrowserSessionRow {
+    pub id_hash: String,
+    pub surface: String,
+    pub creator_id: Option<String>,
+    pub subject: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// Adds a user, with its first link when it has no password yet.
+    pub async fn insert_user(
+        &self,
+        user: &UserRow,
+        link: Option<&LinkRow>,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_tenant(&user.creator_id).await?;
+        sqlx::query(&format!(
+            "INSERT INTO dashboard_users ({USER_COLUMNS}, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&user.id)
+        .bind(&user.creator_id)
+        .bind(&user.email)
+        .bind(&user.role)
+        .bind(&user.password_hash)
+        .bind(user.created_at)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "a dashboard user with this email"))?;
+        if let Some(link) = link {
+            insert_link(&mut tx, link).await?;
+        }
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// The user signing in with `email` (lowercase), whichever creator's it is.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM dashboard_users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn user(&self, creator_id: &str, id: &str) -> Result<Option<UserRow>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM dashboard_users WHERE creator_id = $1 AND id = $2"
+        ))
+        .bind(creator_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn users(&self, creator_id: &str) -> Result<Vec<UserRow>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM dashboard_users WHERE creator_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(creator_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Adds a link for an existing user (a reset, or a new invite).
+    pub async fn insert_link(&self, link: &LinkRow) -> Result<(), StoreError> {
+        let mut tx = self.begin_tenant(&link.creator_id).await?;
+        insert_link(&mut tx, link).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Uses a link once: sets its user's password, marks it used, and ends the user's
+    /// browser sessions, in one transaction. `None` when the link is unknown, used or
+    /// expired.
+    pub async fn use_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+        password_hash: &str,
+        audit: impl FnOnce(&LinkRow) -> AuditEntry,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let link: Option<LinkRow> = sqlx::query_as(
+            "UPDATE dashboard_tokens SET used_at = $1 \
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $3 \
+             RETURNING token_hash, creator_id, user_id, purpose, created_at, expires_at",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let Some(link) = link else {
+            return Ok(None);
+        };
+        let user: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE dashboard_users SET password_hash = $1, updated_at = $2 \
+             WHERE creator_id = $3 AND id = $4 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(password_hash)
+        .bind(now)
+        .bind(&link.creator_id)
+        .bind(&link.user_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if user.is_some() {
+            end_sessions_of(&mut tx, &link.creator_id, &link.user_id, now).await?;
+            Self::append_audit(&mut tx, &[audit(&link)]).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(user)
+    }
+
+    /// Changes a user's role; `None` when it is not the creator's.
+    pub async fn set_user_role(
+        &self,
+        creator_id: &str,
+        id: &str,
+        role: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let mut tx = self.begin_tenant(creator_id).await?;
+        let user: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE dashboard_users SET role = $1, updated_at = $2 \
+             WHERE creator_id = $3 AND id = $4 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(role)
+        .bind(now)
+        .bind(creator_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if user.is_some() {
+            Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(user)
+    }
+
+    /// Removes a user with its links, and ends its sessions; answers whether it existed.
+    pub async fn delete_user(
+        &self,
+        creator_id: &str,
+        id: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_tenant(creator_id).await?;
+        let deleted = sqlx::query("DELETE FROM dashboard_users WHERE creator_id = $1 AND id = $2")
+            .bind(creator_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        if deleted > 0 {
+            sqlx::query("DELETE FROM dashboard_tokens WHERE creator_id = $1 AND user_id = $2")
+                .bind(creator_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            end_sessions_of(&mut tx, creator_id, id, now).await?;
+            Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
+    }
+
+    // --- browser sessions -----------------------------------------------------------------
+
+    pub async fn insert_browser_session(&self, row: &BrowserSessionRow) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO browser_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&row.id_hash)
+        .bind(&row.surface)
+        .bind(&row.creator_id)
+        .bind(&row.subject)
+        .bind(row.created_at)
+        .bind(row.last_seen_at)
+        .bind(row.expires_at)
+        .bind(row.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)
+        .map(|_| ())
+    }
+
+    pub async fn browser_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<BrowserSessionRow>, StoreError> {
+        sqlx::query_as::<_, BrowserSessionRow>(&format!(
+            "SELECT {SESSION_COLUMNS} FROM browser_sessions WHERE id_hash = $1"
+        ))
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Notes that a session was used at `now`.
+    pub async fn touch_browser_session(&self, id_hash: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE browser_sessions SET last_seen_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)
+            .map(|_| ())
+    }
+
+    pub async fn revoke_browser_session(&self, id_hash: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE browser_sessions SET revoked_at = $1 WHERE id_hash = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)
+        .map(|_| ())
+    }
+
+    /// Marks a portal link's session used; `false` when it was already (a link is good
+    /// once).
+    pub async fn use_customer_session(
+        &self,
+        creator_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let used = sqlx::query(
+            "UPDATE customer_sessions SET used_at = $1 \
+             WHERE creator_id = $2 AND id = $3 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(creator_id)
+        .bind(session_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        Ok(used == 1)
+    }
+}
+
+async fn insert_link(tx: &mut super::Tx, link: &LinkRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO dashboard_tokens (token_hash, creator_id, user_id, purpose, created_at, \
+         expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&link.token_hash)
+    .bind(&link.creator_id)
+    .bind(&link.user_id)
+    .bind(&link.purpose)
+    .bind(link.created_at)
+    .bind(link.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(unavailable)
+    .map(|_| ())
+}
+
+/// Ends every dashboard session of a user (its password changed, or it was removed).
+async fn end_sessions_of(
+    tx: &mut super::Tx,
+    creator_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE browser_sessions SET revoked_at = $1 WHERE creator_id = $2 AND subject = $3 \
+         AND surface = 'dashboard' AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(creator_id)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(unavailable)
+    .map(|_| ())
+}

@@ -1,0 +1,327 @@
+//! Signing in, and a creator's team: users made by the platform owner or invited by an
+//! owner, links that set a password (an invite, a reset), roles, removal. Every change is
+//! audited. Sign-in is rate limited per account and per client address before any
+//! password is checked, and answers the same whether the email is unknown or the password
+//! wrong.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use base64::Engine;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore;
+
+use crate::audit::model::Who;
+use crate::clock::SharedClock;
+use crate::config::DashboardConfig;
+use crate::error::ApiError;
+use crate::keys::material::hash_hex;
+use crate::outbox::model::new_id;
+use crate::store::people::{LinkRow, UserRow};
+use crate::store::{Store, StoreError};
+use crate::usage::period::rfc3339;
+use crate::users::model::{check_password, parse_email, Role, UserView};
+use crate::users::passwords;
+
+/// How long an invite, and a password reset, can be used.
+const INVITE_SECS: i64 = 7 * 86_400;
+const RESET_SECS: i64 = 3_600;
+/// Keyed limiters forget idle keys when they hold more than this many.
+const LIMITER_KEYS: usize = 10_000;
+
+/// What a link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    Invite,
+    Reset,
+}
+
+impl LinkPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Invite => "invite",
+            LinkPurpose::Reset => "reset",
+        }
+    }
+
+    fn lifetime(self) -> i64 {
+        match self {
+            LinkPurpose::Invite => INVITE_SECS,
+            LinkPurpose::Reset => RESET_SECS,
+        }
+    }
+}
+
+pub struct Users {
+    store: Store,
+    clock: SharedClock,
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+pub fn wrong_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "the email or the password is wrong")
+}
+
+impl Users {
+    pub fn new(store: Store, clock: SharedClock, config: &DashboardConfig) -> Users {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        Users {
+            store,
+            clock,
+            per_account: RateLimiter::keyed(quota(config.sign_ins_per_account_per_minute)),
+            per_address: RateLimiter::keyed(quota(config.sign_ins_per_address_per_minute)),
+        }
+    }
+
+    /// The user whose email and password these are. Refused with 429 past the attempts
+    /// allowed for the account or the address, whatever the password.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<UserRow, ApiError> {
+        let email = parse_email(email).map_err(|_| wrong_credentials())?;
+        for limiter_len in [self.per_account.len(), self.per_address.len()] {
+            if limiter_len > LIMITER_KEYS {
+                self.per_account.retain_recent();
+                self.per_address.retain_recent();
+            }
+        }
+        let address_ok = addr.is_none_or(|addr| self.per_address.check_key(&addr).is_ok());
+        if !address_ok || self.per_account.check_key(&email).is_err() {
+            let mut refused = ApiError::rate_limited(60);
+            refused.message = "too many sign-in attempts; wait a minute and try again".into();
+            return Err(refused);
+        }
+        let user = self.store.user_by_email(&email).await?;
+        let stored = user.as_ref().and_then(|user| user.password_hash.clone());
+        if passwords::verify(password.to_string(), stored).await? {
+            user.ok_or_else(wrong_credentials)
+        } else {
+            Err(wrong_credentials())
+        }
+    }
+
+    /// A creator's user, if it still is one.
+    pub async fn user(&self, creator_id: &str, id: &str) -> Result<Option<UserRow>, StoreError> {
+        self.store.user(creator_id, id).await
+    }
+
+    pub async fn team(&self, creator_id: &str) -> Result<Vec<UserView>, StoreError> {
+        Ok(self
+            .store
+            .users(creator_id)
+            .await?
+            .into_iter()
+            .map(view)
+            .collect())
+    }
+
+    /// Adds a user: with a password, ready to sign in; without, with an invite link's
+    /// token (answered, and stored only hashed).
+    pub async fn add(
+        &self,
+        creator_id: &str,
+        who: &Who,
+        email: &str,
+        role: Role,
+        password: Option<String>,
+    ) -> Result<(UserView, Option<String>), ApiError> {
+        let email = parse_email(email)?;
+        let password_hash = match password {
+            Some(password) => {
+                check_password(&password)?;
+                Some(passwords::hash(password).await?)
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        let user = UserRow {
+            id: new_id("du"),
+            creator_id: creator_id.into(),
+            email,
+            role: role.as_str().into(),
+            password_hash,
+            created_at: now,
+        };
+        let (link, token) = if user.password_hash.is_none() {
+            let (link, token) = new_link(&user, LinkPurpose::Invite, now);
+            (Some(link), Some(token))
+        } else {
+            (None, None)
+        };
+        let record = who
+            .change(creator_id, now, "dashboard_user", "create", &user.id)
+            .after(&record_state(&user));
+        self.store
+            .insert_user(&user, link.as_ref(), &record)
+            .await
+            .map_err(|err| match err {
+                StoreError::Conflict(_) => ApiError::conflict(
+                    "email_taken",
+                    "a dashboard user with this email exists (an email belongs to one team)",
+                ),
+                other => other.into(),
+            })?;
+        Ok((view(user), token))
+    }
+
+    /// A new link that sets `user_id`'s password (an owner resetting a teammate's).
+    pub async fn reset_link(&self, creator_id: &str, user_id: &str) -> Result<String, ApiError> {
+        let user = self
+            .store
+            .user(creator_id, user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        let purpose = if user.password_hash.is_some() {
+            LinkPurpose::Reset
+        } else {
+            LinkPurpose::Invite
+        };
+        let (link, token) = new_link(&user, purpose, self.clock.now());
+        self.store.insert_link(&link).await?;
+        Ok(token)
+    }
+
+    /// A reset link for whoever has this email, if anyone: what "forgot password" sends.
+    pub async fn reset_link_for_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(UserRow, String)>, ApiError> {
+        let Ok(email) = parse_email(email) else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Ok(None);
+        };
+        let (link, token) = new_link(&user, LinkPurpose::Reset, self.clock.now());
+        self.store.insert_link(&link).await?;
+        Ok(Some((user, token)))
+    }
+
+    /// Sets a password through a link, once: every earlier session of the user ends.
+    pub async fn use_link(&self, token: &str, password: String) -> Result<UserRow, ApiError> {
+        check_password(&password)?;
+        let password_hash = passwords::hash(password).await?;
+        let now = self.clock.now();
+        self.store
+            .use_link(&hash_hex(token), now, &password_hash, |link| {
+                Who::system("dashboard_link")
+                    .change(&link.creator_id, now, "dashboard_user", "set_password", &link.user_id)
+            })
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "link_not_valid",
+                    "this link was used, has expired, or never existed; ask for a new one",
+                )
+            })
+    }
+
+    /// Changes a teammate's role. The last owner stays one.
+    pub async fn set_role(
+        &self,
+        creator_id: &str,
+        who: &Who,
+        user_id: &str,
+        role: Role,
+    ) -> Result<UserView, ApiError> {
+        let before = self
+            .store
+            .user(creator_id, user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        if role != Role::Owner && before.role == Role::Owner.as_str() {
+            self.keep_an_owner(creator_id).await?;
+        }
+        let now = self.clock.now();
+        let after = UserRow {
+            role: role.as_str().into(),
+            ..before.clone()
+        };
+        let record = who
+            .change(creator_id, now, "dashboard_user", "update", user_id)
+            .before(&record_state(&before))
+            .after(&record_state(&after));
+        self.store
+            .set_user_role(creator_id, user_id, role.as_str(), now, &record)
+            .await?
+            .map(view)
+            .ok_or_else(user_not_found)
+    }
+
+    /// Removes a teammate and ends its sessions. The last owner stays.
+    pub async fn remove(&self, creator_id: &str, who: &Who, user_id: &str) -> Result<(), ApiError> {
+        let user = self
+            .store
+            .user(creator_id, user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        if user.role == Role::Owner.as_str() {
+            self.keep_an_owner(creator_id).await?;
+        }
+        let now = self.clock.now();
+        let record = who
+            .change(creator_id, now, "dashboard_user", "delete", user_id)
+            .before(&record_state(&user));
+        self.store
+            .delete_user(creator_id, user_id, now, &record)
+            .await?;
+        Ok(())
+    }
+
+    async fn keep_an_owner(&self, creator_id: &str) -> Result<(), ApiError> {
+        let owners = self
+            .store
+            .users(creator_id)
+            .await?
+            .iter()
+            .filter(|user| user.role == Role::Owner.as_str())
+            .count();
+        if owners <= 1 {
+            return Err(ApiError::conflict(
+                "last_owner",
+                "a team keeps at least one owner: make another owner first",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A link for `user` and its secret token (the link's URL carries it; the store keeps its
+/// hash).
+fn new_link(user: &UserRow, purpose: LinkPurpose, now: i64) -> (LinkRow, String) {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let link = LinkRow {
+        token_hash: hash_hex(&token),
+        creator_id: user.creator_id.clone(),
+        user_id: user.id.clone(),
+        purpose: purpose.as_str().into(),
+        created_at: now,
+        expires_at: now + purpose.lifetime(),
+    };
+    (link, token)
+}
+
+pub fn view(user: UserRow) -> UserView {
+    UserView {
+        active: user.password_hash.is_some(),
+        role: Role::parse(&user.role).unwrap_or(Role::Viewer),
+        created_at: rfc3339(user.created_at),
+        id: user.id,
+        email: user.email,
+    }
+}
+
+/// A user as its audit records show it: never its password's hash.
+fn record_state(user: &UserRow) -> serde_json::Value {
+    serde_json::json!({ "email": user.email, "role": user.role })
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::not_found("user_not_found", "no such dashboard user")
+}

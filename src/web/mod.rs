@@ -1,0 +1,101 @@
+//! What the three browser faces share (`dashboard`, `portal`, `admin_ui`): browser
+//! sessions in cookies with their CSRF tokens (`session`), the page frame and its small
+//! helpers (`layout`), charts drawn as SVG on the server (`chart`), and the stylesheet and
+//! script they load, built into the binary (`assets`). Pages are HTML rendered with maud,
+//! whose templates are Rust checked at compile time and escape whatever they print.
+
+pub mod assets;
+pub mod chart;
+pub mod layout;
+pub mod session;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use maud::Markup;
+
+use crate::error::ApiError;
+use crate::store::StoreError;
+
+/// A page's failure: sent somewhere else (to sign in), or shown as a page.
+#[derive(Debug)]
+pub enum PageError {
+    /// `303 See Other` to this path.
+    Redirect(String),
+    /// An error page with the API's status and message.
+    Failed(ApiError),
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageError::Redirect(to) => write!(f, "see {to}"),
+            PageError::Failed(err) => write!(f, "{}: {}", err.code, err.message),
+        }
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> Self {
+        PageError::Failed(err)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(err: StoreError) -> Self {
+        PageError::Failed(err.into())
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::Redirect(_) => StatusCode::SEE_OTHER,
+            PageError::Failed(err) => err.status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            PageError::Redirect(to) => see_other(to),
+            PageError::Failed(err) => {
+                let mut response = HttpResponse::build(err.status);
+                if let Some(secs) = err.retry_after_secs {
+                    response.insert_header((header::RETRY_AFTER, secs.to_string()));
+                }
+                html_to(response, layout::error_page(err))
+            }
+        }
+    }
+}
+
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// `200` with a page.
+pub fn html(page: Markup) -> HttpResponse {
+    html_to(HttpResponse::Ok(), page)
+}
+
+/// A page, with the headers every page carries: not cached (it shows one signed-in
+/// person's data), not framed, not sniffed, and no referrer leaving the site.
+pub fn html_to(mut response: actix_web::HttpResponseBuilder, page: Markup) -> HttpResponse {
+    response
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ))
+        .body(page.into_string())
+}
+
+/// `303 See Other`: where a form's answer goes (post, redirect, get).
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
