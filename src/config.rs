@@ -151,7 +151,10 @@ impl DashboardConfig {
             .split(',')
             .map(str::trim)
             .filter(|text| !text.is_empty())
-            .map(|text| text.parse().map_err(|_| format!("{text:?} is not an IP address")))
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| format!("{text:?} is not an IP address"))
+            })
             .collect()
     }
 }

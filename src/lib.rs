@@ -47,6 +47,7 @@ pub mod clock;
 pub mod config;
 pub mod creators;
 pub mod customers;
+pub mod dashboard;
 pub mod demo;
 pub mod docs;
 pub mod embeds;

@@ -30,8 +30,6 @@ use crate::notices::email::EmailChannel;
 use crate::outbox::{self, Channel, Schedule};
 use crate::sealing::{Sealer, SealingKeys};
 use crate::sessions::service::Sessions;
-use crate::users::service::Users;
-use crate::web::session::BrowserSessions;
 use crate::state::{AppState, Integrations};
 use crate::store::outbox::SecretColumn;
 use crate::store::writer_hold::WriterHold;
@@ -41,6 +39,8 @@ use crate::tenants::actor::ActorSettings;
 use crate::tenants::loader::{self, LoadError};
 use crate::tenants::registry::Registry;
 use crate::usage::service::UsageService;
+use crate::users::service::Users;
+use crate::web::session::BrowserSessions;
 use crate::webhooks::channel::WebhookChannel;
 
 /// How long a stopping daemon waits for its background loops' last round.
@@ -195,22 +195,26 @@ impl App {
             integrations,
         });
 
-        let mut server = HttpServer::new(move || {
-            ActixApp::new()
-                .app_data(state.clone())
-                .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                    ApiError::bad_request("invalid_query", err.to_string()).into()
-                }))
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::observe::observe,
-                ))
-                .configure(crate::http::routes)
-                .default_service(web::to(crate::http::unrouted::answer))
-        })
-        .listen(listener)?
-        // Our own signal handling (`stop_on_signals`): actix's would stop forcibly on
-        // SIGINT, cutting requests in flight.
-        .disable_signals();
+        let mut server =
+            HttpServer::new(move || {
+                ActixApp::new()
+                    .app_data(state.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                        ApiError::bad_request("invalid_query", err.to_string()).into()
+                    }))
+                    .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(
+                        |err, _| ApiError::bad_request("invalid_form", err.to_string()).into(),
+                    ))
+                    .wrap(actix_web::middleware::from_fn(
+                        crate::http::observe::observe,
+                    ))
+                    .configure(crate::http::routes)
+                    .default_service(web::to(crate::http::unrouted::answer))
+            })
+            .listen(listener)?
+            // Our own signal handling (`stop_on_signals`): actix's would stop forcibly on
+            // SIGINT, cutting requests in flight.
+            .disable_signals();
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }

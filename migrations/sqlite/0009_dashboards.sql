@@ -19,8 +19,8 @@ GROUP BY b.creator_id, b.meter_key, b.bucket_start, m.aggregation;
 -- The customer list pages newest first (`GET /v1/customers`).
 CREATE INDEX customers_newest ON customers (creator_id, created_at, id);
 
--- Meters a creator keeps out of its customers' portal (1: hidden).
-ALTER TABLE meters ADD COLUMN hidden_from_customers BIGINT NOT NULL DEFAULT 0;
+-- Meters a creator keeps out of its customers' portal: a JSON array of meter keys.
+ALTER TABLE creators ADD COLUMN portal_hidden_meters TEXT NOT NULL DEFAULT '[]';
 
 -- A portal session's link is good once: exchanging it for a cookie marks it used.
 ALTER TABLE customer_sessions ADD COLUMN used_at BIGINT;

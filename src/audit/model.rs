@@ -229,8 +229,7 @@ fn object_type_schema() -> utoipa::openapi::schema::Object {
 }
 
 /// What an actor's name looks like (`Actor::name`).
-pub const ACTOR_PATTERN: &str =
-    r"^(admin|stripe|browser|key:key_[A-Za-z0-9]{1,40}|system:[a-z_]{1,40}|user:du_[A-Za-z0-9]{1,40})$";
+pub const ACTOR_PATTERN: &str = r"^(admin|stripe|browser|key:key_[A-Za-z0-9]{1,40}|system:[a-z_]{1,40}|user:du_[A-Za-z0-9]{1,40})$";
 
 fn actor_schema() -> utoipa::openapi::schema::Object {
     crate::schema::text(1, 80, ACTOR_PATTERN, "Only records by this actor")

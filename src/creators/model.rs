@@ -142,6 +142,7 @@ impl NewCreator {
                 rate_limit_burst: rate_limit.and_then(|r| r.burst).map(i64::from),
                 created_at: now,
                 allowed_origins: "[]".into(),
+                portal_hidden_meters: "[]".into(),
             },
             rate_limit,
         ))
@@ -159,6 +160,8 @@ pub struct CreatorProfile {
     pub branding: serde_json::Value,
     /// The origins widgets may be called from (`scheme://host[:port]`); empty: any.
     pub allowed_origins: Vec<String>,
+    /// Meters the customer portal does not show, by key.
+    pub portal_hidden_meters: Vec<String>,
 }
 
 fn optional_origins_schema() -> Schema {
@@ -172,4 +175,17 @@ pub struct ProfilePatch {
     /// The origins widgets may be called from; `null` or absent: unchanged.
     #[schema(schema_with = optional_origins_schema)]
     pub allowed_origins: Option<Vec<String>>,
+    /// Meters the customer portal does not show, by key (at most 100); `null` or absent:
+    /// unchanged.
+    #[schema(schema_with = optional_meter_keys_schema)]
+    pub portal_hidden_meters: Option<Vec<String>>,
+}
+
+fn optional_meter_keys_schema() -> Schema {
+    let mut keys = utoipa::openapi::schema::ArrayBuilder::new()
+        .items(crate::meters::model::slug_schema())
+        .max_items(Some(100))
+        .build();
+    keys.description = Some("Meter keys".into());
+    or_null(keys)
 }

@@ -158,10 +158,8 @@ pub async fn stats(state: &AppState) -> Result<PlatformStats, ApiError> {
 pub async fn profile(state: &AppState, creator: &Creator) -> Result<CreatorProfile, ApiError> {
     let row = state
         .store
-        .load_creators()
+        .creator_row(&creator.tenant.id)
         .await?
-        .into_iter()
-        .find(|row| *row.id == *creator.tenant.id)
         .ok_or_else(|| ApiError::not_found("creator_not_found", "the creator is gone"))?;
     Ok(CreatorProfile {
         id: row.id,
@@ -170,11 +168,12 @@ pub async fn profile(state: &AppState, creator: &Creator) -> Result<CreatorProfi
         custom_domain: row.custom_domain,
         branding: serde_json::from_str(&row.branding).unwrap_or_default(),
         allowed_origins: serde_json::from_str(&row.allowed_origins).unwrap_or_default(),
+        portal_hidden_meters: serde_json::from_str(&row.portal_hidden_meters).unwrap_or_default(),
     })
 }
 
-/// What a creator changes about itself: so far the origins its widgets may be called from
-/// (recorded as a `profile.update`).
+/// What a creator changes about itself: the origins its widgets may be called from, the
+/// meters its portal hides (each recorded as a `profile.update`).
 pub async fn update_profile(
     state: &AppState,
     creator: &Creator,
@@ -184,5 +183,49 @@ pub async fn update_profile(
     if let Some(origins) = patch.allowed_origins {
         crate::embeds::service::set_allowed_origins(state, creator, who, origins).await?;
     }
+    if let Some(keys) = patch.portal_hidden_meters {
+        set_portal_hidden_meters(state, creator, who, keys).await?;
+    }
     profile(state, creator).await
+}
+
+/// Sets the meters the creator's portal hides.
+async fn set_portal_hidden_meters(
+    state: &AppState,
+    creator: &Creator,
+    who: &Who,
+    keys: Vec<String>,
+) -> Result<(), ApiError> {
+    if keys.len() > 100 {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "portal_hidden_meters holds at most 100 keys",
+        ));
+    }
+    let mut keys = keys
+        .iter()
+        .map(|key| {
+            crate::meters::model::parse_slug("portal_hidden_meters", key).map(|k| k.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    keys.sort();
+    keys.dedup();
+    let before = profile(state, creator).await?.portal_hidden_meters;
+    let creator_id = &creator.tenant.id;
+    let record = who
+        .change(
+            creator_id,
+            state.usage.now(),
+            "profile",
+            "update",
+            &**creator_id,
+        )
+        .before(&serde_json::json!({ "portal_hidden_meters": before }))
+        .after(&serde_json::json!({ "portal_hidden_meters": keys }));
+    let json = serde_json::to_string(&keys).expect("strings serialize");
+    state
+        .store
+        .set_portal_hidden_meters(creator_id, &json, &record)
+        .await?;
+    Ok(())
 }

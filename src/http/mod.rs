@@ -1,6 +1,7 @@
 //! HTTP: the route table, extractors (the authenticated creator, bodies), the operations
 //! endpoints and the answer to a request no route takes (`unrouted`: 405 or 404).
-//! Handlers live with their domain (`meters/routes.rs`, …).
+//! Handlers live with their domain (`meters/routes.rs`, …); the browser faces register
+//! theirs (`dashboard::routes::register`, …).
 
 pub mod auth;
 pub mod body;
@@ -8,16 +9,16 @@ pub mod observe;
 pub mod ops;
 pub mod unrouted;
 
-use actix_web::web;
+use actix_web::web as actix;
 
 use crate::{
-    ai, analytics, audit, billing, creators, customers, docs, embeds, experiments, keys, meters,
-    notices, outbox, privacy, sessions, tiers, usage, users, webhooks,
+    ai, analytics, audit, billing, creators, customers, dashboard, docs, embeds, experiments, keys,
+    meters, notices, outbox, privacy, sessions, tiers, usage, users, web, webhooks,
 };
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
 /// routes in order, and each route with a `{param}` costs a regex match.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut actix::ServiceConfig) {
     cfg.service(usage::routes::post_events)
         .service(usage::routes::post_check)
         // Widgets' traffic, the other hot path: a prefix match, then three routes.
@@ -105,5 +106,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(outbox::routes::list_messages)
         .service(outbox::routes::retry_message)
         .service(outbox::routes::admin_list_messages)
-        .service(outbox::routes::admin_retry_message);
+        .service(outbox::routes::admin_retry_message)
+        // The browser faces: HTML pages and their assets.
+        .service(web::assets::serve)
+        .configure(dashboard::routes::register);
 }

@@ -211,6 +211,24 @@ impl Store {
         tx.commit().await.map_err(unavailable)
     }
 
+    /// Sets the meters the creator's portal does not show (a JSON array of keys).
+    pub async fn set_portal_hidden_meters(
+        &self,
+        creator_id: &str,
+        keys_json: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_tenant(creator_id).await?;
+        sqlx::query("UPDATE creators SET portal_hidden_meters = $1 WHERE id = $2")
+            .bind(keys_json)
+            .bind(creator_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
     // --- experiments ----------------------------------------------------------------------
 
     pub async fn insert_experiment(

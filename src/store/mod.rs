@@ -42,6 +42,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// `domain_taken`).
 pub const DOMAIN_TAKEN: &str = "a creator with this custom_domain";
 
+/// The columns of `CreatorRow`.
+const CREATOR_COLUMNS: &str = "id, slug, name, custom_domain, branding, stripe_account_id, \
+     rate_limit_per_second, rate_limit_burst, created_at, allowed_origins, portal_hidden_meters";
+
 /// The columns of `CustomerRow`.
 const CUSTOMER_COLUMNS: &str = "id, tier_key, assigned_at, email, stripe_customer_id";
 
@@ -108,6 +112,8 @@ pub struct CreatorRow {
     pub created_at: i64,
     /// JSON array of the origins embeds may be called from; empty: any.
     pub allowed_origins: String,
+    /// JSON array of the meter keys the customer portal does not show.
+    pub portal_hidden_meters: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -550,12 +556,20 @@ impl Store {
     }
 
     pub async fn load_creators(&self) -> Result<Vec<CreatorRow>, StoreError> {
-        sqlx::query_as::<_, CreatorRow>(
-            "SELECT id, slug, name, custom_domain, branding, stripe_account_id, \
-             rate_limit_per_second, rate_limit_burst, created_at, allowed_origins FROM creators \
-             ORDER BY created_at, slug",
-        )
+        sqlx::query_as::<_, CreatorRow>(&format!(
+            "SELECT {CREATOR_COLUMNS} FROM creators ORDER BY created_at, slug"
+        ))
         .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    pub async fn creator_row(&self, creator_id: &str) -> Result<Option<CreatorRow>, StoreError> {
+        sqlx::query_as::<_, CreatorRow>(&format!(
+            "SELECT {CREATOR_COLUMNS} FROM creators WHERE id = $1"
+        ))
+        .bind(creator_id)
+        .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)
     }

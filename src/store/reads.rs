@@ -163,7 +163,11 @@ impl Store {
 
     /// Money paid to the creator since `since`, by currency: the paid invoices among its
     /// billing events.
-    pub async fn revenue(&self, creator_id: &str, since: i64) -> Result<Vec<RevenueRow>, StoreError> {
+    pub async fn revenue(
+        &self,
+        creator_id: &str,
+        since: i64,
+    ) -> Result<Vec<RevenueRow>, StoreError> {
         sqlx::query_as::<_, RevenueRow>(
             "SELECT currency, CAST(SUM(amount) AS BIGINT) AS amount, COUNT(*) AS payments \
              FROM billing_events WHERE creator_id = $1 AND received_at >= $2 \

@@ -4,7 +4,7 @@
 //! compare-and-swap per event); the tenant actor is the only writer of configuration and
 //! assignments, and the meter actors the only ones that drop closed periods.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -138,6 +138,9 @@ pub struct Tenant {
     erasing: std::sync::Mutex<Vec<Arc<str>>>,
     /// How many: the hot path reads this one atomic, and the list only while one is.
     erasing_count: AtomicUsize,
+    /// Events decided since the daemon started, by decision (`Decision as usize`): the
+    /// dashboard's mix. Added once per request, not per event.
+    pub decisions: [AtomicU64; 3],
 }
 
 /// A customer's erase under way: its events are refused until this is dropped.
@@ -170,7 +173,47 @@ impl Tenant {
             keys: DashMap::default(),
             erasing: std::sync::Mutex::default(),
             erasing_count: AtomicUsize::new(0),
+            decisions: Default::default(),
         }
+    }
+
+    /// Notes a request's decisions (`[allow, warn, block]`).
+    pub fn tally(&self, decisions: [u64; 3]) {
+        for (slot, n) in self.decisions.iter().zip(decisions) {
+            if n > 0 {
+                slot.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The `n` customers with the most usage of `meter` in their current period, most
+    /// first: a pass over the counters in memory, keeping `n` at a time.
+    pub fn top_customers(&self, meter: MeterId, n: usize) -> Vec<(Arc<str>, Quantity)> {
+        use std::cmp::Reverse;
+        let mut top: std::collections::BinaryHeap<Reverse<(Quantity, Arc<str>)>> =
+            std::collections::BinaryHeap::with_capacity(n + 1);
+        for customer in self.customers.iter() {
+            let current = customer
+                .counters
+                .iter()
+                .filter(|slot| slot.meter == meter)
+                .max_by_key(|slot| slot.period_start);
+            let Some(slot) = current else { continue };
+            let used = slot.used.get();
+            if used == Quantity::ZERO {
+                continue;
+            }
+            top.push(Reverse((used, customer.key().clone())));
+            if top.len() > n {
+                top.pop();
+            }
+        }
+        let mut top: Vec<(Arc<str>, Quantity)> = top
+            .into_iter()
+            .map(|Reverse((used, id))| (id, used))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top
     }
 
     /// Marks the customer as being erased until the answer is dropped.

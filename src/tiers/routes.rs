@@ -59,7 +59,8 @@ pub struct ChangedTier {
     stripe: Option<TierSyncView>,
 }
 
-async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> ChangedTier {
+/// The tier's view, after a sync to Stripe when billing is on (the dashboard's forms too).
+pub async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> ChangedTier {
     let stripe = match &state.billing {
         Some(billing) => Some(billing.sync_view(&creator.tenant, tier).await),
         None => None,

@@ -8,11 +8,11 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::{parse_json, Body};
 use crate::state::AppState;
-use crate::usage::series::{Series, SeriesQuery, SeriesRequest};
 use crate::usage::model::{
     BatchResults, CheckQuery, EventResult, EventsAnswer, EventsRequest, RawCheck, RawEvent,
     RawEventsBody, UsageEvent,
 };
+use crate::usage::series::{Series, SeriesQuery, SeriesRequest};
 
 /// Post one usage event, or a batch of up to 1,000. A 2xx answer means every counted event
 /// is durable. A batch with any invalid event is refused whole (nothing counted).

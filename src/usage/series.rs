@@ -109,7 +109,10 @@ impl SeriesRequest {
         if from >= to {
             return Err(bad("from must be before to".into()));
         }
-        if steps(granularity, from, to).nth(MAX_POINTS as usize).is_some() {
+        if steps(granularity, from, to)
+            .nth(MAX_POINTS as usize)
+            .is_some()
+        {
             return Err(bad(format!(
                 "the range holds more than {MAX_POINTS} steps of this granularity"
             )));

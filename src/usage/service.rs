@@ -170,6 +170,7 @@ impl UsageService {
             }
         }
         metrics::histogram!(metric_names::DECISION_SECONDS).record(started.elapsed().as_secs_f64());
+        tenant.tally(decisions);
         for (decision, n) in [Decision::Allow, Decision::Warn, Decision::Block]
             .into_iter()
             .zip(decisions)

@@ -37,7 +37,13 @@ pub async fn create_user(
         .ok_or_else(|| ApiError::not_found("creator_not_found", "no creator with this slug"))?;
     let (user, token) = state
         .users
-        .add(&creator.tenant.id, &who, &body.email, body.role, body.password)
+        .add(
+            &creator.tenant.id,
+            &who,
+            &body.email,
+            body.role,
+            body.password,
+        )
         .await?;
     let invite_url =
         token.map(|token| format!("{}/dashboard/link/{token}", state.public_base(&req)));

@@ -208,8 +208,13 @@ impl Users {
         let now = self.clock.now();
         self.store
             .use_link(&hash_hex(token), now, &password_hash, |link| {
-                Who::system("dashboard_link")
-                    .change(&link.creator_id, now, "dashboard_user", "set_password", &link.user_id)
+                Who::system("dashboard_link").change(
+                    &link.creator_id,
+                    now,
+                    "dashboard_user",
+                    "set_password",
+                    &link.user_id,
+                )
             })
             .await?
             .ok_or_else(|| {

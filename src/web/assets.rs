@@ -38,7 +38,10 @@ fn asset(name: &str) -> Option<&'static File> {
 }
 
 #[get("/assets/{file}")]
-pub async fn serve(request: HttpRequest, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn serve(
+    request: HttpRequest,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let asset = asset(&file).ok_or_else(|| {
         ApiError::not_found("asset_not_found", format!("no file `{file}` under /assets"))
     })?;

@@ -12,7 +12,11 @@ const BOTTOM: f64 = 22.0;
 /// A column chart of a series (one column per point), with its largest value marked.
 pub fn columns(title: &str, points: &[(String, f64)], unit: &str) -> Markup {
     let top = points.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
-    let scale = if top > 0.0 { (HEIGHT - BOTTOM - 8.0) / top } else { 0.0 };
+    let scale = if top > 0.0 {
+        (HEIGHT - BOTTOM - 8.0) / top
+    } else {
+        0.0
+    };
     let step = (WIDTH - LEFT) / points.len().max(1) as f64;
     let bar = (step * 0.8).max(1.0);
     let total: f64 = points.iter().map(|(_, v)| v).sum();
@@ -79,7 +83,11 @@ fn legend(parts: &[(&str, u64, &str)], total: u64) -> String {
     parts
         .iter()
         .map(|(label, n, _)| {
-            let share = if total > 0 { 100.0 * *n as f64 / total as f64 } else { 0.0 };
+            let share = if total > 0 {
+                100.0 * *n as f64 / total as f64
+            } else {
+                0.0
+            };
             format!("{label} {n} ({share:.1} %)")
         })
         .collect::<Vec<_>>()

@@ -160,7 +160,10 @@ pub fn money(amount: i64, currency: &str) -> String {
 /// A notice's text by its code, from the face's table.
 pub fn notice<'a>(table: &[(&str, &'a str)], code: Option<&str>) -> Option<&'a str> {
     let code = code?;
-    table.iter().find(|(c, _)| *c == code).map(|(_, text)| *text)
+    table
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, text)| *text)
 }
 
 /// Pretty JSON for a `pre` block (escaped by the template).
@@ -179,7 +182,10 @@ mod tests {
 
     #[test]
     fn quantities_are_grouped_by_thousands() {
-        assert_eq!(quantity(Quantity::from_micros(1_234_567_500_000)), "1,234,567.5");
+        assert_eq!(
+            quantity(Quantity::from_micros(1_234_567_500_000)),
+            "1,234,567.5"
+        );
         assert_eq!(quantity(Quantity::from_micros(999_000_000)), "999");
         assert_eq!(money(1250, "eur"), "12.50 EUR");
     }

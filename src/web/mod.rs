@@ -1,6 +1,7 @@
 //! What the three browser faces share (`dashboard`, `portal`, `admin_ui`): browser
 //! sessions in cookies with their CSRF tokens (`session`), the page frame and its small
-//! helpers (`layout`), charts drawn as SVG on the server (`chart`), and the stylesheet and
+//! helpers (`layout`), tables of the API's views (`table`), charts drawn as SVG on the
+//! server (`chart`), and the stylesheet and
 //! script they load, built into the binary (`assets`). Pages are HTML rendered with maud,
 //! whose templates are Rust checked at compile time and escape whatever they print.
 
@@ -8,6 +9,7 @@ pub mod assets;
 pub mod chart;
 pub mod layout;
 pub mod session;
+pub mod table;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -98,4 +100,24 @@ pub fn see_other(to: &str) -> HttpResponse {
         .insert_header((header::LOCATION, to.to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
+}
+
+/// Refuses a form posted from another site: browsers send `Origin` with every POST, and
+/// ours must name this host. The CSRF token guards signed-in forms; this guards the forms
+/// before sign-in too (login CSRF).
+pub fn same_origin(req: &actix_web::HttpRequest) -> Result<(), PageError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = req.connection_info().host().to_string();
+    let matches = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.split_once("://"))
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host));
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("cross_site_form", "this form was posted from another site").into())
+    }
 }

@@ -39,6 +39,7 @@ async fn with_meter(store: &Store) {
         rate_limit_burst: None,
         created_at: 0,
         allowed_origins: "[]".into(),
+        portal_hidden_meters: "[]".into(),
     };
     store.insert_creator(&creator, &[], &[]).await.unwrap();
     store
