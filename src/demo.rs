@@ -1,6 +1,7 @@
 //! `staryer demo`: sets up a demo creator on the running daemon (the one `server.bind` and
-//! the admin token in config or `data_dir/admin_token` point at) and prints its keys and
-//! the curl lines that walk an event from allow to warn to block.
+//! the admin token in config or `data_dir/admin_token` point at) with a little usage, and
+//! prints its keys, its dashboard owner's sign-in, a portal link for one customer, and the
+//! curl lines that walk an event from allow to warn to block.
 
 use anyhow::{bail, Context};
 use rand::distr::{Alphanumeric, SampleString};
@@ -66,6 +67,33 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         .send()
         .await?;
     expect_ok(put).await?;
+    // Some usage for the dashboard to show: alice at 7 of 10, two more customers.
+    let mut events = Vec::new();
+    for (customer, count) in [("alice", 7), ("bob", 4), ("carol", 2)] {
+        events.extend((0..count).map(|_| json!({"customer_id": customer, "meter": "api_calls"})));
+    }
+    expect_ok(post("/v1/events", &secret, json!({ "events": events })).await?).await?;
+    let email = format!("owner@{slug}.example");
+    let password = Alphanumeric.sample_string(&mut rand::rng(), 16);
+    expect_ok(
+        post(
+            &format!("/v1/admin/creators/{slug}/users"),
+            &token,
+            json!({"email": email, "role": "owner", "password": password}),
+        )
+        .await?,
+    )
+    .await?;
+    let portal = expect_ok(
+        post(
+            "/v1/customers/alice/sessions",
+            &secret,
+            json!({"scope": "portal"}),
+        )
+        .await?,
+    )
+    .await?;
+    let portal_token = portal["token"].as_str().context("token")?;
 
     println!(
         r#"Demo creator `{slug}` is ready.
@@ -73,8 +101,15 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
   secret key:      {secret}
   publishable key: {publishable}
 
-Customer `alice` is on tier `free`: meter `api_calls` capped at 10, warning past 8.
-Post events; the 8th answers "allow", 9th and 10th "warn", the 11th "block":
+Its dashboard: {base}/dashboard
+  email:    {email}
+  password: {password}
+
+Alice's customer portal (the link works once, for an hour):
+  {base}/portal/enter?token={portal_token}
+
+Customer `alice` is on tier `free`: meter `api_calls` capped at 10, warning past 8, and
+has used 7. Post events; the 8th answers "allow", the 9th and 10th "warn", the 11th "block":
 
   curl -s {base}/v1/events -H 'Authorization: Bearer {secret}' \
        -d '{{"customer_id": "alice", "meter": "api_calls"}}'

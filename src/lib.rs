@@ -39,6 +39,7 @@
 //! - `demo`, `health`: the `staryer demo` walkthrough and the `staryer health` check, two
 //!   clients of a running daemon (`main.rs` holds the command line).
 
+pub mod admin_ui;
 pub mod ai;
 pub mod analytics;
 pub mod audit;
@@ -62,6 +63,7 @@ pub mod notices;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;
+pub mod portal;
 pub mod privacy;
 pub mod schema;
 pub mod sealing;

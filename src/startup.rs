@@ -174,6 +174,7 @@ impl App {
             settings: settings.clone(),
             admin_token_hash,
             ready: ready.clone(),
+            started_at: clock.now(),
             metrics,
             body_limits: Arc::new(BodyLimits::new(
                 config.server.max_body_bytes,

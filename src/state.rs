@@ -30,6 +30,8 @@ pub struct AppState {
     pub settings: ActorSettings,
     pub admin_token_hash: KeyHash,
     pub ready: Arc<AtomicBool>,
+    /// When the daemon started (Unix seconds, its clock): rates "since start" divide by it.
+    pub started_at: i64,
     pub metrics: PrometheusHandle,
     /// How request bodies are read (size, deadline, bytes in flight).
     pub body_limits: Arc<crate::http::body::BodyLimits>,

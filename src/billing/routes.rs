@@ -283,7 +283,7 @@ pub async fn list_events(
     let billing = billing(&state)?;
     let rows = billing
         .store
-        .list_billing_events(&creator.tenant.id, query.limit()?)
+        .list_billing_events(&creator.tenant.id, None, query.limit()?)
         .await?;
     Ok(listed::<_, BillingEventView>(rows))
 }

@@ -730,7 +730,7 @@ pub async fn billing_page(
             views_of::<_, crate::billing::routes::BillingEventView>(
                 billing
                     .store
-                    .list_billing_events(creator_id, BILLING_ROWS)
+                    .list_billing_events(creator_id, None, BILLING_ROWS)
                     .await?,
             ),
         ),

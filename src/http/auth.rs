@@ -218,7 +218,7 @@ pub fn named_creator(state: &AppState, req: &HttpRequest) -> Option<Creator> {
 
 /// The host a request was sent to, without its port or a final dot: `Host`, or the URI's
 /// authority (HTTP/2).
-fn request_host(req: &HttpRequest) -> Option<&str> {
+pub fn request_host(req: &HttpRequest) -> Option<&str> {
     let host = match req.headers().get(actix_web::http::header::HOST) {
         Some(value) => value.to_str().ok()?,
         None => req.uri().host()?,

@@ -12,8 +12,9 @@ pub mod unrouted;
 use actix_web::web as actix;
 
 use crate::{
-    ai, analytics, audit, billing, creators, customers, dashboard, docs, embeds, experiments, keys,
-    meters, notices, outbox, privacy, sessions, tiers, usage, users, web, webhooks,
+    admin_ui, ai, analytics, audit, billing, creators, customers, dashboard, docs, embeds,
+    experiments, keys, meters, notices, outbox, portal, privacy, sessions, tiers, usage, users,
+    web, webhooks,
 };
 
 /// Every route of the daemon. The hot routes come first: a request is matched against the
@@ -109,5 +110,7 @@ pub fn routes(cfg: &mut actix::ServiceConfig) {
         .service(outbox::routes::admin_retry_message)
         // The browser faces: HTML pages and their assets.
         .service(web::assets::serve)
-        .configure(dashboard::routes::register);
+        .configure(dashboard::routes::register)
+        .configure(portal::routes::register)
+        .configure(admin_ui::routes::register);
 }

@@ -24,6 +24,8 @@ use crate::usage::period::rfc3339;
 pub struct CustomerSession {
     pub id: String,
     pub customer_id: Arc<str>,
+    /// When the token expires (Unix seconds).
+    pub expires_at: i64,
 }
 
 pub struct Sessions {
@@ -169,6 +171,7 @@ impl Sessions {
         Ok(CustomerSession {
             id: claims.jti,
             customer_id: Arc::from(claims.sub),
+            expires_at: claims.exp,
         })
     }
 

@@ -786,21 +786,31 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// The creator's newest billing events; with `customer_id`, that customer's only.
     pub async fn list_billing_events(
         &self,
         creator_id: &str,
+        customer_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<BillingEventRow>, StoreError> {
-        sqlx::query_as::<_, BillingEventRow>(
+        let (only, limit_at) = match customer_id {
+            Some(_) => (" AND customer_id = $2", "$3"),
+            None => ("", "$2"),
+        };
+        let sql = format!(
             "SELECT event_id, creator_id, type, customer_id, stripe_customer_id, object_id, \
              amount, currency, status, stripe_created, received_at FROM billing_events \
-             WHERE creator_id = $1 ORDER BY received_at DESC, event_id DESC LIMIT $2",
-        )
-        .bind(creator_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)
+             WHERE creator_id = $1{only} ORDER BY received_at DESC, event_id DESC LIMIT {limit_at}"
+        );
+        let mut query = sqlx::query_as::<_, BillingEventRow>(&sql).bind(creator_id);
+        if let Some(customer_id) = customer_id {
+            query = query.bind(customer_id);
+        }
+        query
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
     }
 
     // --- reconciliation ---------------------------------------------------------------------

@@ -50,8 +50,11 @@ pub struct RevenueRow {
 pub struct CreatorFigures {
     pub creator_id: String,
     pub customers: i64,
+    /// Customers with a Stripe customer.
     pub paid: i64,
     pub failed_reports: i64,
+    /// Outbox messages given up on.
+    pub parked_messages: i64,
 }
 
 impl Store {
@@ -208,8 +211,8 @@ impl Store {
         .map_err(unavailable)
     }
 
-    /// Every creator's customers, customers with a Stripe customer, and failed reports:
-    /// three grouped counts, one row per creator that has any.
+    /// Every creator's customers, customers with a Stripe customer, failed reports and
+    /// parked messages: counts by index, one row per creator.
     pub async fn creator_figures(&self) -> Result<Vec<CreatorFigures>, StoreError> {
         sqlx::query_as::<_, CreatorFigures>(
             "SELECT c.id AS creator_id, \
@@ -217,8 +220,40 @@ impl Store {
              (SELECT COUNT(*) FROM customers u WHERE u.creator_id = c.id \
                 AND u.stripe_customer_id IS NOT NULL) AS paid, \
              (SELECT COUNT(*) FROM stripe_reports r WHERE r.creator_id = c.id \
-                AND r.state = 'failed') AS failed_reports \
+                AND r.state = 'failed') AS failed_reports, \
+             (SELECT COUNT(*) FROM outbox_messages m WHERE m.creator_id = c.id \
+                AND m.status = 'parked') AS parked_messages \
              FROM creators c",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+}
+
+impl Store {
+    /// Paid invoices since `since`, by creator and currency.
+    pub async fn revenue_by_creator(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        sqlx::query_as(
+            "SELECT creator_id, currency, CAST(SUM(amount) AS BIGINT) FROM billing_events \
+             WHERE received_at >= $1 AND type = 'invoice.paid' AND creator_id IS NOT NULL \
+             AND amount IS NOT NULL AND currency IS NOT NULL \
+             GROUP BY creator_id, currency ORDER BY creator_id, currency",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Messages waiting to be delivered, by integration (the outboxes' backlogs).
+    pub async fn outbox_backlog(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as(
+            "SELECT integration, COUNT(*) FROM outbox_messages WHERE status = 'pending' \
+             GROUP BY integration ORDER BY integration",
         )
         .fetch_all(&self.pool)
         .await

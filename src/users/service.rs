@@ -83,18 +83,7 @@ impl Users {
         addr: Option<IpAddr>,
     ) -> Result<UserRow, ApiError> {
         let email = parse_email(email).map_err(|_| wrong_credentials())?;
-        for limiter_len in [self.per_account.len(), self.per_address.len()] {
-            if limiter_len > LIMITER_KEYS {
-                self.per_account.retain_recent();
-                self.per_address.retain_recent();
-            }
-        }
-        let address_ok = addr.is_none_or(|addr| self.per_address.check_key(&addr).is_ok());
-        if !address_ok || self.per_account.check_key(&email).is_err() {
-            let mut refused = ApiError::rate_limited(60);
-            refused.message = "too many sign-in attempts; wait a minute and try again".into();
-            return Err(refused);
-        }
+        self.admit(&email, addr)?;
         let user = self.store.user_by_email(&email).await?;
         let stored = user.as_ref().and_then(|user| user.password_hash.clone());
         if passwords::verify(password.to_string(), stored).await? {
@@ -102,6 +91,22 @@ impl Users {
         } else {
             Err(wrong_credentials())
         }
+    }
+
+    /// Counts a sign-in attempt for `account` from `addr`: 429 past either's quota (the
+    /// platform owner's sign-in counts under the account `admin`).
+    pub fn admit(&self, account: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        if self.per_account.len() > LIMITER_KEYS || self.per_address.len() > LIMITER_KEYS {
+            self.per_account.retain_recent();
+            self.per_address.retain_recent();
+        }
+        let address_ok = addr.is_none_or(|addr| self.per_address.check_key(&addr).is_ok());
+        if !address_ok || self.per_account.check_key(&account.to_string()).is_err() {
+            let mut refused = ApiError::rate_limited(60);
+            refused.message = "too many sign-in attempts; wait a minute and try again".into();
+            return Err(refused);
+        }
+        Ok(())
     }
 
     /// A creator's user, if it still is one.

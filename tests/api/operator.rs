@@ -376,8 +376,10 @@ fn an_unreachable_or_missing_postgres_database_says_why() {
     );
 }
 
-/// `staryer demo` sets up what it prints, and the walk-through it prints is true: the
-/// first 8 events allow, the 9th and 10th warn, the 11th is blocked.
+/// `staryer demo` sets up what it prints, and the walk-through it prints is true: alice
+/// has used 7, so the 8th event allows, the 9th and 10th warn, the 11th is blocked; the
+/// owner it prints signs in to the dashboard, which shows alice's usage; the portal link
+/// it prints opens alice's portal.
 #[actix_web::test]
 async fn the_demo_walk_through_is_true() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -392,18 +394,24 @@ async fn the_demo_walk_through_is_true() {
         ],
     );
     assert_eq!(code, 0, "{stderr}");
-    let secret = stdout
-        .split_whitespace()
-        .find(|word| word.starts_with("sk_"))
-        .unwrap_or_else(|| panic!("no secret key in {stdout}"));
-    assert!(stdout.contains("the 8th answers \"allow\", 9th and 10th \"warn\", the 11th \"block\""));
+    let word_after = |label: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|rest| rest.trim().to_string())
+            .unwrap_or_else(|| panic!("no `{label}` in {stdout}"))
+    };
+    let secret = word_after("secret key:");
+    assert!(
+        stdout.contains("the 8th answers \"allow\", the 9th and 10th \"warn\", the 11th \"block\"")
+    );
     let client = reqwest::Client::new();
     let mut decisions = Vec::new();
-    for _ in 0..11 {
+    for _ in 8..=11 {
         let result = ok_json(
             client
                 .post(format!("{}/v1/events", daemon.base))
-                .bearer_auth(secret)
+                .bearer_auth(&secret)
                 .json(&json!({"customer_id": "alice", "meter": "api_calls"}))
                 .send()
                 .await
@@ -413,6 +421,19 @@ async fn the_demo_walk_through_is_true() {
         .await;
         decisions.push(result["decision"].as_str().unwrap().to_string());
     }
-    let expected: Vec<&str> = [["allow"; 8].as_slice(), &["warn", "warn", "block"]].concat();
-    assert_eq!(decisions, expected);
+    assert_eq!(decisions, ["allow", "warn", "warn", "block"]);
+
+    let browser = crate::web_client::WebClient::new(&daemon.base);
+    browser
+        .sign_in(&word_after("email:"), &word_after("password:"))
+        .await;
+    let page = browser.page("/dashboard/customers/alice").await;
+    assert!(page.contains("10"), "alice's usage shows: {page}");
+    let portal_link = stdout
+        .split_whitespace()
+        .find(|word| word.contains("/portal/enter?token="))
+        .unwrap_or_else(|| panic!("no portal link in {stdout}"));
+    let portal = crate::web_client::WebClient::new(&daemon.base);
+    let home = portal.follow(portal_link).await;
+    assert!(home.contains("Usage this period"), "{home}");
 }
