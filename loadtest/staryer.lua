@@ -1,9 +1,11 @@
 -- wrk script for Staryer's load test. Environment:
---   MODE       check | event | batch | batch_keys | embed   (what each request is)
+--   MODE       check | event | batch | batch_keys | embed | pages   (what each request is)
 --   STARYER_KEY  the creator's secret key
 --   STARYER_PK   its publishable key (embed: the widget's GET of embed `pricing`)
 --   CUSTOMERS  how many customer ids to spread events over (customer-0 …)
 --   RUN        a nonce that keeps idempotency keys unique across runs
+--   PAGES      pages: the paths to GET in turn (comma-separated), with
+--   COOKIE     pages: the signed-in browser's cookie (`name=value`)
 local mode = os.getenv("MODE") or "check"
 local key = os.getenv("STARYER_KEY") or "none"
 local customers = tonumber(os.getenv("CUSTOMERS") or "10000")
@@ -25,6 +27,14 @@ wrk.headers["Authorization"] = "Bearer " .. key
 
 local n = 0
 
+local pages = {}
+for path in string.gmatch(os.getenv("PAGES") or "", "[^,]+") do
+  pages[#pages + 1] = path
+end
+if mode == "pages" then
+  wrk.headers["Cookie"] = os.getenv("COOKIE")
+end
+
 local function event(i, idempotency_key)
   local body = '{"customer_id":"customer-' .. math.random(0, customers - 1)
     .. '","meter":"' .. meters[(i % 3) + 1] .. '","value":1'
@@ -36,7 +46,9 @@ end
 
 request = function()
   n = n + 1
-  if mode == "embed" then
+  if mode == "pages" then
+    return wrk.format("GET", pages[(n % #pages) + 1], nil, nil)
+  elseif mode == "embed" then
     return wrk.format("GET", "/v1/embed/pricing?key=" .. publishable .. "&visitor_id=visitor-"
       .. math.random(0, visitors - 1), nil, nil)
   elseif mode == "check" then

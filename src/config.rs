@@ -111,7 +111,7 @@ pub struct RetentionConfig {
     pub usage_days: u64,
     /// Days Stripe's billing events are kept.
     pub billing_event_days: u64,
-    /// Days sessions are kept after they expire.
+    /// Days sessions and dashboard links are kept after they expire.
     pub session_days: u64,
     /// Days audit records are kept; 0: for good.
     pub audit_days: u64,

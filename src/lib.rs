@@ -29,6 +29,10 @@
 //!   through Resend, in the creator's templates), `webhooks` (Standard Webhooks to the
 //!   creator's endpoints), `analytics` (PostHog, with hourly usage summaries). `ai`: widget
 //!   configs suggested by a model (OpenAI), saved unpublished.
+//! - The browser faces: `dashboard` (the creator's team: `users`, their roles and
+//!   sign-in), `portal` (a creator's customer, by a one-time link), `admin_ui` (the
+//!   platform owner); `web` holds what they share (browser sessions and CSRF, the page
+//!   frame, tables, SVG charts, the built-in stylesheet and script).
 //! - Trust: `keys` (a creator's named keys: made, revoked, rolled), `audit` (who changed
 //!   what, hash-chained, `staryer audit verify`), `privacy` (a customer's export and
 //!   erase, and retention). Row-level isolation lives in the store (`begin_tenant`) and

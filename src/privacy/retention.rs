@@ -44,7 +44,9 @@ impl Retention {
         match kind {
             Expiring::UsageHours => self.usage_secs,
             Expiring::BillingEvents => self.billing_event_secs,
-            Expiring::Sessions => self.session_secs,
+            Expiring::Sessions | Expiring::BrowserSessions | Expiring::DashboardLinks => {
+                self.session_secs
+            }
         }
     }
 

@@ -15,13 +15,19 @@ pub enum Expiring {
     BillingEvents,
     /// Customer sessions, by when their tokens expired.
     Sessions,
+    /// Browser sessions of the dashboard, portal and admin view, by their absolute end.
+    BrowserSessions,
+    /// Invite and password-reset links, by when they expired.
+    DashboardLinks,
 }
 
 impl Expiring {
-    pub const ALL: [Expiring; 3] = [
+    pub const ALL: [Expiring; 5] = [
         Expiring::UsageHours,
         Expiring::BillingEvents,
         Expiring::Sessions,
+        Expiring::BrowserSessions,
+        Expiring::DashboardLinks,
     ];
 
     /// The table, as metrics and logs name it.
@@ -30,6 +36,8 @@ impl Expiring {
             Expiring::UsageHours => "usage_buckets",
             Expiring::BillingEvents => "billing_events",
             Expiring::Sessions => "customer_sessions",
+            Expiring::BrowserSessions => "browser_sessions",
+            Expiring::DashboardLinks => "dashboard_tokens",
         }
     }
 
@@ -45,6 +53,8 @@ impl Expiring {
             ],
             Expiring::BillingEvents => &["event_id"],
             Expiring::Sessions => &["id"],
+            Expiring::BrowserSessions => &["id_hash"],
+            Expiring::DashboardLinks => &["token_hash"],
         }
     }
 
@@ -53,7 +63,9 @@ impl Expiring {
         match self {
             Expiring::UsageHours => "bucket_start < $1 AND period_start <> 0",
             Expiring::BillingEvents => "received_at < $1",
-            Expiring::Sessions => "expires_at < $1",
+            Expiring::Sessions | Expiring::BrowserSessions | Expiring::DashboardLinks => {
+                "expires_at < $1"
+            }
         }
     }
 }
@@ -138,7 +150,10 @@ impl Store {
                 tx.commit().await.map_err(unavailable)?;
                 Ok(done)
             }
-            Expiring::BillingEvents | Expiring::Sessions => {
+            Expiring::BillingEvents
+            | Expiring::Sessions
+            | Expiring::BrowserSessions
+            | Expiring::DashboardLinks => {
                 let rows: Vec<(String,)> = sqlx::query_as(&select)
                     .bind(before)
                     .bind(batch)

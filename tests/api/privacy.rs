@@ -383,9 +383,24 @@ async fn retention_removes_exactly_what_is_older(backend: Backend) {
     let session = |age: i64, session: &str| {
         let expired = START - age * DAY;
         format!(
-            "INSERT INTO customer_sessions VALUES ('{session}', {id}, 'c', 'embed', \
-             {}, {expired}, NULL)",
+            "INSERT INTO customer_sessions (id, creator_id, customer_id, scope, created_at, \
+             expires_at) VALUES ('{session}', {id}, 'c', 'embed', {}, {expired})",
             expired - 3_600
+        )
+    };
+    let browser = |age: i64, subject: &str| {
+        let expired = START - age * DAY;
+        format!(
+            "INSERT INTO browser_sessions (id_hash, surface, creator_id, subject, created_at, \
+             last_seen_at, expires_at) VALUES ('hash-{subject}', 'dashboard', {id}, '{subject}', \
+             {expired}, {expired}, {expired})"
+        )
+    };
+    let link = |age: i64, user: &str| {
+        let expired = START - age * DAY;
+        format!(
+            "INSERT INTO dashboard_tokens (token_hash, creator_id, user_id, purpose, created_at, \
+             expires_at) VALUES ('hash-{user}', {id}, '{user}', 'invite', {expired}, {expired})"
         )
     };
     let statements = [
@@ -398,6 +413,10 @@ async fn retention_removes_exactly_what_is_older(backend: Backend) {
         billing(399, "evt_kept-row"),
         session(31, "cs_expired-row"),
         session(29, "cs_kept-row"),
+        browser(31, "du_expired-row"),
+        browser(29, "du_kept-row"),
+        link(31, "du_expired-row-link"),
+        link(29, "du_kept-row-link"),
     ];
     for statement in &statements {
         app.sql(statement).await.unwrap();
@@ -416,7 +435,7 @@ async fn retention_removes_exactly_what_is_older(backend: Backend) {
         remaining.iter().all(|row| row.ends_with("|calls|1")),
         "{remaining:?}"
     );
-    assert_eq!(rows_naming(&app.database_url, "kept-row").await.len(), 4);
+    assert_eq!(rows_naming(&app.database_url, "kept-row").await.len(), 6);
 
     // Audit records older than two days are cut off the chain's beginning, which still
     // verifies from its new anchor.
