@@ -249,7 +249,7 @@ pub fn tiers(member: &Member, config: &TenantConfig, notice: Option<&str>) -> Ma
 
 /// The form of a new tier, or of `tier`'s changes.
 fn tier_form(member: &Member, config: &TenantConfig, tier: Option<&Tier>, action: &str) -> Markup {
-    let definition = tier.map(|tier| crate::tiers::model::TierView::from(tier));
+    let definition = tier.map(crate::tiers::model::TierView::from);
     html! {
         form.stack method="post" action=(action) {
             (csrf_field(&member.session.csrf))

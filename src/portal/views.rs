@@ -136,7 +136,7 @@ pub fn home(
                         @for invoice in &home.invoices {
                             li {
                                 (invoice["received_at"].as_str().map(|t| t[..10].to_string()).unwrap_or_default()) " — "
-                                (invoice["type"].as_str().unwrap_or_default().replace('.', " ").replace('_', " "))
+                                (invoice["type"].as_str().unwrap_or_default().replace(['.', '_'], " "))
                                 @if let (Some(amount), Some(currency)) = (invoice["amount"].as_i64(), invoice["currency"].as_str()) { " — " (money(amount, currency)) }
                             }
                         }

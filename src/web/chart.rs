@@ -57,7 +57,20 @@ pub fn columns(title: &str, points: &[(String, f64)], unit: &str) -> Markup {
 /// One bar split into parts (`(label, count, class)`), each with its share.
 pub fn shares(title: &str, parts: &[(&str, u64, &str)]) -> Markup {
     let total: u64 = parts.iter().map(|(_, n, _)| n).sum();
+    // Each part's `(x, width)`, side by side.
     let mut at = 0.0;
+    let spans: Vec<(f64, f64)> = parts
+        .iter()
+        .map(|(_, n, _)| {
+            let width = if total > 0 {
+                WIDTH * *n as f64 / total as f64
+            } else {
+                0.0
+            };
+            at += width;
+            (at - width, width)
+        })
+        .collect();
     html! {
         figure.chart {
             svg viewBox=(format!("0 0 {WIDTH} 28")) role="img"
@@ -66,12 +79,10 @@ pub fn shares(title: &str, parts: &[(&str, u64, &str)]) -> Markup {
                 @if total == 0 {
                     rect.empty x="0" y="0" width=(WIDTH) height="28" {}
                 }
-                @for (label, n, class) in parts {
-                    @let width = if total > 0 { WIDTH * *n as f64 / total as f64 } else { 0.0 };
-                    rect class=(class) x=(format!("{at:.1}")) y="0" width=(format!("{width:.1}")) height="28" {
+                @for ((label, n, class), (x, width)) in parts.iter().zip(&spans) {
+                    rect class=(class) x=(format!("{x:.1}")) y="0" width=(format!("{width:.1}")) height="28" {
                         title { (label) ": " (n) }
                     }
-                    @let _ = { at += width; };
                 }
             }
             figcaption { (legend(parts, total)) }

@@ -225,7 +225,7 @@ impl BrowserSessions {
             SecureCookies::Never => false,
             SecureCookies::Auto => {
                 self.public_https
-                    || (self.from_trusted_proxy(req)
+                    || (self.is_trusted_proxy(req)
                         && req
                             .headers()
                             .get("x-forwarded-proto")
@@ -235,7 +235,7 @@ impl BrowserSessions {
         }
     }
 
-    fn from_trusted_proxy(&self, req: &HttpRequest) -> bool {
+    fn is_trusted_proxy(&self, req: &HttpRequest) -> bool {
         req.peer_addr()
             .is_some_and(|peer| self.trusted_proxies.contains(&peer.ip()))
     }
