@@ -202,7 +202,7 @@ pub fn meters(member: &Member, config: &TenantConfig, notice: Option<&str>) -> M
                     form.stack method="post" action="/dashboard/meters" {
                         (csrf_field(csrf))
                         label for="meter-key" { "Key" }
-                        input #meter-key type="text" name="key" required pattern="[A-Za-z0-9][A-Za-z0-9_.-]*";
+                        input #meter-key type="text" name="key" required pattern="[A-Za-z0-9][A-Za-z0-9_.\\-]*";
                         label for="meter-name" { "Name" }
                         input #meter-name type="text" name="name";
                         label for="meter-unit" { "Unit" }
@@ -404,7 +404,10 @@ pub fn customer(
                 }
             }
             @for (meter, points, unit) in history {
-                (chart::columns(&format!("{meter}, last 30 days"), &day_points(points), unit))
+                section.card {
+                    h2 { (meter) ", last 30 days" }
+                    (chart::columns(&format!("{meter}, last 30 days"), &day_points(points), unit))
+                }
             }
             @if member.role.can_change() {
                 section.card {

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::usage::series::{merge, Granularity};
 use crate::web::layout::{is_hex_colour, notice};
 use crate::web::session::Surface;
-use crate::web::{html, see_other, PageResult};
+use crate::web::{html_with_https_forms, see_other, PageResult};
 
 /// Months of history the account page charts.
 const HISTORY_MONTHS: u32 = 6;
@@ -160,7 +160,7 @@ pub async fn account(
         billing_on: state.billing.is_some(),
         subscribed,
     };
-    Ok(html(views::home(
+    Ok(html_with_https_forms(views::home(
         &customer,
         &config,
         &home,

@@ -79,11 +79,11 @@ pub fn home(
             section.card {
                 h2 { "Usage this period" }
                 table {
-                    thead { tr { th scope="col" { "Meter" } th scope="col" class="num" { "Used" } th scope="col" class="num" { "Included" } th scope="col" { "" } th scope="col" { "Resets" } } }
+                    thead { tr { th scope="col" { "Meter" } th scope="col" class="num" { "Used" } th scope="col" class="num" { "Included" } th scope="col" { span.visually-hidden { "Share used" } } th scope="col" { "Resets" } } }
                     tbody {
                         @for meter in usage.meters.iter().filter(|m| visible.contains(&m.meter.as_str())) {
                             tr {
-                                th scope="row" { (meter.meter) }
+                                th scope="row" { (meter_name(config, &meter.meter)) }
                                 td.num { (quantity(meter.used)) }
                                 td.num { @if let Some(limit) = meter.limit { (quantity(limit)) } @else { "unlimited" } }
                                 td { @if let Some(limit) = meter.limit {
@@ -97,7 +97,10 @@ pub fn home(
                 }
             }
             @for (_, name, unit, months) in &home.history {
-                (chart::columns(&format!("{name} by month"), &months.iter().map(|p| (p.start[..7].to_string(), p.value.to_string().parse().unwrap_or(0.0))).collect::<Vec<_>>(), unit))
+                section.card {
+                    h2 { (name) " by month" }
+                    (chart::columns(&format!("{name} by month"), &months.iter().map(|p| (p.start[..7].to_string(), p.value.to_string().parse().unwrap_or(0.0))).collect::<Vec<_>>(), unit))
+                }
             }
             section.card {
                 h2 { "Your plan" }
@@ -120,7 +123,7 @@ pub fn home(
                                 input type="radio" name="tier" value=(tier.key) checked[current == Some(tier.key.as_str())] required;
                                 " " strong { (tier.name) } " — " (money(tier.price.amount, &tier.price.currency)) " per " (interval(&tier.price.interval))
                                 @if !tier.caps.is_empty() {
-                                    span.muted { " (" @for (i, (meter, cap)) in tier.caps.iter().enumerate() { @if i > 0 { ", " } (quantity(cap.limit)) " " (meter) } ")" }
+                                    span.muted { " (" @for (i, (meter, cap)) in tier.caps.iter().enumerate() { @if i > 0 { ", " } (quantity(cap.limit)) " " (meter_name(config, meter)) } ")" }
                                 }
                             }
                         }
@@ -158,6 +161,13 @@ pub fn home(
             }
         },
     )
+}
+
+/// A meter's name for customers (its key when it has none left).
+fn meter_name<'a>(config: &'a TenantConfig, key: &'a str) -> &'a str {
+    config
+        .meter_id(key)
+        .map_or(key, |id| config.meter(id).name.as_str())
 }
 
 fn interval(interval: &Interval) -> &'static str {

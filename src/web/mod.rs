@@ -86,12 +86,28 @@ pub fn html_to(mut response: actix_web::HttpResponseBuilder, page: Markup) -> Ht
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-             frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .body(page.into_string())
+}
+
+/// Every page's policy: scripts, styles, frames and forms from the daemon only, no inline
+/// script or style. `form-action` comes last, so that a page may widen it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     style-src 'self'; script-src 'self'; frame-src 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
+
+/// `200` with a page whose forms may lead on to an https site: browsers hold a form's
+/// redirects to `form-action` too, and the portal's forms redirect to Stripe (Checkout,
+/// its billing portal).
+pub fn html_with_https_forms(page: Markup) -> HttpResponse {
+    let mut response = html(page);
+    let widened = format!("{CONTENT_SECURITY_POLICY} https:");
+    if let Ok(value) = header::HeaderValue::from_str(&widened) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 /// `303 See Other`: where a form's answer goes (post, redirect, get).
