@@ -1,12 +1,13 @@
 //! `GET /v1/customers`: the creator's customers newest first, a page at a time. The cursor
-//! is the last row's `(created_at, id)`, so a page costs an index range however deep it
-//! is (no offsets), and rows made meanwhile never shift a page.
+//! is the last row's creation time and id (`<unix seconds>.<id>`), so a page costs an
+//! index range however deep it is (no offsets), and rows made meanwhile never shift a
+//! page.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::schema::ID_TEXT;
 use crate::store::reads::{CustomerCursor, CustomerFilter};
 use crate::store::Store;
 use crate::usage::period::rfc3339;
@@ -105,16 +106,11 @@ fn parse_search(text: &str) -> Result<String, ApiError> {
 }
 
 fn encode_cursor(cursor: &CustomerCursor) -> String {
-    let text = format!("{}.{}", cursor.created_at, cursor.id);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    format!("{}.{}", cursor.created_at, cursor.id)
 }
 
 fn decode_cursor(text: &str) -> Result<CustomerCursor, ApiError> {
     let invalid = || ApiError::bad_request("invalid_cursor", "cursor is not one this API gave");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (created_at, id) = text.split_once('.').ok_or_else(invalid)?;
     Ok(CustomerCursor {
         created_at: created_at.parse().map_err(|_| invalid())?,
@@ -133,9 +129,10 @@ fn search_schema() -> utoipa::openapi::schema::Object {
 
 fn cursor_schema() -> utoipa::openapi::schema::Object {
     crate::schema::text(
-        1,
-        400,
-        "^[A-Za-z0-9_-]+$",
+        3,
+        147,
+        // Digits, a dot, then an id's characters (`schema::ID_TEXT`'s class).
+        &format!(r"^[0-9]{{1,18}}\.{}+$", &ID_TEXT[1..ID_TEXT.len() - 2]),
         "The previous page's `next_cursor`",
     )
 }
@@ -152,6 +149,6 @@ mod tests {
         };
         assert_eq!(decode_cursor(&encode_cursor(&cursor)).unwrap(), cursor);
         assert!(decode_cursor("not a cursor!").is_err());
-        assert!(decode_cursor("bm9kb3Q").is_err());
+        assert!(decode_cursor("12x.id").is_err());
     }
 }

@@ -360,7 +360,7 @@ pub fn customers(
             }
             (table("Customers", &[("customer_id", "Customer"), ("email", "Email"), ("tier", "Tier"), ("created_at", "Since")], &rows))
             @if let Some(next) = &listed.next_cursor {
-                p.pager { a href=(format!("/dashboard/customers?q={}&tier={}&cursor={}", encode(q), encode(tier), next)) { "Older customers →" } }
+                p.pager { a href=(format!("/dashboard/customers?q={}&tier={}&cursor={}", encode(q), encode(tier), encode(next))) { "Older customers →" } }
             }
         },
     )

@@ -33,7 +33,7 @@ pub enum Granularity {
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// The meter's key.
-    #[param(schema_with = crate::meters::model::slug_schema)]
+    #[param(schema_with = crate::meters::model::slug_schema, required = true)]
     pub meter: String,
     /// One customer; without it, summed over every customer (`max` meters: the largest).
     #[param(schema_with = crate::usage::model::id_schema)]
