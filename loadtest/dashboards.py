@@ -174,7 +174,7 @@ def sign_in(creator, secret):
     made = run.Client(run.DAEMON_PORT, secret).call(
         "POST", "/v1/customers/customer-7/sessions", {"scope": "portal"})
     portal = Browser()
-    status, _ = portal.request("GET", f"/portal/enter?token={made['token']}")
+    status, _ = portal.request("POST", "/portal/enter", {"token": made["token"]})
     assert status == 303, status
     return owner, platform, portal
 

@@ -52,12 +52,15 @@ CREATE TABLE dashboard_tokens (
 
 -- Signed-in browsers of the three faces (`dashboard`: a dashboard user; `portal`: a
 -- customer; `admin`: the platform owner, with no creator), by the hash of their cookie.
--- Revoked by sign-out; expired when idle past `last_seen_at` or past `expires_at`.
+-- Revoked by sign-out; expired when idle past `last_seen_at` or past `expires_at`. A
+-- portal session names the customer session (`customer_sessions.id`) whose link made it:
+-- revoking that one ends it too.
 CREATE TABLE browser_sessions (
     id_hash TEXT PRIMARY KEY,
     surface TEXT NOT NULL,
     creator_id TEXT,
     subject TEXT NOT NULL,
+    parent TEXT,
     created_at BIGINT NOT NULL,
     last_seen_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,

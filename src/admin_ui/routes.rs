@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::keys::material as keys;
 use crate::state::AppState;
 use crate::users::model::Role;
-use crate::web::session::{BrowserSession, Surface};
+use crate::web::session::{BrowserSession, SignedIn, Surface};
 use crate::web::{html, html_to, see_other, PageError, PageResult};
 
 const SIGN_IN: &str = "/admin/sign-in";
@@ -67,7 +67,9 @@ pub async fn sign_in(
         }
         Ok(html_to(response, views::sign_in(Some(&err.message))))
     };
-    if let Err(err) = state.users.admit("admin", state.browsers.client_addr(&req)) {
+    // The token is long and random: only the per-address limit applies, so that nobody
+    // can lock the platform owner out by failing on purpose.
+    if let Err(err) = state.users.admit_address(state.browsers.client_addr(&req)) {
         return refused(err);
     }
     if !keys::same(&keys::hash(&form.token), &state.admin_token_hash) {
@@ -76,15 +78,14 @@ pub async fn sign_in(
             "that is not the admin token",
         ));
     }
-    let (cookie, _) = state
+    let who = SignedIn {
+        subject: "admin",
+        ..SignedIn::default()
+    };
+    state
         .browsers
-        .start(&req, Surface::Admin, None, "admin", None)
-        .await?;
-    let mut response = see_other("/admin");
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(response)
+        .sign_in_to(&req, Surface::Admin, who, "/admin")
+        .await
 }
 
 #[derive(Deserialize)]

@@ -22,7 +22,7 @@ pub struct CustomerQuery {
     /// Only customers on this tier.
     #[param(schema_with = crate::meters::model::slug_schema)]
     pub tier: Option<String>,
-    /// Only customers whose id or email contains this text (any case).
+    /// Only customers whose id or email contains this text (ASCII letters in any case).
     #[param(schema_with = search_schema)]
     pub q: Option<String>,
     /// The previous page's `next_cursor`.
@@ -94,7 +94,8 @@ pub async fn list(
     })
 }
 
-/// The search text, lowercased (both databases compare it with lowercased columns).
+/// The search text, its ASCII letters lowercased (both databases compare it with columns
+/// folded alike; other letters match as they are).
 fn parse_search(text: &str) -> Result<String, ApiError> {
     if text.chars().count() > MAX_SEARCH_CHARS || text.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
@@ -102,7 +103,7 @@ fn parse_search(text: &str) -> Result<String, ApiError> {
             format!("q is at most {MAX_SEARCH_CHARS} characters, without control characters"),
         ));
     }
-    Ok(text.trim().to_lowercase())
+    Ok(text.trim().to_ascii_lowercase())
 }
 
 fn encode_cursor(cursor: &CustomerCursor) -> String {
@@ -123,7 +124,7 @@ fn search_schema() -> utoipa::openapi::schema::Object {
         0,
         MAX_SEARCH_CHARS,
         r"^[^\x00-\x1F\x7F-\x9F]*$",
-        "Only customers whose id or email contains this text (any case)",
+        "Only customers whose id or email contains this text (ASCII letters in any case)",
     )
 }
 

@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::usage::series::{merge, Granularity};
 use crate::users::model::Role;
 use crate::web::layout::notice;
-use crate::web::session::Surface;
+use crate::web::session::{SignedIn, Surface};
 use crate::web::{html, html_to, see_other, PageResult};
 
 /// Every dashboard route.
@@ -139,21 +139,15 @@ pub async fn sign_in(
         }
         Err(err) => return Err(err.into()),
     };
-    let (cookie, _) = state
+    let who = SignedIn {
+        creator_id: Some(&user.creator_id),
+        subject: &user.id,
+        ..SignedIn::default()
+    };
+    state
         .browsers
-        .start(
-            &req,
-            Surface::Dashboard,
-            Some(&user.creator_id),
-            &user.id,
-            None,
-        )
-        .await?;
-    let mut response = see_other("/dashboard");
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(response)
+        .sign_in_to(&req, Surface::Dashboard, who, "/dashboard")
+        .await
 }
 
 #[post("/dashboard/sign-out")]
@@ -201,7 +195,12 @@ pub async fn use_link(
     form: web::Form<NewPassword>,
 ) -> PageResult {
     crate::web::same_origin(&req)?;
-    let user = match state.users.use_link(&token, form.password.clone()).await {
+    let addr = state.browsers.client_addr(&req);
+    let user = match state
+        .users
+        .use_link(&token, form.password.clone(), addr)
+        .await
+    {
         Ok(user) => user,
         Err(err) if err.status.is_client_error() => {
             let page = views::set_password(
@@ -212,21 +211,20 @@ pub async fn use_link(
         }
         Err(err) => return Err(err.into()),
     };
-    let (cookie, _) = state
+    let who = SignedIn {
+        creator_id: Some(&user.creator_id),
+        subject: &user.id,
+        ..SignedIn::default()
+    };
+    state
         .browsers
-        .start(
+        .sign_in_to(
             &req,
             Surface::Dashboard,
-            Some(&user.creator_id),
-            &user.id,
-            None,
+            who,
+            "/dashboard?done=password_set",
         )
-        .await?;
-    let mut response = see_other("/dashboard?done=password_set");
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(response)
+        .await
 }
 
 // --- overview, meters, tiers ----------------------------------------------------------

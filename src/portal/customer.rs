@@ -47,6 +47,14 @@ impl FromRequest for PortalCustomer {
                 .await?
                 .ok_or_else(signed_out)?;
             let creator_id = session.creator_id.clone().ok_or_else(signed_out)?;
+            // Revoking the link's session (or erasing its customer) ends the browser's too.
+            if session
+                .parent
+                .as_deref()
+                .is_none_or(|parent| state.sessions.is_revoked(parent))
+            {
+                return Err(signed_out());
+            }
             if let Some(domain) = domain_creator(&state, &req) {
                 if *domain.tenant.id != *creator_id {
                     return Err(signed_out());

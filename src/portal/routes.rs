@@ -14,14 +14,15 @@ use crate::sessions::model::Scope;
 use crate::state::AppState;
 use crate::usage::series::{merge, Granularity};
 use crate::web::layout::{is_hex_colour, notice};
-use crate::web::session::Surface;
-use crate::web::{html_with_https_forms, see_other, PageResult};
+use crate::web::session::{SignedIn, Surface};
+use crate::web::{html, html_with_https_forms, see_other, PageResult};
 
 /// Months of history the account page charts.
 const HISTORY_MONTHS: u32 = 6;
 
 pub fn register(cfg: &mut web::ServiceConfig) {
-    cfg.service(enter)
+    cfg.service(enter_page)
+        .service(enter)
         .service(signed_out)
         .service(account)
         .service(brand_css)
@@ -36,15 +37,25 @@ pub struct EnterQuery {
     token: String,
 }
 
-/// Exchanges a portal session's token for a cookie, once.
+/// The link's page: a button that posts the token. A GET spends nothing, so a mail
+/// scanner or a link preview that fetches the link leaves it good for its customer.
 #[get("/portal/enter")]
+pub async fn enter_page(query: web::Query<EnterQuery>) -> PageResult {
+    Ok(html(views::enter(&query.token)))
+}
+
+/// Exchanges a portal session's token for a cookie, once. Posted from the link's own page
+/// (a form from another site is refused, so nobody can sign a browser in to a portal of
+/// theirs).
+#[post("/portal/enter")]
 pub async fn enter(
     state: web::Data<AppState>,
     req: HttpRequest,
-    query: web::Query<EnterQuery>,
+    form: web::Form<EnterQuery>,
 ) -> PageResult {
+    crate::web::same_origin(&req)?;
     let refused = || see_other(SIGNED_OUT);
-    let Some(creator_id) = crate::sessions::tokens::unverified_audience(&query.token) else {
+    let Some(creator_id) = crate::sessions::tokens::unverified_audience(&form.token) else {
         return Ok(refused());
     };
     if domain_creator(&state, &req).is_some_and(|domain| *domain.tenant.id != *creator_id) {
@@ -52,7 +63,7 @@ pub async fn enter(
     }
     let Ok(session) = state
         .sessions
-        .check(&query.token, &creator_id, Scope::Portal)
+        .check(&form.token, &creator_id, Scope::Portal)
     else {
         return Ok(refused());
     };
@@ -63,21 +74,16 @@ pub async fn enter(
     if !first_use {
         return Ok(refused());
     }
-    let (cookie, _) = state
+    let who = SignedIn {
+        creator_id: Some(&creator_id),
+        subject: &session.customer_id,
+        parent: Some(&session.id),
+        lifetime_cap: Some(session.expires_at),
+    };
+    state
         .browsers
-        .start(
-            &req,
-            Surface::Portal,
-            Some(&creator_id),
-            &session.customer_id,
-            Some(session.expires_at),
-        )
-        .await?;
-    let mut response = see_other("/portal");
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(response)
+        .sign_in_to(&req, Surface::Portal, who, "/portal")
+        .await
 }
 
 #[get("/portal/signed-out")]

@@ -54,6 +54,20 @@ fn frame<'a>(
     }
 }
 
+/// The one-time link's page: one button posts the token.
+pub fn enter(token: &str) -> Markup {
+    page(
+        &frame(None, "Customer portal", "Your account", None),
+        html! {
+            form.stack method="post" action="/portal/enter" {
+                input type="hidden" name="token" value=(token);
+                p { "This link opens your account once, in this browser." }
+                p { button type="submit" { "Open my account" } }
+            }
+        },
+    )
+}
+
 pub fn signed_out() -> Markup {
     page(
         &frame(None, "Customer portal", "Your link has expired", None),
@@ -122,8 +136,9 @@ pub fn home(
                             label {
                                 input type="radio" name="tier" value=(tier.key) checked[current == Some(tier.key.as_str())] required;
                                 " " strong { (tier.name) } " — " (money(tier.price.amount, &tier.price.currency)) " per " (interval(&tier.price.interval))
-                                @if !tier.caps.is_empty() {
-                                    span.muted { " (" @for (i, (meter, cap)) in tier.caps.iter().enumerate() { @if i > 0 { ", " } (quantity(cap.limit)) " " (meter_name(config, meter)) } ")" }
+                                @let caps: Vec<_> = tier.caps.iter().filter(|(meter, _)| visible.contains(&meter.as_str())).collect();
+                                @if !caps.is_empty() {
+                                    span.muted { " (" @for (i, (meter, cap)) in caps.iter().enumerate() { @if i > 0 { ", " } (quantity(cap.limit)) " " (meter_name(config, meter)) } ")" }
                                 }
                             }
                         }

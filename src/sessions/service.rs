@@ -152,6 +152,11 @@ impl Sessions {
         }
     }
 
+    /// Whether the session was revoked (and has not expired yet).
+    pub fn is_revoked(&self, id: &str) -> bool {
+        self.revoked.contains_key(id)
+    }
+
     /// The customer a token speaks for, if the token is this daemon's, for this creator
     /// and scope, unexpired and not revoked.
     pub fn check(

@@ -1005,8 +1005,14 @@ impl Store {
         buckets: &[BucketWrite],
     ) -> Result<(), sqlx::Error> {
         let conflict = "ON CONFLICT (creator_id, meter_key, bucket_start)";
-        let sum_tail =
-            format!("{conflict} DO UPDATE SET value = usage_rollups.value + excluded.value");
+        // Summed over every customer, an hour could pass what a counter holds: it stops
+        // at the largest value rather than fail the fold.
+        let sum_tail = format!(
+            "{conflict} DO UPDATE SET value = CASE \
+             WHEN usage_rollups.value > {max} - excluded.value THEN {max} \
+             ELSE usage_rollups.value + excluded.value END",
+            max = i64::MAX
+        );
         let max_tail = format!(
             "{conflict} DO UPDATE SET value = {}(usage_rollups.value, excluded.value)",
             self.max_fn()

@@ -8,8 +8,18 @@ use super::{unavailable, Store, StoreError};
 /// The columns of `UserRow`.
 const USER_COLUMNS: &str = "id, creator_id, email, role, password_hash, created_at";
 /// The columns of `BrowserSessionRow`.
-const SESSION_COLUMNS: &str =
-    "id_hash, surface, creator_id, subject, created_at, last_seen_at, expires_at, revoked_at";
+const SESSION_COLUMNS: &str = "id_hash, surface, creator_id, subject, parent, created_at, \
+     last_seen_at, expires_at, revoked_at";
+
+/// What a change to a team did.
+#[derive(Debug)]
+pub enum TeamChange {
+    Done(UserRow),
+    /// No such user in the creator's team.
+    Missing,
+    /// Refused: it would leave the team without an owner.
+    LastOwner,
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -39,6 +49,8 @@ pub struct BrowserSessionRow {
     pub surface: String,
     pub creator_id: Option<String>,
     pub subject: String,
+    /// A portal session's customer session (`cs_…`).
+    pub parent: Option<String>,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -114,9 +126,23 @@ impl Store {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// Uses a link once: sets its user's password, marks it used, and ends the user's
-    /// browser sessions, in one transaction. `None` when the link is unknown, used or
-    /// expired.
+    /// Whether a link is known, unused and unexpired.
+    pub async fn link_is_usable(&self, token_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT expires_at FROM dashboard_tokens \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(found.is_some())
+    }
+
+    /// Uses a link once: sets its user's password, marks it and every other link of the
+    /// user used, and ends the user's browser sessions, in one transaction. `None` when the
+    /// link is unknown, used or expired.
     pub async fn use_link(
         &self,
         token_hash: &str,
@@ -151,6 +177,16 @@ impl Store {
         .await
         .map_err(unavailable)?;
         if user.is_some() {
+            sqlx::query(
+                "UPDATE dashboard_tokens SET used_at = $1 \
+                 WHERE creator_id = $2 AND user_id = $3 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(&link.creator_id)
+            .bind(&link.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
             end_sessions_of(&mut tx, &link.creator_id, &link.user_id, now).await?;
             Self::append_audit(&mut tx, &[audit(&link)]).await?;
         }
@@ -158,16 +194,20 @@ impl Store {
         Ok(user)
     }
 
-    /// Changes a user's role; `None` when it is not the creator's.
+    /// Changes a user's role; `Missing` when it is not the creator's. With
+    /// `keep_an_owner`, refuses (`LastOwner`) to leave the team without an owner.
     pub async fn set_user_role(
         &self,
         creator_id: &str,
         id: &str,
         role: &str,
-        now: i64,
-        audit: &AuditEntry,
-    ) -> Result<Option<UserRow>, StoreError> {
+        keep_an_owner: bool,
+        (now, audit): (i64, &AuditEntry),
+    ) -> Result<TeamChange, StoreError> {
         let mut tx = self.begin_tenant(creator_id).await?;
+        if keep_an_owner && self.is_last_owner(&mut tx, creator_id, id).await? {
+            return Ok(TeamChange::LastOwner);
+        }
         let user: Option<UserRow> = sqlx::query_as(&format!(
             "UPDATE dashboard_users SET role = $1, updated_at = $2 \
              WHERE creator_id = $3 AND id = $4 RETURNING {USER_COLUMNS}"
@@ -179,53 +219,84 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(unavailable)?;
-        if user.is_some() {
-            Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        }
+        let Some(user) = user else {
+            return Ok(TeamChange::Missing);
+        };
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(user)
+        Ok(TeamChange::Done(user))
     }
 
-    /// Removes a user with its links, and ends its sessions; answers whether it existed.
+    /// Removes a user with its links, and ends its sessions. Refuses (`LastOwner`) to
+    /// leave the team without an owner.
     pub async fn delete_user(
         &self,
         creator_id: &str,
         id: &str,
-        now: i64,
-        audit: &AuditEntry,
-    ) -> Result<bool, StoreError> {
+        (now, audit): (i64, &AuditEntry),
+    ) -> Result<TeamChange, StoreError> {
         let mut tx = self.begin_tenant(creator_id).await?;
-        let deleted = sqlx::query("DELETE FROM dashboard_users WHERE creator_id = $1 AND id = $2")
+        if self.is_last_owner(&mut tx, creator_id, id).await? {
+            return Ok(TeamChange::LastOwner);
+        }
+        let user: Option<UserRow> = sqlx::query_as(&format!(
+            "DELETE FROM dashboard_users WHERE creator_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(creator_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let Some(user) = user else {
+            return Ok(TeamChange::Missing);
+        };
+        sqlx::query("DELETE FROM dashboard_tokens WHERE creator_id = $1 AND user_id = $2")
             .bind(creator_id)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(unavailable)?
-            .rows_affected();
-        if deleted > 0 {
-            sqlx::query("DELETE FROM dashboard_tokens WHERE creator_id = $1 AND user_id = $2")
-                .bind(creator_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            end_sessions_of(&mut tx, creator_id, id, now).await?;
-            Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        }
+            .map_err(unavailable)?;
+        end_sessions_of(&mut tx, creator_id, id, now).await?;
+        Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(deleted > 0)
+        Ok(TeamChange::Done(user))
+    }
+
+    /// Whether `id` is the creator's only owner. The owners' rows stay locked until the
+    /// transaction ends (PostgreSQL; SQLite's write transaction holds the whole database),
+    /// so two owners demoting each other at once cannot both succeed.
+    async fn is_last_owner(
+        &self,
+        tx: &mut super::Tx,
+        creator_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let lock = match self.dialect {
+            super::Dialect::Sqlite => "",
+            super::Dialect::Postgres => " FOR UPDATE",
+        };
+        let owners: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM dashboard_users WHERE creator_id = $1 AND role = 'owner'{lock}"
+        ))
+        .bind(creator_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(owners == [id])
     }
 
     // --- browser sessions -----------------------------------------------------------------
 
     pub async fn insert_browser_session(&self, row: &BrowserSessionRow) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO browser_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO browser_sessions ({SESSION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(&row.id_hash)
         .bind(&row.surface)
         .bind(&row.creator_id)
         .bind(&row.subject)
+        .bind(&row.parent)
         .bind(row.created_at)
         .bind(row.last_seen_at)
         .bind(row.expires_at)

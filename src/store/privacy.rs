@@ -561,6 +561,20 @@ impl Store {
         erased
             .kept
             .push(("customer_sessions", erased.revoked_sessions.len() as u64));
+        // Portal browsers of the customer: ended, and named by the reference.
+        let portals = sqlx::query(
+            "UPDATE browser_sessions SET subject = $3, revoked_at = COALESCE(revoked_at, $4) \
+             WHERE creator_id = $1 AND surface = 'portal' AND subject = $2",
+        )
+        .bind(&e.creator_id)
+        .bind(&e.customer_id)
+        .bind(&e.reference)
+        .bind(e.now)
+        .execute(&mut **tx)
+        .await?;
+        erased
+            .kept
+            .push(("browser_sessions", portals.rows_affected()));
         Ok(erased)
     }
 }

@@ -24,7 +24,7 @@ pub struct CustomerCursor {
 #[derive(Debug, Default)]
 pub struct CustomerFilter<'a> {
     pub tier: Option<&'a str>,
-    /// Lowercase text the customer's id or email contains.
+    /// Text the customer's id or email contains, its ASCII letters lowercase.
     pub text: Option<&'a str>,
     pub after: Option<CustomerCursor>,
 }
@@ -82,10 +82,18 @@ impl Store {
             arg(&mut sql, " AND tier_key = $?");
         }
         if filter.text.is_some() {
+            // ASCII letters in any case, on both databases: SQLite's LOWER folds ASCII only,
+            // and PostgreSQL's does too under the "C" collation.
+            let collate = match self.dialect {
+                super::Dialect::Sqlite => "",
+                super::Dialect::Postgres => " COLLATE \"C\"",
+            };
             arg(
                 &mut sql,
-                " AND (LOWER(id) LIKE $? ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $? \
-                 ESCAPE '\\')",
+                &format!(
+                    " AND (LOWER(id{collate}) LIKE $? ESCAPE '\\' \
+                     OR LOWER(COALESCE(email, ''){collate}) LIKE $? ESCAPE '\\')"
+                ),
             );
         }
         if filter.after.is_some() {

@@ -1,6 +1,6 @@
 //! Passwords as argon2id PHC strings (RustCrypto's `argon2`, OWASP's parameters: 19 MiB,
 //! two passes, one lane). Hashing takes tens of milliseconds of CPU by design, so it runs
-//! on tokio's blocking threads, never on an HTTP worker that ingest shares.
+//! on tokio's blocking threads, never on an HTTP worker that ingest shares, a few at once.
 
 use std::sync::LazyLock;
 
@@ -10,11 +10,28 @@ use rand::RngCore;
 
 use crate::error::ApiError;
 
+/// Hashes at once, at most: each takes 19 MiB and a core for tens of milliseconds, so a
+/// flood of sign-ins waits its turn instead of taking the machine's memory.
+const AT_ONCE: usize = 4;
+static HASHING: LazyLock<tokio::sync::Semaphore> =
+    LazyLock::new(|| tokio::sync::Semaphore::new(AT_ONCE));
+
+/// Runs `work` on a blocking thread, when one of the `AT_ONCE` turns is free.
+async fn in_turn<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
 /// A password's PHC string.
 pub async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || hash_now(&password))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+    in_turn(move || hash_now(&password)).await?
 }
 
 fn hash_now(password: &str) -> Result<String, ApiError> {
@@ -30,12 +47,11 @@ fn hash_now(password: &str) -> Result<String, ApiError> {
 /// Whether `password` matches `stored`; without a stored hash (no such user, or an
 /// invite not yet accepted) a dummy hash is checked, so the answer takes as long.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    in_turn(move || {
         let matched = verify_now(&password, stored.as_deref().unwrap_or(&DUMMY));
         matched && stored.is_some()
     })
     .await
-    .map_err(|e| ApiError::internal(&e))
 }
 
 fn verify_now(password: &str, stored: &str) -> bool {

@@ -17,7 +17,7 @@ use crate::config::DashboardConfig;
 use crate::error::ApiError;
 use crate::keys::material::hash_hex;
 use crate::outbox::model::new_id;
-use crate::store::people::{LinkRow, UserRow};
+use crate::store::people::{LinkRow, TeamChange, UserRow};
 use crate::store::{Store, StoreError};
 use crate::usage::period::rfc3339;
 use crate::users::model::{check_password, parse_email, Role, UserView};
@@ -59,6 +59,12 @@ pub struct Users {
     per_address: DefaultKeyedRateLimiter<IpAddr>,
 }
 
+fn too_many_attempts() -> ApiError {
+    let mut refused = ApiError::rate_limited(60);
+    refused.message = "too many sign-in attempts; wait a minute and try again".into();
+    refused
+}
+
 pub fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "the email or the password is wrong")
 }
@@ -93,20 +99,26 @@ impl Users {
         }
     }
 
-    /// Counts a sign-in attempt for `account` from `addr`: 429 past either's quota (the
-    /// platform owner's sign-in counts under the account `admin`).
+    /// Counts a sign-in attempt for `account` from `addr`: 429 past either's quota.
     pub fn admit(&self, account: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        self.admit_address(addr)?;
+        if self.per_account.check_key(&account.to_string()).is_err() {
+            return Err(too_many_attempts());
+        }
+        Ok(())
+    }
+
+    /// Counts an attempt from `addr` (a sign-in, a password link, the admin token): 429
+    /// past its quota.
+    pub fn admit_address(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
         if self.per_account.len() > LIMITER_KEYS || self.per_address.len() > LIMITER_KEYS {
             self.per_account.retain_recent();
             self.per_address.retain_recent();
         }
-        let address_ok = addr.is_none_or(|addr| self.per_address.check_key(&addr).is_ok());
-        if !address_ok || self.per_account.check_key(&account.to_string()).is_err() {
-            let mut refused = ApiError::rate_limited(60);
-            refused.message = "too many sign-in attempts; wait a minute and try again".into();
-            return Err(refused);
+        match addr {
+            Some(addr) if self.per_address.check_key(&addr).is_err() => Err(too_many_attempts()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// A creator's user, if it still is one.
@@ -206,13 +218,31 @@ impl Users {
         Ok(Some((user, token)))
     }
 
-    /// Sets a password through a link, once: every earlier session of the user ends.
-    pub async fn use_link(&self, token: &str, password: String) -> Result<UserRow, ApiError> {
+    /// Sets a password through a link, once: every other link of the user stops working
+    /// and every earlier session of the user ends. The link is looked up before the
+    /// password is hashed, so unknown links cost no hashing.
+    pub async fn use_link(
+        &self,
+        token: &str,
+        password: String,
+        addr: Option<IpAddr>,
+    ) -> Result<UserRow, ApiError> {
+        self.admit_address(addr)?;
+        let token_hash = hash_hex(token);
+        let now = self.clock.now();
+        let invalid = || {
+            ApiError::not_found(
+                "link_not_valid",
+                "this link was used, has expired, or never existed; ask for a new one",
+            )
+        };
+        if !self.store.link_is_usable(&token_hash, now).await? {
+            return Err(invalid());
+        }
         check_password(&password)?;
         let password_hash = passwords::hash(password).await?;
-        let now = self.clock.now();
         self.store
-            .use_link(&hash_hex(token), now, &password_hash, |link| {
+            .use_link(&token_hash, now, &password_hash, |link| {
                 Who::system("dashboard_link").change(
                     &link.creator_id,
                     now,
@@ -222,12 +252,7 @@ impl Users {
                 )
             })
             .await?
-            .ok_or_else(|| {
-                ApiError::not_found(
-                    "link_not_valid",
-                    "this link was used, has expired, or never existed; ask for a new one",
-                )
-            })
+            .ok_or_else(invalid)
     }
 
     /// Changes a teammate's role. The last owner stays one.
@@ -243,9 +268,6 @@ impl Users {
             .user(creator_id, user_id)
             .await?
             .ok_or_else(user_not_found)?;
-        if role != Role::Owner && before.role == Role::Owner.as_str() {
-            self.keep_an_owner(creator_id).await?;
-        }
         let now = self.clock.now();
         let after = UserRow {
             role: role.as_str().into(),
@@ -255,11 +277,17 @@ impl Users {
             .change(creator_id, now, "dashboard_user", "update", user_id)
             .before(&record_state(&before))
             .after(&record_state(&after));
-        self.store
-            .set_user_role(creator_id, user_id, role.as_str(), now, &record)
-            .await?
-            .map(view)
-            .ok_or_else(user_not_found)
+        let changed = self
+            .store
+            .set_user_role(
+                creator_id,
+                user_id,
+                role.as_str(),
+                role != Role::Owner,
+                (now, &record),
+            )
+            .await?;
+        team_change(changed).map(view)
     }
 
     /// Removes a teammate and ends its sessions. The last owner stays.
@@ -269,34 +297,27 @@ impl Users {
             .user(creator_id, user_id)
             .await?
             .ok_or_else(user_not_found)?;
-        if user.role == Role::Owner.as_str() {
-            self.keep_an_owner(creator_id).await?;
-        }
         let now = self.clock.now();
         let record = who
             .change(creator_id, now, "dashboard_user", "delete", user_id)
             .before(&record_state(&user));
-        self.store
-            .delete_user(creator_id, user_id, now, &record)
-            .await?;
-        Ok(())
-    }
-
-    async fn keep_an_owner(&self, creator_id: &str) -> Result<(), ApiError> {
-        let owners = self
+        let removed = self
             .store
-            .users(creator_id)
-            .await?
-            .iter()
-            .filter(|user| user.role == Role::Owner.as_str())
-            .count();
-        if owners <= 1 {
-            return Err(ApiError::conflict(
-                "last_owner",
-                "a team keeps at least one owner: make another owner first",
-            ));
-        }
-        Ok(())
+            .delete_user(creator_id, user_id, (now, &record))
+            .await?;
+        team_change(removed).map(|_| ())
+    }
+}
+
+/// A team change's outcome as the API answers it.
+fn team_change(change: TeamChange) -> Result<UserRow, ApiError> {
+    match change {
+        TeamChange::Done(user) => Ok(user),
+        TeamChange::Missing => Err(user_not_found()),
+        TeamChange::LastOwner => Err(ApiError::conflict(
+            "last_owner",
+            "a team keeps at least one owner: make another owner first",
+        )),
     }
 }
 

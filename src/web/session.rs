@@ -68,6 +68,8 @@ pub struct BrowserSession {
     pub creator_id: Option<String>,
     /// The dashboard user's id, the customer's id, or `admin`.
     pub subject: String,
+    /// A portal session's customer session (`cs_…`), whose revocation ends it.
+    pub parent: Option<String>,
     /// What every form of this session must send back.
     pub csrf: String,
 }
@@ -84,6 +86,19 @@ impl BrowserSession {
             ))
         }
     }
+}
+
+/// Who a new session is for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignedIn<'a> {
+    /// None for the platform owner.
+    pub creator_id: Option<&'a str>,
+    /// The dashboard user's id, the customer's id, or `admin`.
+    pub subject: &'a str,
+    /// A portal session's customer session.
+    pub parent: Option<&'a str>,
+    /// Ends no later than this (a portal session: when its token would have).
+    pub lifetime_cap: Option<i64>,
 }
 
 pub struct BrowserSessions {
@@ -124,10 +139,14 @@ impl BrowserSessions {
         &self,
         req: &HttpRequest,
         surface: Surface,
-        creator_id: Option<&str>,
-        subject: &str,
-        lifetime_cap: Option<i64>,
+        who: SignedIn<'_>,
     ) -> Result<(Cookie<'static>, BrowserSession), StoreError> {
+        let SignedIn {
+            creator_id,
+            subject,
+            parent,
+            lifetime_cap,
+        } = who;
         // The session the browser had before, if any, ends: a new sign-in never continues
         // an old cookie.
         if let Some(old) = req.cookie(surface.cookie_name()) {
@@ -147,6 +166,7 @@ impl BrowserSessions {
             surface: surface.as_str().into(),
             creator_id: creator_id.map(String::from),
             subject: subject.into(),
+            parent: parent.map(String::from),
             created_at: now,
             last_seen_at: now,
             expires_at,
@@ -157,9 +177,26 @@ impl BrowserSessions {
             id_hash: row.id_hash,
             creator_id: row.creator_id,
             subject: row.subject,
+            parent: row.parent,
             csrf: csrf_of(&value),
         };
         Ok((self.cookie(req, surface, value), session))
+    }
+
+    /// Signs a browser in and sends it to `to` (`303`), the new cookie set.
+    pub async fn sign_in_to(
+        &self,
+        req: &HttpRequest,
+        surface: Surface,
+        who: SignedIn<'_>,
+        to: &str,
+    ) -> Result<actix_web::HttpResponse, crate::web::PageError> {
+        let (cookie, _) = self.start(req, surface, who).await?;
+        let mut response = crate::web::see_other(to);
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| crate::error::ApiError::internal(&e))?;
+        Ok(response)
     }
 
     /// The browser's live session of `surface`, if it has one.
@@ -190,6 +227,7 @@ impl BrowserSessions {
             id_hash,
             creator_id: row.creator_id,
             subject: row.subject,
+            parent: row.parent,
             csrf: csrf_of(cookie.value()),
         }))
     }

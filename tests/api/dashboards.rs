@@ -24,6 +24,7 @@ on_both_databases!(
     the_dashboard_changes_what_the_api_sees,
     invites_and_password_links_work_once,
     a_portal_link_works_once_and_its_cookie_reads_one_customer,
+    revoking_a_portal_link_or_erasing_its_customer_ends_its_cookie,
     the_portal_changes_plan_and_hides_what_the_creator_hides,
     the_platform_owner_sees_every_creator_and_makes_one,
     customers_are_listed_newest_first_by_cursor,
@@ -498,10 +499,22 @@ async fn invites_and_password_links_work_once(backend: Backend) {
         )
         .await;
     let link = link_in(&reset.body);
+    let second = owner
+        .submit(
+            "/dashboard/team",
+            &format!("/dashboard/team/{id}/reset"),
+            &[],
+        )
+        .await;
+    let other_link = link_in(&second.body);
     let set = WebClient::new(&app.address)
         .post(&link, &[("password", "a brand new password")])
         .await;
     assert_eq!(set.status, 303);
+    let stale = WebClient::new(&app.address)
+        .post(&other_link, &[("password", "yet another password")])
+        .await;
+    assert_eq!(stale.status, 404, "using one link ends the user's others");
     assert_eq!(
         newcomer.get("/dashboard").await.status,
         303,
@@ -532,7 +545,15 @@ fn link_in(page: &str) -> String {
 
 /// A portal session's token for `customer`.
 async fn portal_token(app: &TestApp, creator: &TestCreator, customer: &str) -> String {
-    let made = ok_json(
+    portal_session(app, creator, customer).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A portal session for `customer`: `{id, token, …}`.
+async fn portal_session(app: &TestApp, creator: &TestCreator, customer: &str) -> Value {
+    ok_json(
         app.post(
             &format!("/v1/customers/{customer}/sessions"),
             &creator.secret_key,
@@ -541,8 +562,61 @@ async fn portal_token(app: &TestApp, creator: &TestCreator, customer: &str) -> S
         .await,
         201,
     )
+    .await
+}
+
+async fn revoking_a_portal_link_or_erasing_its_customer_ends_its_cookie(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let creator = app.creator_with_cap("acme", 100, "block").await;
+    app.event(
+        &creator,
+        json!({"customer_id": "alice", "meter": "calls", "value": 1}),
+    )
     .await;
-    made["token"].as_str().unwrap().to_string()
+    let session = portal_session(&app, &creator, "alice").await;
+    let browser = WebClient::new(&app.address);
+    browser
+        .enter_portal(session["token"].as_str().unwrap())
+        .await;
+    browser.page("/portal").await;
+    let path = format!("/v1/sessions/{}", session["id"].as_str().unwrap());
+    ok_json(
+        app.send(Method::DELETE, &path, &creator.secret_key, None)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        browser.get("/portal").await.location.as_deref(),
+        Some("/portal/signed-out"),
+        "revoking the link's session ends the cookie it made"
+    );
+
+    let again = WebClient::new(&app.address);
+    again
+        .enter_portal(&portal_token(&app, &creator, "alice").await)
+        .await;
+    again.page("/portal").await;
+    let erased = app
+        .send(
+            Method::DELETE,
+            "/v1/customers/alice",
+            &creator.secret_key,
+            None,
+        )
+        .await;
+    assert_eq!(erased.status(), 200);
+    assert_eq!(
+        again.get("/portal").await.location.as_deref(),
+        Some("/portal/signed-out"),
+        "erasing the customer ends its portal"
+    );
+    assert!(
+        crate::helpers::rows_naming(&app.database_url, "alice")
+            .await
+            .is_empty(),
+        "no row names the erased customer"
+    );
 }
 
 async fn a_portal_link_works_once_and_its_cookie_reads_one_customer(backend: Backend) {
@@ -560,7 +634,11 @@ async fn a_portal_link_works_once_and_its_cookie_reads_one_customer(backend: Bac
     .await;
     let token = portal_token(&app, &creator, "alice").await;
     let browser = WebClient::new(&app.address);
-    let enter = browser.get(&format!("/portal/enter?token={token}")).await;
+    // Fetching the link spends nothing (a mail scanner may); its button does.
+    WebClient::new(&app.address)
+        .page(&format!("/portal/enter?token={token}"))
+        .await;
+    let enter = browser.enter_portal(&token).await;
     assert_eq!(enter.status, 303);
     assert_eq!(
         enter.location.as_deref(),
@@ -571,10 +649,21 @@ async fn a_portal_link_works_once_and_its_cookie_reads_one_customer(backend: Bac
     assert!(home.contains(">11<"), "{home}");
     assert!(!home.contains(">29<"), "bob's usage is not alice's");
     // The link works once, in any browser.
-    let again = WebClient::new(&app.address)
-        .get(&format!("/portal/enter?token={token}"))
-        .await;
+    let again = WebClient::new(&app.address).enter_portal(&token).await;
     assert_eq!(again.location.as_deref(), Some("/portal/signed-out"));
+    // A form from another site cannot sign a browser in to someone's portal.
+    let fresh = portal_token(&app, &creator, "bob").await;
+    let cross = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/portal/enter"))
+        .header("origin", "https://evil.example")
+        .form(&[("token", fresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
     // An embed-scope token is no portal link; a dashboard cookie is no portal cookie.
     let embed = ok_json(
         app.post(
@@ -587,10 +676,7 @@ async fn a_portal_link_works_once_and_its_cookie_reads_one_customer(backend: Bac
     )
     .await;
     let wrong = WebClient::new(&app.address)
-        .get(&format!(
-            "/portal/enter?token={}",
-            embed["token"].as_str().unwrap()
-        ))
+        .enter_portal(embed["token"].as_str().unwrap())
         .await;
     assert_eq!(wrong.location.as_deref(), Some("/portal/signed-out"));
     let cookie = browser.cookie("staryer_portal").unwrap();
@@ -639,9 +725,8 @@ async fn the_portal_changes_plan_and_hides_what_the_creator_hides(backend: Backe
     assert_eq!(profile["portal_hidden_meters"], json!(["secret_sauce"]));
     let token = portal_token(&app, &creator, "alice").await;
     let browser = WebClient::new(&app.address);
-    let home = browser
-        .follow(&format!("/portal/enter?token={token}"))
-        .await;
+    browser.enter_portal(&token).await;
+    let home = browser.page("/portal").await;
     assert!(home.contains("calls"));
     assert!(!home.contains("secret_sauce"), "{home}");
 }

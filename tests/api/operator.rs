@@ -434,6 +434,7 @@ async fn the_demo_walk_through_is_true() {
         .find(|word| word.contains("/portal/enter?token="))
         .unwrap_or_else(|| panic!("no portal link in {stdout}"));
     let portal = crate::web_client::WebClient::new(&daemon.base);
-    let home = portal.follow(portal_link).await;
+    portal.enter_portal(portal_link).await;
+    let home = portal.page("/portal").await;
     assert!(home.contains("Usage this period"), "{home}");
 }

@@ -138,6 +138,17 @@ impl WebClient {
         self.post(action, &all).await
     }
 
+    /// Opens a portal link (`/portal/enter?token=…` or its token) as a person does: the
+    /// link's page, then its one button, which posts the token.
+    pub async fn enter_portal(&self, link_or_token: &str) -> Answer {
+        let token = link_or_token
+            .rsplit_once("token=")
+            .map_or(link_or_token, |(_, token)| token);
+        let page = self.page(&format!("/portal/enter?token={token}")).await;
+        assert!(page.contains("Open my account"), "{page}");
+        self.post("/portal/enter", &[("token", token)]).await
+    }
+
     /// Signs in to the dashboard; panics unless it succeeds.
     pub async fn sign_in(&self, email: &str, password: &str) {
         let answer = self

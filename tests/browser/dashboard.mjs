@@ -357,6 +357,10 @@ let portalToken;
 await step('alice enters the portal by a one-time link (fresh browser) and sees her usage and her plan', async () => {
   ({ token: portalToken } = await api('POST', '/v1/customers/alice/sessions', sk, { scope: 'portal' }));
   await customer.goto(`${base}/portal/enter?token=${encodeURIComponent(portalToken)}`);
+  await axeCheck(customer, 'portal link page');
+  // The link's page spends nothing; its button posts the token.
+  await customer.getByRole('button', { name: 'Open my account' }).click();
+  await customer.waitForURL(`${base}/portal`);
   assert.equal(customer.url(), `${base}/portal`);
   assert.equal(await text(customer.locator('h1')), 'Your account');
   assert.equal(await text(customer.locator('header .product')), 'Shop');
@@ -387,7 +391,10 @@ await aside('alice changes plan to pro: a paid tier with billing on goes to Stri
 
 await step('the same portal link used a second time lands on /portal/signed-out', async () => {
   const again = await person();
-  const answer = await again.goto(`${base}/portal/enter?token=${encodeURIComponent(portalToken)}`);
+  await again.goto(`${base}/portal/enter?token=${encodeURIComponent(portalToken)}`);
+  const answered = again.waitForResponse((r) => r.url() === `${base}/portal/signed-out`);
+  await again.getByRole('button', { name: 'Open my account' }).click();
+  const answer = await answered;
   assert.equal(again.url(), `${base}/portal/signed-out`);
   assert.equal(answer.status(), 401);
   assert.equal(await text(again.locator('h1')), 'Your link has expired');
