@@ -113,6 +113,9 @@ fn encode_cursor(cursor: &CustomerCursor) -> String {
 fn decode_cursor(text: &str) -> Result<CustomerCursor, ApiError> {
     let invalid = || ApiError::bad_request("invalid_cursor", "cursor is not one this API gave");
     let (created_at, id) = text.split_once('.').ok_or_else(invalid)?;
+    if id.is_empty() {
+        return Err(invalid());
+    }
     Ok(CustomerCursor {
         created_at: created_at.parse().map_err(|_| invalid())?,
         id: id.to_string(),
@@ -151,5 +154,6 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(&cursor)).unwrap(), cursor);
         assert!(decode_cursor("not a cursor!").is_err());
         assert!(decode_cursor("12x.id").is_err());
+        assert!(decode_cursor("12.").is_err());
     }
 }

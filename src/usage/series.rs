@@ -33,7 +33,9 @@ pub enum Granularity {
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// The meter's key.
-    #[param(schema_with = crate::meters::model::slug_schema, required = true)]
+    // `slug_schema`'s rules, as attributes: with `schema_with` the parameter would not be
+    // documented as required (a test holds the two alike).
+    #[param(pattern = "^[a-z0-9][a-z0-9_.-]*$", min_length = 1, max_length = 64)]
     pub meter: String,
     /// One customer; without it, summed over every customer (`max` meters: the largest).
     #[param(schema_with = crate::usage::model::id_schema)]
@@ -256,6 +258,23 @@ mod tests {
                 ("2026-03-01T00:00:00Z".to_string(), "0".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn the_documented_meter_parameter_is_required() {
+        let document = serde_json::to_value(crate::openapi::document()).unwrap();
+        let parameters = &document["paths"]["/v1/usage/series"]["get"]["parameters"];
+        let meter = parameters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "meter")
+            .unwrap();
+        assert_eq!(meter["required"], true, "{meter}");
+        let slug = serde_json::to_value(crate::meters::model::slug_schema()).unwrap();
+        for rule in ["pattern", "minLength", "maxLength"] {
+            assert_eq!(meter["schema"][rule], slug[rule], "{rule}");
+        }
     }
 
     #[test]

@@ -116,19 +116,6 @@ impl WebClient {
         answer.body
     }
 
-    /// GET, following redirects as a browser does; the last page's body.
-    pub async fn follow(&self, path: &str) -> String {
-        let mut at = path.to_string();
-        for _ in 0..5 {
-            let answer = self.get(&at).await;
-            match answer.location {
-                Some(next) if answer.status / 100 == 3 => at = next,
-                _ => return answer.body,
-            }
-        }
-        panic!("too many redirects from {path}");
-    }
-
     /// Posts a form of the page at `page` (its CSRF token with `fields`) to `action`.
     pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
         let html = self.page(page).await;
