@@ -139,8 +139,15 @@ class Browser:
         if form is not None:
             body = urllib.parse.urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            # The server closes idle keep-alive connections: reconnect once.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", run.DAEMON_PORT, timeout=60)
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
         payload = response.read()
         cookie = response.getheader("Set-Cookie")
         if cookie:
@@ -214,8 +221,15 @@ class ApiBrowser(Browser):
         self.secret = secret
 
     def request(self, method, path, form=None):
-        self.conn.request(method, path, headers={"Authorization": f"Bearer {self.secret}"})
-        response = self.conn.getresponse()
+        headers = {"Authorization": f"Bearer {self.secret}"}
+        try:
+            self.conn.request(method, path, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", run.DAEMON_PORT, timeout=60)
+            self.conn.request(method, path, headers=headers)
+            response = self.conn.getresponse()
         return response.status, response.read()
 
 

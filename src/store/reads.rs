@@ -192,15 +192,6 @@ impl Store {
         .map_err(unavailable)
     }
 
-    /// The creator's customers in all.
-    pub async fn customer_count(&self, creator_id: &str) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM customers WHERE creator_id = $1")
-            .bind(creator_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)
-    }
-
     /// Outbox messages of the creator since `since`, by channel and state.
     pub async fn message_counts(
         &self,

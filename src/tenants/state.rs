@@ -186,34 +186,45 @@ impl Tenant {
         }
     }
 
-    /// The `n` customers with the most usage of `meter` in their current period, most
-    /// first: a pass over the counters in memory, keeping `n` at a time.
-    pub fn top_customers(&self, meter: MeterId, n: usize) -> Vec<(Arc<str>, Quantity)> {
+    /// For each of `meters`, the `n` customers with the most usage in their current
+    /// period, most first: one pass over the counters in memory, keeping `n` a meter.
+    pub fn top_customers(&self, meters: &[MeterId], n: usize) -> Vec<Vec<(Arc<str>, Quantity)>> {
         use std::cmp::Reverse;
-        let mut top: std::collections::BinaryHeap<Reverse<(Quantity, Arc<str>)>> =
-            std::collections::BinaryHeap::with_capacity(n + 1);
+        use std::collections::BinaryHeap;
+        let mut tops: Vec<BinaryHeap<Reverse<(Quantity, Arc<str>)>>> = meters
+            .iter()
+            .map(|_| BinaryHeap::with_capacity(n + 1))
+            .collect();
         for customer in self.customers.iter() {
-            let current = customer
-                .counters
-                .iter()
-                .filter(|slot| slot.meter == meter)
-                .max_by_key(|slot| slot.period_start);
-            let Some(slot) = current else { continue };
-            let used = slot.used.get();
-            if used == Quantity::ZERO {
-                continue;
-            }
-            top.push(Reverse((used, customer.key().clone())));
-            if top.len() > n {
-                top.pop();
+            for (meter, top) in meters.iter().zip(&mut tops) {
+                let current = customer
+                    .counters
+                    .iter()
+                    .filter(|slot| slot.meter == *meter)
+                    .max_by_key(|slot| slot.period_start);
+                let Some(used) = current.map(|slot| slot.used.get()) else {
+                    continue;
+                };
+                let beats_last =
+                    top.len() < n || top.peek().is_some_and(|Reverse((least, _))| used > *least);
+                if used > Quantity::ZERO && beats_last {
+                    top.push(Reverse((used, customer.key().clone())));
+                    if top.len() > n {
+                        top.pop();
+                    }
+                }
             }
         }
-        let mut top: Vec<(Arc<str>, Quantity)> = top
-            .into_iter()
-            .map(|Reverse((used, id))| (id, used))
-            .collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        top
+        tops.into_iter()
+            .map(|top| {
+                let mut top: Vec<(Arc<str>, Quantity)> = top
+                    .into_iter()
+                    .map(|Reverse((used, id))| (id, used))
+                    .collect();
+                top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                top
+            })
+            .collect()
     }
 
     /// Marks the customer as being erased until the answer is dropped.

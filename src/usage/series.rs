@@ -40,7 +40,9 @@ pub struct SeriesQuery {
     /// One customer; without it, summed over every customer (`max` meters: the largest).
     #[param(schema_with = crate::usage::model::id_schema)]
     pub customer_id: Option<String>,
-    /// Start, RFC 3339 (rounded down to its step); default 30 days before `to`.
+    /// Start, RFC 3339 (rounded down to its step); default 30 days before `to`. At most
+    /// 8,784 steps are answered: an earlier start is moved up to the 8,784th step before
+    /// `to`.
     #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// End, RFC 3339, exclusive; default now.
@@ -62,6 +64,11 @@ pub struct Series {
     pub meter: String,
     pub customer_id: Option<String>,
     pub granularity: Granularity,
+    /// The range answered, RFC 3339: `from` rounded down to its step, and moved up when
+    /// the range held more than 8,784 steps; `to` exclusive. Empty when `from` is not
+    /// before `to`.
+    pub from: String,
+    pub to: String,
     pub points: Vec<Point>,
 }
 
@@ -108,17 +115,11 @@ impl SeriesRequest {
             granularity,
             time(&query.from, "from")?.unwrap_or(to - DEFAULT_SPAN_SECS),
         );
-        if from >= to {
-            return Err(bad("from must be before to".into()));
-        }
-        if steps(granularity, from, to)
-            .nth(MAX_POINTS as usize)
-            .is_some()
-        {
-            return Err(bad(format!(
-                "the range holds more than {MAX_POINTS} steps of this granularity"
-            )));
-        }
+        // A longer range keeps its last `MAX_POINTS` steps (the answer says where it starts).
+        let from = match steps_back(granularity, to, MAX_POINTS) {
+            Some(earliest) if earliest > from => earliest,
+            _ => from,
+        };
         Ok(SeriesRequest {
             meter: meter.key.clone(),
             is_max: meter.aggregation == Aggregation::Max,
@@ -142,6 +143,8 @@ impl SeriesRequest {
         };
         Ok(Series {
             points: merge(self.granularity, self.is_max, self.from, self.to, &hours),
+            from: rfc3339(self.from),
+            to: rfc3339(self.to),
             meter: self.meter.to_string(),
             customer_id: self.customer_id,
             granularity: self.granularity,
@@ -191,6 +194,19 @@ fn steps(granularity: Granularity, from: i64, to: i64) -> impl Iterator<Item = (
         start = end;
         Some(step)
     })
+}
+
+/// The start of the step `count` steps before the one holding `at`'s end; `None` when
+/// that is before any time we can write.
+fn steps_back(granularity: Granularity, to: i64, count: i64) -> Option<i64> {
+    let last = step_start(granularity, to - 1);
+    match granularity {
+        Granularity::Hour => last.checked_sub((count - 1) * 3_600),
+        Granularity::Day => last.checked_sub((count - 1) * 86_400),
+        Granularity::Month => utc(last)
+            .checked_sub_months(Months::new((count - 1) as u32))
+            .map(|first| first.timestamp()),
+    }
 }
 
 /// The start of the step holding `at`.
@@ -258,6 +274,19 @@ mod tests {
                 ("2026-03-01T00:00:00Z".to_string(), "0".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn a_range_too_long_keeps_its_last_steps() {
+        let to = at("2026-03-01T00:00:00Z");
+        let from = steps_back(Granularity::Hour, to, MAX_POINTS).unwrap();
+        assert_eq!(
+            steps(Granularity::Hour, from, to).count() as i64,
+            MAX_POINTS
+        );
+        let months = steps_back(Granularity::Month, to, 3).unwrap();
+        assert_eq!(months, at("2025-12-01T00:00:00Z"));
+        assert_eq!(steps(Granularity::Day, to, to).count(), 0, "an empty range");
     }
 
     #[test]

@@ -928,11 +928,28 @@ async fn usage_series_come_from_the_stored_hours(backend: Backend) {
         "meter_not_found",
     )
     .await;
+    // A range too long keeps its last 8,784 steps and says where it starts.
     let too_long = format!(
         "/v1/usage/series?meter=calls&from=2000-01-01T00:00:00Z&to={}",
-        enc(&hour(0))
+        enc(&hour(3))
     );
-    assert_error(app.get(&too_long, key).await, 400, "invalid_query").await;
+    let kept = ok_json(app.get(&too_long, key).await, 200).await;
+    assert_eq!(kept["points"].as_array().unwrap().len(), 8_784);
+    assert_eq!(values(&kept)[8_781..], [2.0, 7.0, 0.0]);
+    assert_ne!(kept["from"], "2000-01-01T00:00:00Z");
+    let empty = format!(
+        "/v1/usage/series?meter=calls&from={0}&to={0}",
+        enc(&hour(1))
+    );
+    let empty = ok_json(app.get(&empty, key).await, 200).await;
+    assert_eq!(empty["points"], json!([]));
+    assert_error(
+        app.get("/v1/usage/series?meter=calls&from=yesterday", key)
+            .await,
+        400,
+        "invalid_query",
+    )
+    .await;
 }
 
 fn enc(text: &str) -> String {
