@@ -23,6 +23,7 @@ STARYER_LOADTEST_PG). Writes loadtest/results/dashboards.json and .md (also prin
 import http.client
 import json
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -205,6 +206,12 @@ def pages(secret, now):
     ]
 
 
+def label(path):
+    """A page's name in the results, the same on every run."""
+    path = re.sub(r"cursor=[^&]+", "cursor=<page 500>", path)
+    return re.sub(r"from=[^&]+", "from=<a year ago>", path)
+
+
 def deep_cursor(secret):
     """The cursor of the 500th page of 100 (customers 50,000 in)."""
     client = run.Client(run.DAEMON_PORT, secret)
@@ -299,9 +306,8 @@ def measure(name, database_url, sqlite_path=None):
                     "api": ApiBrowser(secret)}
         timings = {}
         for who, path in pages(secret, now):
-            timings[path if "cursor=" not in path else "/dashboard/customers?cursor=<page 500>"] = \
-                browsers[who].timed(path)
-            log(f"{name}: {path[:70]} {timings[list(timings)[-1]]}")
+            timings[label(path)] = browsers[who].timed(path)
+            log(f"{name}: {label(path)} {timings[label(path)]}")
         rounds = ingest_rounds(secret, owner)
     finally:
         run.stop(daemon)

@@ -82,19 +82,19 @@ impl Store {
             arg(&mut sql, " AND tier_key = $?");
         }
         if filter.text.is_some() {
-            // ASCII letters in any case, on both databases: SQLite's LOWER folds ASCII only,
-            // and PostgreSQL's does too under the "C" collation.
-            let collate = match self.dialect {
-                super::Dialect::Sqlite => "",
-                super::Dialect::Postgres => " COLLATE \"C\"",
+            // ASCII letters in any case, on both databases: SQLite's LIKE already ignores
+            // their case (and no other's); PostgreSQL's LOWER folds ASCII only under the
+            // "C" collation.
+            let clause = match self.dialect {
+                super::Dialect::Sqlite => {
+                    " AND (id LIKE $? ESCAPE '\\' OR COALESCE(email, '') LIKE $? ESCAPE '\\')"
+                }
+                super::Dialect::Postgres => {
+                    " AND (LOWER(id COLLATE \"C\") LIKE $? ESCAPE '\\' \
+                     OR LOWER(COALESCE(email, '') COLLATE \"C\") LIKE $? ESCAPE '\\')"
+                }
             };
-            arg(
-                &mut sql,
-                &format!(
-                    " AND (LOWER(id{collate}) LIKE $? ESCAPE '\\' \
-                     OR LOWER(COALESCE(email, ''){collate}) LIKE $? ESCAPE '\\')"
-                ),
-            );
+            arg(&mut sql, clause);
         }
         if filter.after.is_some() {
             arg(
