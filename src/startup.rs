@@ -184,7 +184,12 @@ impl App {
             billing,
             embeds: embeds.clone(),
             sessions,
-            users: Users::new(store.clone(), clock.clone(), &config.dashboard),
+            users: Users::new(
+                store.clone(),
+                clock.clone(),
+                &config.dashboard,
+                integrations.email_enabled,
+            ),
             browsers: BrowserSessions::new(
                 store.clone(),
                 clock.clone(),

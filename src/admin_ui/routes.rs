@@ -204,19 +204,21 @@ pub async fn make_creator(
         rate_limit: None,
     };
     let created = crate::creators::service::create(&state, &who, request).await?;
-    let (_, token) = state
+    let (_, invite_url) = state
         .users
-        .add(&created.creator.id, &who, &email, Role::Owner, None)
+        .add(
+            &created.creator.id,
+            &who,
+            (&email, Role::Owner),
+            None,
+            &state.public_base(&req),
+        )
         .await?;
     let made = Made {
         slug: created.creator.slug.clone(),
         secret_key: created.secret_key,
         publishable_key: created.publishable_key,
-        invite_url: format!(
-            "{}/dashboard/link/{}",
-            state.public_base(&req),
-            token.unwrap_or_default()
-        ),
+        invite_url: invite_url.unwrap_or_default(),
     };
     render(&state, &session, Some(&made)).await
 }

@@ -26,6 +26,7 @@ pub fn register(cfg: &mut web::ServiceConfig) {
         .service(sign_in)
         .service(sign_out)
         .service(forgot)
+        .service(email_reset_link)
         .service(link_page)
         .service(use_link)
         .service(home)
@@ -170,8 +171,34 @@ pub async fn sign_out(
 }
 
 #[get("/dashboard/forgot")]
-pub async fn forgot() -> PageResult {
-    Ok(html(views::forgot()))
+pub async fn forgot(state: web::Data<AppState>) -> PageResult {
+    Ok(html(views::forgot(state.integrations.email_enabled, false)))
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    email: String,
+}
+
+/// Emails a reset link when the email is a user's (and email is on); answers the same
+/// either way. Counted against the address's sign-in attempts.
+#[post("/dashboard/forgot")]
+pub async fn email_reset_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ForgotForm>,
+) -> PageResult {
+    crate::web::same_origin(&req)?;
+    state
+        .users
+        .admit_address(state.browsers.client_addr(&req))?;
+    if state.integrations.email_enabled {
+        state
+            .users
+            .email_reset_link(&form.email, &state.public_base(&req))
+            .await?;
+    }
+    Ok(html(views::forgot(state.integrations.email_enabled, true)))
 }
 
 #[get("/dashboard/link/{token}")]
@@ -864,15 +891,14 @@ fn parse_role(text: &str) -> Result<Role, ApiError> {
 }
 
 /// The team page with a link to share (an invite, a password reset).
-async fn team_with_link(
-    state: &AppState,
-    member: &Member,
-    req: &HttpRequest,
-    token: &str,
-) -> PageResult {
+async fn team_with_link(state: &AppState, member: &Member, link: &str) -> PageResult {
     let users = state.users.team(member.creator_id()).await?;
-    let link = format!("{}/dashboard/link/{token}", state.public_base(req));
-    Ok(html(views::team(member, &users, Some(&link), None)))
+    Ok(html(views::team(
+        member,
+        &users,
+        Some((link, state.integrations.email_enabled)),
+        None,
+    )))
 }
 
 #[post("/dashboard/team")]
@@ -884,12 +910,19 @@ pub async fn invite(
 ) -> PageResult {
     member.may_manage_team(&form.csrf)?;
     let role = parse_role(&form.role)?;
-    let (_, token) = state
+    let base = state.public_base(&req);
+    let (_, link) = state
         .users
-        .add(member.creator_id(), &member.who, &form.email, role, None)
+        .add(
+            member.creator_id(),
+            &member.who,
+            (&form.email, role),
+            None,
+            &base,
+        )
         .await?;
-    let token = token.ok_or_else(|| ApiError::invalid("invalid_value", "no invite was made"))?;
-    team_with_link(&state, &member, &req, &token).await
+    let link = link.ok_or_else(|| ApiError::invalid("invalid_value", "no invite was made"))?;
+    team_with_link(&state, &member, &link).await
 }
 
 #[derive(Deserialize)]
@@ -923,8 +956,12 @@ pub async fn password_link(
     form: web::Form<Csrf>,
 ) -> PageResult {
     member.may_manage_team(&form.csrf)?;
-    let token = state.users.reset_link(member.creator_id(), &id).await?;
-    team_with_link(&state, &member, &req, &token).await
+    let base = state.public_base(&req);
+    let link = state
+        .users
+        .reset_link(member.creator_id(), &id, &base)
+        .await?;
+    team_with_link(&state, &member, &link).await
 }
 
 #[post("/dashboard/team/{id}/remove")]

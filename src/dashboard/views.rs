@@ -70,11 +70,24 @@ pub fn sign_in(error: Option<&str>, email: &str) -> Markup {
     )
 }
 
-pub fn forgot() -> Markup {
+/// "Forgot your password": a form when email is on (`sent` after it was posted), else
+/// the way through an owner.
+pub fn forgot(email_on: bool, sent: bool) -> Markup {
     signed_out_page(
         "Forgot your password",
         html! {
-            p { "Ask an owner of your team: the Team page makes a link that sets a new password (it works once, for an hour). Setting it ends every session you had." }
+            @if sent {
+                p.notice role="status" { "If the address belongs to a dashboard user, a link to set a new password is on its way. It works once, for an hour." }
+            }
+            @if email_on {
+                form.stack.sign-in method="post" action="/dashboard/forgot" {
+                    label for="email" { "Email" }
+                    input #email type="email" name="email" autocomplete="username" required;
+                    p { button type="submit" { "Email me a link" } }
+                }
+            } @else {
+                p { "Ask an owner of your team: the Team page makes a link that sets a new password (it works once, for an hour). Setting it ends every session you had." }
+            }
             p { a href="/dashboard/sign-in" { "Back to sign-in" } }
         },
     )
@@ -754,10 +767,11 @@ pub fn keys(
     )
 }
 
+/// `link`: a link to share, and whether it also went by email.
 pub fn team(
     member: &Member,
     users: &[UserView],
-    link: Option<&str>,
+    link: Option<(&str, bool)>,
     notice: Option<&str>,
 ) -> Markup {
     let csrf = &member.session.csrf;
@@ -765,9 +779,12 @@ pub fn team(
     page(
         &member.frame("Team", "/dashboard/team", notice),
         html! {
-            @if let Some(link) = link {
+            @if let Some((link, emailed)) = link {
                 section.card {
                     h2 { "Link to share" }
+                    @if emailed {
+                        p { "It was sent to the person by email; you can also copy it from here." }
+                    }
                     p { "Send this link to the person (it works once; an invite for 7 days, a reset for an hour)." }
                     pre #share-link { (link) }
                     button.secondary type="button" data-copy="share-link" { "Copy" }

@@ -22,7 +22,7 @@ use crate::notices::model::{
 };
 use crate::notices::service::stored;
 use crate::outbound::{outcome, Pace, Sent};
-use crate::outbox::model::{new_id, Integration};
+use crate::outbox::model::{new_id, Integration, DASHBOARD_LINK};
 use crate::outbox::{one_by_one, Batching, Channel};
 use crate::schema::printable;
 use crate::store::outbox::{MessageRow, NewMessage, OutboxEventRow};
@@ -114,6 +114,42 @@ impl EmailChannel {
             .collect()
     }
 
+    /// A dashboard invite or password link, to its one person, in the platform's words
+    /// (a creator's templates do not apply: the email is the platform's, not theirs).
+    fn link_message(&self, event: &OutboxEventRow) -> Vec<NewMessage> {
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        let (Some(to), Some(url)) = (data["email"].as_str(), data["url"].as_str()) else {
+            return Vec::new();
+        };
+        let hours = data["valid_hours"].as_i64().unwrap_or(1);
+        let (subject, opening) = if data["purpose"] == "invite" {
+            (
+                "You are invited to a Staryer dashboard",
+                "You are invited to a creator's dashboard on Staryer. Set your password here:",
+            )
+        } else {
+            (
+                "Set a new Staryer dashboard password",
+                "Someone asked to set a new password for your Staryer dashboard account. If it \
+                 was you, set it here:",
+            )
+        };
+        let closing = format!("The link works once, for {hours} hours.");
+        let text = format!("{opening}\n\n{url}\n\n{closing}\n");
+        let html = format!(
+            "<p>{}</p><p><a href=\"{url}\">{url}</a></p><p>{closing}</p>",
+            escape_html(opening),
+            url = escape_html(url),
+        );
+        vec![NewMessage {
+            id: new_id("msg"),
+            integration: Integration::Email.as_str(),
+            body: json!({"from": self.from, "to": [to], "subject": subject, "text": text, "html": html})
+                .to_string(),
+            target: to.to_string(),
+        }]
+    }
+
     /// What one creator's notices of a batch need, read once: its templates and notice
     /// address, and the emails of the customers they concern.
     async fn settings(
@@ -177,6 +213,7 @@ impl Channel for EmailChannel {
             Ok(events
                 .iter()
                 .map(|event| match settings.get(event.creator_id.as_str()) {
+                    _ if event.event_type == DASHBOARD_LINK => self.link_message(event),
                     Some(theirs) if is_notice(&event) => self.messages(event, theirs),
                     _ => Vec::new(),
                 })

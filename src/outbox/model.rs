@@ -62,6 +62,9 @@ pub const ENDPOINT_DISABLED: &str = "webhook_endpoint.disabled";
 pub const EMBED_EXPOSED: &str = "embed.exposed";
 pub const EMBED_CLICKED: &str = "embed.clicked";
 pub const EMBED_CHECKOUT_STARTED: &str = "embed.checkout_started";
+/// A dashboard invite or password link for one person (`{email, url, purpose}`): sent
+/// by email only, in fixed words, never to webhooks or analytics.
+pub const DASHBOARD_LINK: &str = "dashboard.link";
 pub const EXPERIMENT_CONVERTED: &str = "experiment.converted";
 pub const USAGE_SUMMARY: &str = "usage.hourly_summary";
 

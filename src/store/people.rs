@@ -3,6 +3,7 @@
 //! and sessions are stored by the SHA-256 of their secret, never the secret itself.
 
 use super::audit::AuditEntry;
+use super::outbox::Announcement;
 use super::{unavailable, Store, StoreError};
 
 /// The columns of `UserRow`.
@@ -58,11 +59,13 @@ pub struct BrowserSessionRow {
 }
 
 impl Store {
-    /// Adds a user, with its first link when it has no password yet.
+    /// Adds a user, with its first link when it has no password yet (and the link's
+    /// email, when one goes out).
     pub async fn insert_user(
         &self,
         user: &UserRow,
         link: Option<&LinkRow>,
+        email: Option<&Announcement>,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_tenant(&user.creator_id).await?;
@@ -83,6 +86,13 @@ impl Store {
         if let Some(link) = link {
             insert_link(&mut tx, link).await?;
         }
+        Self::insert_announcements(
+            self.dialect,
+            &mut tx,
+            email.map(std::slice::from_ref).unwrap_or(&[]),
+        )
+        .await
+        .map_err(unavailable)?;
         Self::append_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.map_err(unavailable)
     }
@@ -119,10 +129,22 @@ impl Store {
         .map_err(unavailable)
     }
 
-    /// Adds a link for an existing user (a reset, or a new invite).
-    pub async fn insert_link(&self, link: &LinkRow) -> Result<(), StoreError> {
+    /// Adds a link for an existing user (a reset, or a new invite), with its email when
+    /// one goes out.
+    pub async fn insert_link(
+        &self,
+        link: &LinkRow,
+        email: Option<&Announcement>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_tenant(&link.creator_id).await?;
         insert_link(&mut tx, link).await?;
+        Self::insert_announcements(
+            self.dialect,
+            &mut tx,
+            email.map(std::slice::from_ref).unwrap_or(&[]),
+        )
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
 

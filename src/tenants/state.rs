@@ -191,7 +191,9 @@ impl Tenant {
     pub fn top_customers(&self, meters: &[MeterId], n: usize) -> Vec<Vec<(Arc<str>, Quantity)>> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
-        let mut tops: Vec<BinaryHeap<Reverse<(Quantity, Arc<str>)>>> = meters
+        // Per meter, the `n` most so far, least on top (a min-heap).
+        type Top = BinaryHeap<Reverse<(Quantity, Arc<str>)>>;
+        let mut tops: Vec<Top> = meters
             .iter()
             .map(|_| BinaryHeap::with_capacity(n + 1))
             .collect();

@@ -13,7 +13,8 @@ use crate::state::AppState;
 use crate::users::model::{CreatedUser, NewUser};
 
 /// Make a dashboard user of a creator. Without a password the answer carries an invite
-/// link (good once, for 7 days) where the user sets one.
+/// link (good once, for 7 days) where the user sets one; with email on it is also sent
+/// to the user.
 #[utoipa::path(post, path = "/v1/admin/creators/{slug}/users", tag = "admin",
     request_body = NewUser, params(CreatorPath),
     responses((status = 201, body = CreatedUser),
@@ -35,17 +36,15 @@ pub async fn create_user(
         .registry
         .creator_by_slug(&path.slug)
         .ok_or_else(|| ApiError::not_found("creator_not_found", "no creator with this slug"))?;
-    let (user, token) = state
+    let (user, invite_url) = state
         .users
         .add(
             &creator.tenant.id,
             &who,
-            &body.email,
-            body.role,
+            (&body.email, body.role),
             body.password,
+            &state.public_base(&req),
         )
         .await?;
-    let invite_url =
-        token.map(|token| format!("{}/dashboard/link/{token}", state.public_base(&req)));
     Ok(HttpResponse::Created().json(CreatedUser { user, invite_url }))
 }

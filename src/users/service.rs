@@ -16,7 +16,8 @@ use crate::clock::SharedClock;
 use crate::config::DashboardConfig;
 use crate::error::ApiError;
 use crate::keys::material::hash_hex;
-use crate::outbox::model::new_id;
+use crate::outbox::model::{announcement, new_id, DASHBOARD_LINK};
+use crate::store::outbox::Announcement;
 use crate::store::people::{LinkRow, TeamChange, UserRow};
 use crate::store::{Store, StoreError};
 use crate::usage::period::rfc3339;
@@ -55,6 +56,8 @@ impl LinkPurpose {
 pub struct Users {
     store: Store,
     clock: SharedClock,
+    /// Links go by email too (a Resend key is set).
+    email_enabled: bool,
     per_account: DefaultKeyedRateLimiter<String>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
 }
@@ -70,11 +73,17 @@ pub fn wrong_credentials() -> ApiError {
 }
 
 impl Users {
-    pub fn new(store: Store, clock: SharedClock, config: &DashboardConfig) -> Users {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        config: &DashboardConfig,
+        email_enabled: bool,
+    ) -> Users {
         let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Users {
             store,
             clock,
+            email_enabled,
             per_account: RateLimiter::keyed(quota(config.sign_ins_per_account_per_minute)),
             per_address: RateLimiter::keyed(quota(config.sign_ins_per_address_per_minute)),
         }
@@ -136,15 +145,16 @@ impl Users {
             .collect())
     }
 
-    /// Adds a user: with a password, ready to sign in; without, with an invite link's
-    /// token (answered, and stored only hashed).
+    /// Adds a user: with a password, ready to sign in; without, with an invite link
+    /// (answered, emailed when email is on, and stored only hashed). `base` is where
+    /// browsers reach the daemon.
     pub async fn add(
         &self,
         creator_id: &str,
         who: &Who,
-        email: &str,
-        role: Role,
+        (email, role): (&str, Role),
         password: Option<String>,
+        base: &str,
     ) -> Result<(UserView, Option<String>), ApiError> {
         let email = parse_email(email)?;
         let password_hash = match password {
@@ -163,17 +173,20 @@ impl Users {
             password_hash,
             created_at: now,
         };
-        let (link, token) = if user.password_hash.is_none() {
-            let (link, token) = new_link(&user, LinkPurpose::Invite, now);
-            (Some(link), Some(token))
-        } else {
-            (None, None)
-        };
+        let invite = user
+            .password_hash
+            .is_none()
+            .then(|| self.new_link(&user, LinkPurpose::Invite, now, base));
         let record = who
             .change(creator_id, now, "dashboard_user", "create", &user.id)
             .after(&record_state(&user));
         self.store
-            .insert_user(&user, link.as_ref(), &record)
+            .insert_user(
+                &user,
+                invite.as_ref().map(|link| &link.row),
+                invite.as_ref().and_then(|link| link.email.as_ref()),
+                &record,
+            )
             .await
             .map_err(|err| match err {
                 StoreError::Conflict(_) => ApiError::conflict(
@@ -182,11 +195,17 @@ impl Users {
                 ),
                 other => other.into(),
             })?;
-        Ok((view(user), token))
+        Ok((view(user), invite.map(|link| link.url)))
     }
 
-    /// A new link that sets `user_id`'s password (an owner resetting a teammate's).
-    pub async fn reset_link(&self, creator_id: &str, user_id: &str) -> Result<String, ApiError> {
+    /// A new link that sets `user_id`'s password (an owner resetting a teammate's): its
+    /// URL, also emailed when email is on.
+    pub async fn reset_link(
+        &self,
+        creator_id: &str,
+        user_id: &str,
+        base: &str,
+    ) -> Result<String, ApiError> {
         let user = self
             .store
             .user(creator_id, user_id)
@@ -197,25 +216,64 @@ impl Users {
         } else {
             LinkPurpose::Invite
         };
-        let (link, token) = new_link(&user, purpose, self.clock.now());
-        self.store.insert_link(&link).await?;
-        Ok(token)
+        let link = self.new_link(&user, purpose, self.clock.now(), base);
+        self.store
+            .insert_link(&link.row, link.email.as_ref())
+            .await?;
+        Ok(link.url)
     }
 
-    /// A reset link for whoever has this email, if anyone: what "forgot password" sends.
-    pub async fn reset_link_for_email(
-        &self,
-        email: &str,
-    ) -> Result<Option<(UserRow, String)>, ApiError> {
+    /// "Forgot your password": emails a reset link to whoever has this email, if anyone
+    /// and if email is on. Answers nothing either way (nobody learns who has an account).
+    pub async fn email_reset_link(&self, email: &str, base: &str) -> Result<(), ApiError> {
         let Ok(email) = parse_email(email) else {
-            return Ok(None);
+            return Ok(());
         };
         let Some(user) = self.store.user_by_email(&email).await? else {
-            return Ok(None);
+            return Ok(());
         };
-        let (link, token) = new_link(&user, LinkPurpose::Reset, self.clock.now());
-        self.store.insert_link(&link).await?;
-        Ok(Some((user, token)))
+        let link = self.new_link(&user, LinkPurpose::Reset, self.clock.now(), base);
+        if link.email.is_some() {
+            self.store
+                .insert_link(&link.row, link.email.as_ref())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A link for `user`: the row to store (the token's hash), its URL, and its email when
+    /// email is on.
+    fn new_link(&self, user: &UserRow, purpose: LinkPurpose, now: i64, base: &str) -> NewLink {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let url = format!("{base}/dashboard/link/{token}");
+        let email = self.email_enabled.then(|| {
+            announcement(
+                &user.creator_id,
+                format!("dashboard_link:{}", hash_hex(&token)),
+                DASHBOARD_LINK,
+                serde_json::json!({
+                    "email": user.email,
+                    "url": url,
+                    "purpose": purpose.as_str(),
+                    "valid_hours": purpose.lifetime() / 3_600,
+                }),
+                now,
+            )
+        });
+        NewLink {
+            row: LinkRow {
+                token_hash: hash_hex(&token),
+                creator_id: user.creator_id.clone(),
+                user_id: user.id.clone(),
+                purpose: purpose.as_str().into(),
+                created_at: now,
+                expires_at: now + purpose.lifetime(),
+            },
+            url,
+            email,
+        }
     }
 
     /// Sets a password through a link, once: every other link of the user stops working
@@ -321,21 +379,11 @@ fn team_change(change: TeamChange) -> Result<UserRow, ApiError> {
     }
 }
 
-/// A link for `user` and its secret token (the link's URL carries it; the store keeps its
-/// hash).
-fn new_link(user: &UserRow, purpose: LinkPurpose, now: i64) -> (LinkRow, String) {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-    let link = LinkRow {
-        token_hash: hash_hex(&token),
-        creator_id: user.creator_id.clone(),
-        user_id: user.id.clone(),
-        purpose: purpose.as_str().into(),
-        created_at: now,
-        expires_at: now + purpose.lifetime(),
-    };
-    (link, token)
+/// A new link: what is stored, where it leads, and its email.
+struct NewLink {
+    row: LinkRow,
+    url: String,
+    email: Option<Announcement>,
 }
 
 pub fn view(user: UserRow) -> UserView {

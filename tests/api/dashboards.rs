@@ -23,6 +23,7 @@ on_both_databases!(
     another_creators_user_sees_nothing_of_this_creator,
     the_dashboard_changes_what_the_api_sees,
     invites_and_password_links_work_once,
+    links_go_by_email_when_email_is_on,
     a_portal_link_works_once_and_its_cookie_reads_one_customer,
     revoking_a_portal_link_or_erasing_its_customer_ends_its_cookie,
     the_portal_changes_plan_and_hides_what_the_creator_hides,
@@ -537,10 +538,84 @@ async fn invites_and_password_links_work_once(backend: Backend) {
     assert_eq!(demote.status, 409, "{}", demote.body);
 }
 
+async fn links_go_by_email_when_email_is_on(backend: Backend) {
+    let resend = crate::notices::fake_resend().await;
+    let app = spawn_app_with(backend, crate::notices::with_resend(&resend)).await;
+    let (_, owner) = signed_in_owner(&app, "acme").await;
+    let invited = owner
+        .submit(
+            "/dashboard/team",
+            "/dashboard/team",
+            &[("email", "new@acme.example"), ("role", "viewer")],
+        )
+        .await;
+    assert!(invited.body.contains("sent to the person by email"));
+    let mail_to = |to: &'static str, subject: &'static str| {
+        let resend = &resend;
+        async move {
+            crate::notices::emails(resend)
+                .await
+                .into_iter()
+                .find(|email| {
+                    email["to"] == json!([to])
+                        && email["subject"].as_str().unwrap().contains(subject)
+                })
+        }
+    };
+    let invite = eventually("the invite's email", || {
+        mail_to("new@acme.example", "invited")
+    })
+    .await;
+    let text = invite["text"].as_str().unwrap();
+    let link = link_in(text);
+    assert_eq!(
+        link,
+        link_in(&invited.body),
+        "the email carries the page's link"
+    );
+    let newcomer = WebClient::new(&app.address);
+    assert_eq!(
+        newcomer.post(&link, &[("password", PASSWORD)]).await.status,
+        303
+    );
+
+    // Forgot password: the page answers alike whoever asks; only a user gets an email.
+    let stranger = WebClient::new(&app.address);
+    for email in ["new@acme.example", "nobody@acme.example"] {
+        let asked = stranger
+            .post("/dashboard/forgot", &[("email", email)])
+            .await;
+        assert_eq!(asked.status, 200);
+        assert!(asked
+            .body
+            .contains("If the address belongs to a dashboard user"));
+    }
+    let reset = eventually("the reset's email", || {
+        mail_to("new@acme.example", "new Staryer")
+    })
+    .await;
+    let link = link_in(reset["text"].as_str().unwrap());
+    let set = WebClient::new(&app.address)
+        .post(&link, &[("password", "a fresh password here")])
+        .await;
+    assert_eq!(set.status, 303);
+    assert!(
+        crate::notices::emails(&resend)
+            .await
+            .iter()
+            .all(|email| email["to"] != json!(["nobody@acme.example"])),
+        "no email to an address no user has"
+    );
+}
+
+/// The path of the first dashboard link in a page or an email's text.
 fn link_in(page: &str) -> String {
     let at = page.find("/dashboard/link/").expect("a link on the page");
     let rest = &page[at..];
-    rest[..rest.find('<').unwrap()].to_string()
+    let end = rest
+        .find(|c: char| c == '<' || c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    rest[..end].to_string()
 }
 
 /// A portal session's token for `customer`.

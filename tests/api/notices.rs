@@ -33,7 +33,7 @@ fn resend_ok() -> ResponseTemplate {
 }
 
 /// A fake Resend that answers every email, and a webhook receiver beside it (`/hook`).
-async fn fake_resend() -> MockServer {
+pub async fn fake_resend() -> MockServer {
     let resend = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/emails"))
@@ -87,7 +87,7 @@ async fn add_endpoint(app: &TestApp, creator: &TestCreator, base: &str) {
 
 /// The emails Resend took, by recipient, one per idempotency key (as Resend sends one
 /// email per key, however often it is asked).
-async fn emails(resend: &MockServer) -> Vec<Value> {
+pub async fn emails(resend: &MockServer) -> Vec<Value> {
     let mut keys = BTreeSet::new();
     let mut emails = Vec::new();
     for request in resend.received_requests().await.unwrap_or_default() {
@@ -107,7 +107,7 @@ async fn emails(resend: &MockServer) -> Vec<Value> {
     emails
 }
 
-fn with_resend(resend: &MockServer) -> impl FnOnce(&mut staryer::config::Config) + '_ {
+pub fn with_resend(resend: &MockServer) -> impl FnOnce(&mut staryer::config::Config) + '_ {
     move |config| {
         quick_outbox(config);
         config.resend.api_key = "re_test".into();
