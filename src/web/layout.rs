@@ -1,12 +1,11 @@
 //! The page frame every face shares (header, navigation, sign-out, the main landmark),
-//! and small printers: quantities, times, money, forms' CSRF fields, notices after a
+//! and small printers: quantities, money, forms' CSRF fields, notices after a
 //! change. Notices are chosen by a code in the query (`?done=tier_saved`) from a fixed
 //! table, so a link can never put text of its own on a page.
 
 use maud::{html, Markup, DOCTYPE};
 
 use crate::error::ApiError;
-use crate::usage::period::rfc3339;
 use crate::usage::quantity::Quantity;
 
 /// What a page's frame shows around its body.
@@ -138,12 +137,6 @@ pub fn quantity(value: Quantity) -> String {
     } else {
         format!("{sign}{grouped}.{fraction}")
     }
-}
-
-/// A time as people read it, in UTC: `2026-11-27 20:15 UTC`.
-pub fn time(at: i64) -> String {
-    let text = rfc3339(at);
-    format!("{} {} UTC", &text[..10], &text[11..16])
 }
 
 /// An amount in a currency's smallest unit, for people: `12.50 EUR`.

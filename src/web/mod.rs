@@ -1,9 +1,9 @@
 //! What the three browser faces share (`dashboard`, `portal`, `admin_ui`): browser
 //! sessions in cookies with their CSRF tokens (`session`), the page frame and its small
 //! helpers (`layout`), tables of the API's views (`table`), charts drawn as SVG on the
-//! server (`chart`), and the stylesheet and
-//! script they load, built into the binary (`assets`). Pages are HTML rendered with maud,
-//! whose templates are Rust checked at compile time and escape whatever they print.
+//! server (`chart`), and the stylesheet and script they load, built into the binary
+//! (`assets`). Pages are HTML rendered with maud, whose templates are Rust checked at
+//! compile time and escape whatever they print.
 
 pub mod assets;
 pub mod chart;
