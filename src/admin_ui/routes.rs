@@ -6,8 +6,9 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::admin_ui::views::{self, CreatorLine, Made, Platform};
-use crate::audit::model::{Actor, Who};
+use crate::audit::model::Actor;
 use crate::error::ApiError;
+use crate::http::auth::browser_who;
 use crate::keys::material as keys;
 use crate::state::AppState;
 use crate::users::model::Role;
@@ -33,14 +34,6 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<BrowserSession, Pa
         .find(req, Surface::Admin)
         .await?
         .ok_or_else(|| PageError::Redirect(SIGN_IN.into()))
-}
-
-fn who(state: &AppState, req: &HttpRequest) -> Who {
-    Who {
-        actor: Actor::Admin,
-        client_addr: state.browsers.client_addr(req).map(|ip| ip.to_string()),
-        request_id: Some(crate::http::observe::request_id(req)),
-    }
 }
 
 #[get("/admin/sign-in")]
@@ -186,7 +179,7 @@ pub async fn make_creator(
     let session = owner(&state, &req).await?;
     session.check_csrf(&form.csrf)?;
     state.ensure_ready()?;
-    let who = who(&state, &req);
+    let who = browser_who(&state, &req, Actor::Admin);
     // The owner's email is checked first, so a taken one leaves no creator without owner.
     let email = crate::users::model::parse_email(&form.owner_email)?;
     if state.store.user_by_email(&email).await?.is_some() {

@@ -2,3 +2,4 @@
 pub mod listing;
 pub mod model;
 pub mod routes;
+pub mod service;

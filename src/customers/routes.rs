@@ -88,13 +88,7 @@ pub async fn put_customer(
     let id = Arc::from(customer_id(&path.customer_id)?);
     let update = CustomerUpdate::parse(id, body)?;
     let record = who.customer_change(&creator.tenant.id, state.usage.now(), "put", &update.id);
-    let assigned = match &state.billing {
-        Some(billing) => billing.put_customer(&creator, update, record).await?,
-        None => AssignedCustomer {
-            customer: creator.actor.upsert_customer(update, record).await?,
-            plan_change: None,
-        },
-    };
+    let assigned = crate::customers::service::put(&state, &creator, update, record).await?;
     Ok(HttpResponse::Ok().json(assigned))
 }
 

@@ -10,6 +10,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::audit::model::{Actor, Who};
 use crate::error::ApiError;
+use crate::http::auth::browser_who;
 use crate::state::AppState;
 use crate::store::people::UserRow;
 use crate::tenants::registry::Creator;
@@ -123,11 +124,7 @@ impl FromRequest for Member {
                 .ok_or_else(signed_out)?;
             let creator = state.registry.creator(&creator_id).ok_or_else(signed_out)?;
             let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
-            let who = Who {
-                actor: Actor::User(user.id.clone()),
-                client_addr: state.browsers.client_addr(&req).map(|ip| ip.to_string()),
-                request_id: Some(crate::http::observe::request_id(&req)),
-            };
+            let who = browser_who(&state, &req, Actor::User(user.id.clone()));
             Ok(Member {
                 user,
                 role,

@@ -281,12 +281,7 @@ pub async fn create_meter(
     member.may_change(csrf_of(&form))?;
     let body = forms::meter_body(&form);
     let request: crate::meters::model::NewMeter = parse_json(&body)?;
-    let now = state.usage.now();
-    let meter = request.parse(now)?;
-    let record = member
-        .who
-        .change(member.creator_id(), now, "meter", "create", &*meter.key);
-    member.creator.actor.create_meter(meter, record).await?;
+    crate::meters::service::create(&state, &member.creator, &member.who, request).await?;
     Ok(see_other("/dashboard/meters?done=meter_created"))
 }
 
@@ -298,21 +293,7 @@ pub async fn delete_meter(
     form: web::Form<Csrf>,
 ) -> PageResult {
     member.may_change(&form.csrf)?;
-    let record = member.who.change(
-        member.creator_id(),
-        state.usage.now(),
-        "meter",
-        "delete",
-        key.as_str(),
-    );
-    member
-        .creator
-        .actor
-        .delete_meter(Arc::from(key.as_str()), record)
-        .await?;
-    if let Some(billing) = &state.billing {
-        billing.tidy_up(member.creator_id()).await;
-    }
+    crate::meters::service::delete(&state, &member.creator, &member.who, &key).await?;
     Ok(see_other("/dashboard/meters?done=meter_deleted"))
 }
 
@@ -331,15 +312,9 @@ pub async fn create_tier(
     member.may_change(csrf_of(&form))?;
     let body = forms::tier_body(&form, &member.creator.tenant.config(), true)?;
     let request: crate::tiers::model::NewTier = parse_json(&body)?;
-    let record = member.who.change(
-        member.creator_id(),
-        state.usage.now(),
-        "tier",
-        "create",
-        &request.key,
-    );
-    let tier = member.creator.actor.create_tier(request, record).await?;
-    crate::tiers::routes::synced_view(&state, &member.creator, &tier).await;
+    let created =
+        crate::tiers::service::create(&state, &member.creator, &member.who, request).await?;
+    let tier = created.tier;
     Ok(see_other(&format!(
         "/dashboard/tiers/{}?done=tier_created",
         tier.key
@@ -384,19 +359,9 @@ pub async fn update_tier(
     member.may_change(csrf_of(&form))?;
     let body = forms::tier_body(&form, &member.creator.tenant.config(), false)?;
     let patch: crate::tiers::model::TierPatch = parse_json(&body)?;
-    let record = member.who.change(
-        member.creator_id(),
-        state.usage.now(),
-        "tier",
-        "update",
-        key.as_str(),
-    );
-    let tier = member
-        .creator
-        .actor
-        .update_tier(Arc::from(key.as_str()), patch, record)
-        .await?;
-    crate::tiers::routes::synced_view(&state, &member.creator, &tier).await;
+    let changed =
+        crate::tiers::service::update(&state, &member.creator, &member.who, &key, patch).await?;
+    let tier = changed.tier;
     Ok(see_other(&format!(
         "/dashboard/tiers/{}?done=tier_saved",
         tier.key
@@ -411,21 +376,7 @@ pub async fn delete_tier(
     form: web::Form<Csrf>,
 ) -> PageResult {
     member.may_change(&form.csrf)?;
-    let record = member.who.change(
-        member.creator_id(),
-        state.usage.now(),
-        "tier",
-        "delete",
-        key.as_str(),
-    );
-    member
-        .creator
-        .actor
-        .delete_tier(Arc::from(key.as_str()), record)
-        .await?;
-    if let Some(billing) = &state.billing {
-        billing.tidy_up(member.creator_id()).await;
-    }
+    crate::tiers::service::delete(&state, &member.creator, &member.who, &key).await?;
     Ok(see_other("/dashboard/tiers?done=tier_deleted"))
 }
 
@@ -522,16 +473,7 @@ pub async fn change_tier(
     let record = member
         .who
         .customer_change(&tenant.id, state.usage.now(), "put", &update.id);
-    match &state.billing {
-        Some(billing) => {
-            billing
-                .put_customer(&member.creator, update, record)
-                .await?;
-        }
-        None => {
-            member.creator.actor.upsert_customer(update, record).await?;
-        }
-    }
+    crate::customers::service::put(&state, &member.creator, update, record).await?;
     Ok(see_other(&format!(
         "{}?done=tier_changed",
         views::customer_path(id)

@@ -258,6 +258,16 @@ impl FromRequest for CreatorAuth {
     }
 }
 
+/// Who makes a change through a browser face (the dashboard, the portal, the admin view):
+/// `actor`, at the browser's address as the sessions read it (through trusted proxies).
+pub fn browser_who(state: &AppState, req: &HttpRequest, actor: Actor) -> Who {
+    Who {
+        actor,
+        client_addr: state.browsers.client_addr(req).map(|ip| ip.to_string()),
+        request_id: Some(crate::http::observe::request_id(req)),
+    }
+}
+
 /// Who makes a change: taken after the request's authentication (an extractor before
 /// this one refused a bad key), by finding its key again, so that requests which change
 /// nothing (ingest) pay nothing for it.

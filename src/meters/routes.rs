@@ -1,9 +1,7 @@
-//! `/v1/meters`: thin handlers over the tenant actor (writes) and the config snapshot (reads).
+//! `/v1/meters`: thin handlers over `service` (writes) and the config snapshot (reads).
 //! A delete is answered once the store and memory have it; with billing on, the meter's
 //! Stripe meter is then deactivated (`billing::tidy`), and a Stripe failure there is
 //! retried by the reporter rather than failing the delete.
-
-use std::sync::Arc;
 
 use actix_web::{delete, get, post, web, HttpResponse};
 
@@ -12,6 +10,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::meters::model::{MeterView, NewMeter};
+use crate::meters::service;
 use crate::state::AppState;
 use crate::tenants::actor::meter_not_found;
 
@@ -29,10 +28,7 @@ pub async fn create_meter(
     who: Who,
     ApiJson(body): ApiJson<NewMeter>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.usage.now();
-    let meter = body.parse(now)?;
-    let record = who.change(&creator.tenant.id, now, "meter", "create", &*meter.key);
-    let created = creator.actor.create_meter(meter, record).await?;
+    let created = service::create(&state, &creator, &who, body).await?;
     Ok(HttpResponse::Created().json(MeterView::from(&*created)))
 }
 
@@ -81,19 +77,6 @@ pub async fn delete_meter(
     who: Who,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = who.change(
-        &creator.tenant.id,
-        state.usage.now(),
-        "meter",
-        "delete",
-        key.as_str(),
-    );
-    creator
-        .actor
-        .delete_meter(Arc::from(key.as_str()), record)
-        .await?;
-    if let Some(billing) = &state.billing {
-        billing.tidy_up(&creator.tenant.id).await;
-    }
+    service::delete(&state, &creator, &who, &key).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::audit::model::{Actor, Who};
+use crate::http::auth::browser_who;
 use crate::state::AppState;
 use crate::tenants::registry::Creator;
 use crate::web::session::{BrowserSession, Surface};
@@ -64,11 +65,7 @@ impl FromRequest for PortalCustomer {
             Ok(PortalCustomer {
                 customer_id: session.subject.clone(),
                 creator,
-                who: Who {
-                    actor: Actor::Browser,
-                    client_addr: state.browsers.client_addr(&req).map(|ip| ip.to_string()),
-                    request_id: Some(crate::http::observe::request_id(&req)),
-                },
+                who: browser_who(&state, &req, Actor::Browser),
                 session,
             })
         })

@@ -250,20 +250,7 @@ pub async fn change_plan(
         "put",
         &customer.customer_id,
     );
-    match &state.billing {
-        Some(billing) => {
-            billing
-                .put_customer(&customer.creator, update, record)
-                .await?;
-        }
-        None => {
-            customer
-                .creator
-                .actor
-                .upsert_customer(update, record)
-                .await?;
-        }
-    }
+    crate::customers::service::put(&state, &customer.creator, update, record).await?;
     Ok(see_other("/portal?done=plan_changed"))
 }
 

@@ -1,3 +1,4 @@
 //! Tiers: plans with caps and entitlements.
 pub mod model;
 pub mod routes;
+pub mod service;

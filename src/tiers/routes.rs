@@ -1,25 +1,19 @@
-//! `/v1/tiers`: thin handlers over the tenant actor (writes) and the config snapshot
-//! (reads). With billing on, a created or changed tier is synced to Stripe before the
+//! `/v1/tiers`: thin handlers over `service` (writes) and the config snapshot (reads).
+//! With billing on, a created or changed tier is synced to Stripe before the
 //! answer, which shows the outcome (`stripe`); a failed sync keeps the tier and is retried
 //! by the reporter's next pass (or the next change or checkout). A deleted tier's Stripe
 //! Product and Prices are archived after the delete (`billing::tidy`), retried likewise.
 
-use std::sync::Arc;
-
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use serde::Serialize;
 
 use crate::audit::model::Who;
-use crate::billing::catalog::TierSyncView;
-
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::CreatorAuth;
 use crate::http::body::ApiJson;
 use crate::state::AppState;
 use crate::tenants::actor::tier_not_found;
-use crate::tenants::registry::Creator;
-use crate::tiers::model::Tier;
 use crate::tiers::model::{NewTier, TierPatch, TierView};
+use crate::tiers::service::{self, ChangedTier};
 
 /// Create a tier. Caps name existing meters; `default: true` makes it the tier of every
 /// customer without an assignment.
@@ -37,40 +31,12 @@ pub async fn create_tier(
     who: Who,
     ApiJson(body): ApiJson<NewTier>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = who.change(
-        &creator.tenant.id,
-        state.usage.now(),
-        "tier",
-        "create",
-        &body.key,
-    );
-    let tier = creator.actor.create_tier(body, record).await?;
-    Ok(HttpResponse::Created().json(synced_view(&state, &creator, &tier).await))
+    let created = service::create(&state, &creator, &who, body).await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// A tier as answered after a change: the tier, and its Stripe sync outcome when billing
 /// is on. Kept here, at the edge, so the tier model knows nothing of billing.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ChangedTier {
-    #[serde(flatten)]
-    tier: TierView,
-    /// After a create or change while billing is on: the tier's Stripe objects.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stripe: Option<TierSyncView>,
-}
-
-/// The tier's view, after a sync to Stripe when billing is on (the dashboard's forms too).
-pub async fn synced_view(state: &AppState, creator: &Creator, tier: &Tier) -> ChangedTier {
-    let stripe = match &state.billing {
-        Some(billing) => Some(billing.sync_view(&creator.tenant, tier).await),
-        None => None,
-    };
-    ChangedTier {
-        tier: TierView::from(tier),
-        stripe,
-    }
-}
-
 /// List the creator's tiers.
 #[utoipa::path(get, path = "/v1/tiers", tag = "tiers",
     responses((status = 200, body = [TierView])), security(("secret_key" = [])))]
@@ -114,18 +80,8 @@ pub async fn update_tier(
     key: web::Path<String>,
     ApiJson(body): ApiJson<TierPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = who.change(
-        &creator.tenant.id,
-        state.usage.now(),
-        "tier",
-        "update",
-        key.as_str(),
-    );
-    let tier = creator
-        .actor
-        .update_tier(Arc::from(key.as_str()), body, record)
-        .await?;
-    Ok(HttpResponse::Ok().json(synced_view(&state, &creator, &tier).await))
+    let changed = service::update(&state, &creator, &who, &key, body).await?;
+    Ok(HttpResponse::Ok().json(changed))
 }
 
 /// Delete a tier. Refused while customers are on it; for the default tier, also while any
@@ -144,19 +100,6 @@ pub async fn delete_tier(
     who: Who,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = who.change(
-        &creator.tenant.id,
-        state.usage.now(),
-        "tier",
-        "delete",
-        key.as_str(),
-    );
-    creator
-        .actor
-        .delete_tier(Arc::from(key.as_str()), record)
-        .await?;
-    if let Some(billing) = &state.billing {
-        billing.tidy_up(&creator.tenant.id).await;
-    }
+    service::delete(&state, &creator, &who, &key).await?;
     Ok(HttpResponse::NoContent().finish())
 }
